@@ -1,0 +1,33 @@
+"""Time-sortable ids (UUIDv7, RFC 9562) so that newest-first is simply id order."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_id() -> str:
+    """Return a new UUIDv7 string; ids made in one process are strictly increasing.
+
+    Within one millisecond the 12-bit ``rand_a`` field is a counter (RFC 9562, method 1),
+    so a burst of ids keeps its order; the remaining 62 bits are random.
+    """
+    global _last_ms, _counter
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _counter = ms, int.from_bytes(os.urandom(1), "big")
+        else:
+            _counter += 1
+            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                _last_ms, _counter = _last_ms + 1, 0
+        ms, counter = _last_ms, _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand_b
+    return str(uuid.UUID(int=value))

@@ -1,0 +1,317 @@
+"""Settings: typed values built once at the edge from a config file and the environment.
+
+The file is ``redrive.toml`` (or ``.yaml``/``.yml``), named by ``--config`` or
+``REDRIVE_CONFIG``; ``REDRIVE_*`` variables override it. Library code never reads
+``os.environ``: the CLI, ``redrive worker`` and the app pass ``environ`` in.
+
+A bad value is reported with the file, the key and what was expected::
+
+    redrive.toml: topics.orders.policy.max_attempts: expected an integer >= 1, got 'five'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from redrive.exceptions import ConfigError, PolicyError
+from redrive.policy import DEFAULT_DEAD_ON, RetryPolicy
+
+DEFAULT_STORE_URL = "sqlite:///./redrive.db"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_POLICY_KEYS = {
+    "max_attempts",
+    "initial_delay",
+    "multiplier",
+    "max_delay",
+    "jitter",
+    "retry_on",
+    "dead_on",
+}
+_TOPIC_KEYS = {"policy", "retention", "dlq_topic", "alerts"}
+_ENV_POLICY = {
+    "REDRIVE_MAX_ATTEMPTS": "max_attempts",
+    "REDRIVE_INITIAL_DELAY": "initial_delay",
+    "REDRIVE_MULTIPLIER": "multiplier",
+    "REDRIVE_MAX_DELAY": "max_delay",
+    "REDRIVE_JITTER": "jitter",
+}
+
+
+def parse_duration(text: str | float | int) -> timedelta:
+    """``"30s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"``, ``"250ms"`` or plain seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"expected a duration such as 30s, 15m, 2h or 7d, got {text!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TopicSettings:
+    """What the config says about one topic."""
+
+    policy: RetryPolicy | None = None
+    retention: timedelta | None = None
+    dlq_topic: str | None = None
+    alerts: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Everything redrive reads from configuration.
+
+    ``sections`` keeps the other top-level tables (``api``, ``alerts``, ``redact``, ...)
+    for the features that own them to validate.
+
+    .. versionadded:: 0.1
+    """
+
+    store_url: str = DEFAULT_STORE_URL
+    policy: RetryPolicy | None = None
+    topics: Mapping[str, TopicSettings] = dataclasses.field(default_factory=dict)
+    handlers: Mapping[str, RetryPolicy] = dataclasses.field(default_factory=dict)
+    max_replays: int = 5
+    service: str | None = None
+    version: str | None = None
+    sections: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read ``path`` (or ``REDRIVE_CONFIG``, or ``./redrive.toml`` if present) and apply
+        ``REDRIVE_*`` overrides from ``environ``."""
+        environ = environ or {}
+        path = path or environ.get("REDRIVE_CONFIG")
+        if path is None and Path("redrive.toml").is_file():
+            path = "redrive.toml"
+        data = read_file(Path(path)) if path else {}
+        return from_mapping(data, source=str(path or ""), environ=environ)
+
+    def policy_for(
+        self,
+        topic: str,
+        handler: str,
+        code: RetryPolicy | None = None,
+        *,
+        fallback: RetryPolicy | None = None,
+    ) -> RetryPolicy:
+        """The policy a handler runs under, most specific first: the config's entry for the
+        handler, the handler's policy in code, the config's entry for the topic, the
+        config's default, the code's default (``fallback``), the built-in default.
+
+        So operators can override any handler from the config without a deploy, and a
+        developer's handler-specific policy beats a topic-wide or default one.
+        """
+        topic_policy = self.topics.get(topic, TopicSettings()).policy
+        for policy in (self.handlers.get(handler), code, topic_policy, self.policy, fallback):
+            if policy is not None:
+                return policy
+        return RetryPolicy()
+
+    def dlq_topic(self, topic: str) -> str:
+        """Where a transport publishes dead letters of ``topic`` (default ``{topic}.dlq``)."""
+        configured = self.topics.get(topic, TopicSettings()).dlq_topic
+        return configured or f"{topic}.dlq"
+
+    def retention(self, topic: str) -> timedelta | None:
+        """How long dead letters of ``topic`` are kept, if the config says."""
+        return self.topics.get(topic, TopicSettings()).retention
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML or YAML config file into a mapping, with a clear error if it cannot."""
+    source = str(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file ({exc.strerror})", source=source) from exc
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:  # the parsers' own messages name the line
+        raise ConfigError(
+            f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}", source=source
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a table of settings at the top level", source=source)
+    return data
+
+
+def from_mapping(
+    data: Mapping[str, Any], *, source: str = "", environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate a parsed config (and environment overrides) into ``Settings``."""
+    p = _Parser(source)
+    environ = environ or {}
+    store = data.get("store", {})
+    store_url = data.get("store_url") or (store.get("url") if isinstance(store, dict) else None)
+    store_url = environ.get("REDRIVE_STORE_URL") or store_url or DEFAULT_STORE_URL
+    policy_data = dict(p.table(data.get("policy", {}), "policy"))
+    for variable, key in _ENV_POLICY.items():
+        if variable in environ:
+            policy_data[key] = environ[variable]
+    max_replays = environ.get("REDRIVE_MAX_REPLAYS", data.get("max_replays", 5))
+    known = {
+        "store_url",
+        "store",
+        "policy",
+        "topics",
+        "handlers",
+        "max_replays",
+        "service",
+        "version",
+    }
+    return Settings(
+        store_url=p.string(store_url, "store_url"),
+        policy=p.policy(policy_data, "policy") if policy_data else None,
+        topics={
+            name: p.topic(value, f"topics.{name}")
+            for name, value in p.table(data.get("topics", {}), "topics").items()
+        },
+        handlers={
+            name: p.policy(
+                p.table(value, f"handlers.{name}").get("policy", {}), f"handlers.{name}.policy"
+            )
+            for name, value in p.table(data.get("handlers", {}), "handlers").items()
+        },
+        max_replays=p.integer(max_replays, "max_replays", minimum=0),
+        service=environ.get("REDRIVE_SERVICE") or data.get("service"),
+        version=environ.get("REDRIVE_VERSION") or data.get("version"),
+        sections={key: value for key, value in data.items() if key not in known},
+        source=source,
+    )
+
+
+class _Parser:
+    """Typed reads of config values; each failure names the file and the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, value: Any) -> ConfigError:
+        return ConfigError(f"expected {expected}, got {value!r}", source=self.source, key=key)
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, "a table", value)
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a non-empty string", value)
+        return value
+
+    def integer(self, value: Any, key: str, *, minimum: int) -> int:
+        try:
+            number = int(value)
+            if isinstance(value, bool) or (isinstance(value, float) and value != number):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise self.fail(key, f"an integer >= {minimum}", value) from None
+        if number < minimum:
+            raise self.fail(key, f"an integer >= {minimum}", value)
+        return number
+
+    def seconds(self, value: Any, key: str) -> float:
+        try:
+            return parse_duration(value).total_seconds()
+        except (TypeError, ValueError):
+            raise self.fail(key, "a duration (seconds, or 500ms, 30s, 5m, 2h, 7d)", value) from None
+
+    def number(self, value: Any, key: str) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self.fail(key, "a number", value) from None
+
+    def classes(self, value: Any, key: str) -> tuple[type[BaseException], ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise self.fail(
+                key, "a list of exception class names such as 'httpx.TimeoutException'", value
+            )
+        return tuple(self.exception_class(name, f"{key}[{i}]") for i, name in enumerate(value))
+
+    def exception_class(self, name: Any, key: str) -> type[BaseException]:
+        if not isinstance(name, str):
+            raise self.fail(key, "an exception class name", name)
+        module_name, _, attribute = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name or "builtins"), attribute)
+        except (ImportError, AttributeError, ValueError):
+            raise self.fail(key, "an importable exception class", name) from None
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise self.fail(key, "an exception class", name)
+        return cls
+
+    def policy(self, value: Any, key: str) -> RetryPolicy:
+        data = self.table(value, key)
+        unknown = set(data) - _POLICY_KEYS
+        if unknown:
+            raise self.fail(
+                f"{key}.{sorted(unknown)[0]}",
+                f"one of {', '.join(sorted(_POLICY_KEYS))}",
+                "an unknown key",
+            )
+        fields: dict[str, Any] = {}
+        if "max_attempts" in data:
+            fields["max_attempts"] = self.integer(
+                data["max_attempts"], f"{key}.max_attempts", minimum=1
+            )
+        for name in ("initial_delay", "max_delay"):
+            if name in data:
+                fields[name] = self.seconds(data[name], f"{key}.{name}")
+        if "multiplier" in data:
+            fields["multiplier"] = self.number(data["multiplier"], f"{key}.multiplier")
+        if "jitter" in data:
+            if data["jitter"] not in ("full", "equal", "none"):
+                raise self.fail(f"{key}.jitter", "'full', 'equal' or 'none'", data["jitter"])
+            fields["jitter"] = data["jitter"]
+        if "retry_on" in data:
+            fields["retry_on"] = self.classes(data["retry_on"], f"{key}.retry_on")
+        if "dead_on" in data:  # added to the built-in non-retriable errors
+            fields["dead_on"] = DEFAULT_DEAD_ON + self.classes(data["dead_on"], f"{key}.dead_on")
+        try:
+            return RetryPolicy(**fields)
+        except PolicyError as exc:
+            raise ConfigError(str(exc), source=self.source, key=key) from exc
+
+    def topic(self, value: Any, key: str) -> TopicSettings:
+        data = self.table(value, key)
+        unknown = set(data) - _TOPIC_KEYS
+        if unknown:
+            raise self.fail(
+                f"{key}.{sorted(unknown)[0]}",
+                f"one of {', '.join(sorted(_TOPIC_KEYS))}",
+                "an unknown key",
+            )
+        retention = None
+        if "retention" in data:
+            retention = timedelta(seconds=self.seconds(data["retention"], f"{key}.retention"))
+        dlq_topic = (
+            self.string(data["dlq_topic"], f"{key}.dlq_topic") if "dlq_topic" in data else None
+        )
+        return TopicSettings(
+            policy=self.policy(data["policy"], f"{key}.policy") if "policy" in data else None,
+            retention=retention,
+            dlq_topic=dlq_topic,
+            alerts=self.table(data.get("alerts", {}), f"{key}.alerts"),
+        )

@@ -1,0 +1,80 @@
+"""The exceptions redrive raises, and the ones handlers raise to steer retries.
+
+Everything redrive raises derives from one root::
+
+    RedriveError
+    ├── ConfigError            a bad config file or environment variable
+    ├── PolicyError            an impossible retry policy
+    ├── NotFound               no dead letter (or other record) with that id
+    ├── InvalidTransition      the record is not in a status that allows the change
+    ├── StoreError             the store failed; the driver's error is the __cause__
+    │   └── StoreUnavailable   the store could not be reached within the timeout
+    └── TransportError         a broker failed; the driver's error is the __cause__
+
+Handlers raise these to steer their own retries (they are not ``RedriveError``\\ s)::
+
+    NonRetriableError          the event can never succeed: dead at once
+    RetryAfter(seconds)        retry, but not before ``seconds``
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class RedriveError(Exception):
+    """redrive failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(RedriveError):
+    """The configuration is invalid."""
+
+    def __init__(self, message: str, *, source: str = "", key: str = "") -> None:
+        self.source = source
+        self.key = key
+        where = ": ".join(part for part in (source, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PolicyError(RedriveError):
+    """The retry policy is invalid."""
+
+
+class NotFound(RedriveError):
+    """No record with that id."""
+
+
+class InvalidTransition(RedriveError):
+    """The record's status does not allow this change."""
+
+
+class StoreError(RedriveError):
+    """The store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached; the failure record was not written."""
+
+
+class TransportError(RedriveError):
+    """The transport failed."""
+
+
+class NonRetriableError(Exception):
+    """Raise from a handler when the event can never succeed: it goes dead at once."""
+
+
+class RetryAfter(Exception):
+    """Raise from a handler to retry no sooner than ``seconds`` from now.
+
+    The attempt still counts towards ``max_attempts``.
+    """
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        if seconds < 0:
+            raise PolicyError("RetryAfter needs a delay of zero seconds or more")
+        self.seconds = float(seconds)
+        super().__init__(message or f"retry after {self.seconds:g}s")

@@ -1,0 +1,152 @@
+"""The scheduler: claims due records under a lease and runs them through the engine.
+
+It serves automatic retries and operator replays alike (a replay is a record scheduled
+for now). A claim moves records to ``retrying`` with a lease; a worker that dies leaves
+the lease to expire, and the record is claimed again (at-least-once). The scheduler
+sleeps until the earliest due record, a wake-up, or ``poll_interval``, whichever is first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from redrive._clock import Clock, SystemClock
+from redrive.engine import Engine, HandlerSpec
+from redrive.models import DeadLetter
+from redrive.stores.base import Store
+
+logger = logging.getLogger("redrive.scheduler")
+
+HandlerKey = tuple[str, str]  # (topic, handler name)
+
+
+class Scheduler:
+    """Runs due records for the handlers it knows.
+
+    :param handlers: returns the specs by (topic, handler name); read at each claim.
+    :param concurrency: records run at once.
+    :param lease: how long a claim holds before another worker may take the record.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        handlers: Callable[[], Mapping[HandlerKey, HandlerSpec]],
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 1.0,
+        batch_size: int = 100,
+        concurrency: int = 50,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._handlers = handlers
+        self._poll = poll_interval
+        self._batch = batch_size
+        self._concurrency = concurrency
+        self._lease = lease
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[DeadLetter | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- control -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the loop in the running event loop."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._loop(), name="redrive-scheduler")
+
+    async def stop(self) -> None:
+        """Stop claiming, and wait for the records in flight to finish."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look for due records now (something was just scheduled)."""
+        self._wake.set()
+
+    # -- work --------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Claim one batch of due records and run them to the end; return how many."""
+        claimed = await self._claim(self._batch)
+        await asyncio.gather(*(self._run(record) for record in claimed))
+        return len(claimed)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                free = self._concurrency - len(self._running)
+                claimed = await self._claim(min(self._batch, free)) if free > 0 else []
+                for record in claimed:
+                    task = asyncio.create_task(self._run(record))
+                    self._running.add(task)
+                    task.add_done_callback(self._done)
+                if claimed and len(claimed) == min(self._batch, free):
+                    continue  # more may be due: claim again at once
+                await self._sleep(await self._next_wait())
+            except Exception:
+                logger.exception("scheduler loop failed; retrying in %.1fs", self._poll)
+                await self._sleep(self._poll)
+
+    def _done(self, task: asyncio.Task[DeadLetter | None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[DeadLetter]:
+        keys = self._handlers().keys()
+        if limit <= 0 or not keys:
+            return []
+        now = self.clock.now()
+        return await asyncio.to_thread(
+            self.store.claim_due,
+            now=now,
+            lease_until=now + self._lease,
+            owner=self.owner,
+            limit=limit,
+            handlers=list(keys),
+        )
+
+    async def _run(self, record: DeadLetter) -> DeadLetter | None:
+        spec = self._handlers().get((record.topic, record.handler))
+        if spec is None:  # unsubscribed since the claim: let the lease lapse for another worker
+            return None
+        try:
+            return await self.engine.retry(record, spec, owner=self.owner)
+        except Exception:
+            logger.exception("could not save the outcome of %s; its lease will expire", record.id)
+            return None
+
+    async def _next_wait(self) -> float:
+        due = await asyncio.to_thread(self.store.next_due_at, list(self._handlers().keys()))
+        if due is None:
+            return self._poll
+        return max(0.0, min(self._poll, _seconds_until(due, self.clock.now())))
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+
+def _seconds_until(when: datetime, now: datetime) -> float:
+    return (when - now).total_seconds()

@@ -1,0 +1,323 @@
+"""DeadLetterQueue: the one API the operator surfaces (CLI, REST API, console, metrics,
+alerts) use. It reads the store and changes records only by status transitions; it never
+runs handlers: a replay schedules the record, and the scheduler of the process that owns
+the handler runs it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import getpass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from redrive._clock import Clock, SystemClock
+from redrive._ids import new_id
+from redrive.exceptions import NotFound
+from redrive.hooks import Hook, Hooks
+from redrive.models import JSON, Attempt, DeadLetter, Status
+from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
+
+BATCH = 1000
+"""Records per transaction in bulk changes: bounded memory, short locks."""
+
+IDS_KEPT = 1000
+"""Changed ids a Result keeps (for reports and canaries); counts are always exact."""
+
+REPLAYABLE = (Status.DEAD,)
+RESOLVABLE = (Status.DEAD, Status.SCHEDULED)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    """What a bulk change did: ``matched`` records were selected, ``changed`` of them
+    changed, ``skipped`` were not in a status that allows it; ``missing`` ids do not exist."""
+
+    matched: int
+    changed: int
+    skipped: int
+    missing: int = 0
+    ids: tuple[str, ...] = ()
+
+    def __add__(self, other: Result) -> Result:
+        return Result(
+            self.matched + other.matched,
+            self.changed + other.changed,
+            self.skipped + other.skipped,
+            self.missing + other.missing,
+            (self.ids + other.ids)[:IDS_KEPT],
+        )
+
+
+def make_filter(where: Filter | None = None, **criteria: Any) -> Filter:
+    """A ``Filter`` from keyword criteria; ``status`` takes a name, a Status or a list."""
+    status = criteria.pop("status", None)
+    base = where or Filter()
+    if status is not None:
+        values = [status] if isinstance(status, str | Status) else list(status)
+        criteria["statuses"] = tuple(Status(value) for value in values)
+    return base.replace(**{k: v for k, v in criteria.items() if v is not None})
+
+
+class DeadLetterQueue:
+    """Inspect and manage dead letters.
+
+    :param actor: who is acting, for the audit trail (default: the OS user).
+    :param max_replays: bulk replays skip records replayed this many times (loop guard).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        hooks: Sequence[Hook] = (),
+        actor: str | None = None,
+        max_replays: int = 5,
+    ) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.hooks = Hooks(hooks)
+        self.actor = actor or _os_user()
+        self.max_replays = max_replays
+
+    # -- reads -------------------------------------------------------------------------
+    def list(
+        self,
+        where: Filter | None = None,
+        /,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        **criteria: Any,
+    ) -> Page:
+        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``."""
+        return self.store.find(make_filter(where, **criteria), limit=limit, cursor=cursor)
+
+    def get(self, record_id: str) -> DeadLetter:
+        """The record with that id; raises ``NotFound``."""
+        record = self.store.get(record_id)
+        if record is None:
+            raise NotFound(f"no dead letter with id {record_id!r}")
+        return record
+
+    def count(self, where: Filter | None = None, /, **criteria: Any) -> int:
+        """How many records match."""
+        return self.store.count(make_filter(where, **criteria))
+
+    def stats(self) -> Stats:
+        """Counts by topic and status, oldest dead letter per topic, new dead letters."""
+        return self.store.stats(self.clock.now())
+
+    def groups(
+        self, where: Filter | None = None, /, *, limit: int = 50, **criteria: Any
+    ) -> builtins.list[Group]:
+        """Error groups (one per fingerprint), biggest first; dead letters by default."""
+        criteria.setdefault("status", Status.DEAD)
+        return self.store.groups(make_filter(where, **criteria), limit=limit)
+
+    def timeline(
+        self, since: timedelta, *, topic: str | None = None
+    ) -> builtins.list[tuple[datetime, str, int]]:
+        """Records that became dead per minute over the last ``since``."""
+        return self.store.dead_timeline(self.clock.now() - since, topic=topic)
+
+    def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
+        """Matching ids in ascending batches: bounded memory over any number of records."""
+        after: str | None = None
+        while True:
+            ids = self.store.ids(where, limit=batch, after=after)
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
+
+    def iter_records(self, where: Filter, *, batch: int = BATCH) -> Iterator[DeadLetter]:
+        """Matching records, oldest first, loaded a batch at a time."""
+        for ids in self.iter_ids(where, batch=batch):
+            page = self.store.find(Filter(ids=tuple(ids)), limit=len(ids))
+            yield from reversed(page.items)
+
+    def snapshot(self, where: Filter) -> Filter:
+        """``where`` bounded to the records that exist now (see ``Filter.max_id``)."""
+        if where.max_id is not None:
+            return where
+        newest = self.store.find(where, limit=1).items
+        return where.replace(max_id=newest[0].id if newest else "")
+
+    # -- changes -----------------------------------------------------------------------
+    def retry(
+        self,
+        ids: Iterable[str] | None = None,
+        /,
+        *,
+        where: Filter | None = None,
+        delay: timedelta = timedelta(0),
+        payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON] | None = None,
+        force: bool = False,
+        actor: str | None = None,
+        note: str | None = None,
+    ) -> Result:
+        """Schedule dead letters for replay ``delay`` from now (idempotent: records that are
+        not dead are skipped and counted).
+
+        :param where: replay by filter instead of ids. Bulk replays skip records already
+            replayed ``max_replays`` times unless ``force``.
+        :param payloads: new payloads by id, or a function of the record (a patch).
+        """
+        now = self.clock.now()
+        if where is not None and not force:
+            where = where.replace(max_replays=self.max_replays)
+        entry = Attempt(kind="replay", at=now, detail=_detail(actor or self.actor, note))
+        change = Change(
+            to=Status.SCHEDULED, from_statuses=REPLAYABLE, now=now,
+            next_attempt_at=now + delay, entry=entry, replay=True,
+        )  # fmt: skip
+        return self._apply("retry", ids, where, change, actor, note, payloads=payloads)
+
+    def resolve(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
+                actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
+        """Mark records as handled by hand (dead or scheduled ones)."""
+        return self._set_final("resolve", Status.RESOLVED, ids, where, actor, note)
+
+    def discard(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
+                actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
+        """Mark records as not to be processed (dead or scheduled ones)."""
+        return self._set_final("discard", Status.DISCARDED, ids, where, actor, note)
+
+    def delete(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
+               actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
+        """Delete records for good, whatever their status."""
+        result = Result(0, 0, 0)
+        for batch, missing in self._batches(ids, where):
+            deleted = self.store.delete(batch)
+            result += Result(len(batch), deleted, len(batch) - deleted, missing)
+        self._audit("delete", result, where, ids, actor, note)
+        return result
+
+    def purge(
+        self,
+        older_than: timedelta,
+        *,
+        statuses: Sequence[Status] = (Status.RESOLVED, Status.DISCARDED),
+        topic: str | None = None,
+        actor: str | None = None,
+    ) -> Result:
+        """Delete records in ``statuses`` last updated more than ``older_than`` ago."""
+        where = Filter(
+            statuses=tuple(statuses), topic=topic, updated_before=self.clock.now() - older_than
+        )
+        result = Result(0, 0, 0)
+        for batch, _ in self._batches(None, where):
+            deleted = self.store.delete(batch)
+            result += Result(len(batch), deleted, len(batch) - deleted)
+        self._audit("purge", result, where, None, actor, None)
+        return result
+
+    def audit(self, *, limit: int = 50, cursor: str | None = None) -> builtins.list[AuditEntry]:
+        """The audit trail, newest first."""
+        return self.store.list_audit(limit=limit, cursor=cursor)
+
+    # -- internals ---------------------------------------------------------------------
+    def _set_final(
+        self, action: str, status: Status, ids: Iterable[str] | None, where: Filter | None,
+        actor: str | None, note: str | None,
+    ) -> Result:  # fmt: skip
+        now = self.clock.now()
+        entry = Attempt(kind=action, at=now, detail=_detail(actor or self.actor, note))
+        change = Change(to=status, from_statuses=RESOLVABLE, now=now, entry=entry)
+        return self._apply(action, ids, where, change, actor, note)
+
+    def _apply(
+        self,
+        action: str,
+        ids: Iterable[str] | None,
+        where: Filter | None,
+        change: Change,
+        actor: str | None,
+        note: str | None,
+        *,
+        payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON] | None = None,
+    ) -> Result:
+        result = Result(0, 0, 0)
+        for batch, missing in self._batches(ids, where):
+            batch_change = change
+            if payloads is not None:
+                batch_change = dataclasses.replace(change, payloads=self._payloads(batch, payloads))
+            changed = self.store.transition(batch, batch_change)
+            result += Result(
+                len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
+            )
+        self._audit(action, result, where, ids, actor, note)
+        return result
+
+    def _payloads(
+        self, ids: Sequence[str], payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON]
+    ) -> dict[str, JSON]:
+        if not callable(payloads):
+            return {i: payloads[i] for i in ids if i in payloads}
+        page = self.store.find(Filter(ids=tuple(ids)), limit=len(ids))
+        return {record.id: payloads(record) for record in page.items}
+
+    def _batches(
+        self, ids: Iterable[str] | None, where: Filter | None
+    ) -> Iterator[tuple[builtins.list[str], int]]:
+        """(existing ids, how many asked-for ids were missing) in batches."""
+        if ids is not None:
+            wanted = list(dict.fromkeys(ids))
+            for start in range(0, len(wanted), BATCH):
+                chunk = wanted[start : start + BATCH]
+                found = self.store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
+                yield found, len(chunk) - len(found)
+            return
+        snapshot = self.snapshot(where or Filter())
+        for batch in self.iter_ids(snapshot):
+            yield batch, 0
+
+    def _audit(
+        self, action: str, result: Result, where: Filter | None, ids: Iterable[str] | None,
+        actor: str | None, note: str | None,
+    ) -> None:  # fmt: skip
+        actor = actor or self.actor
+        detail: dict[str, JSON] = {"matched": result.matched, "skipped": result.skipped}
+        if where is not None:
+            detail["filter"] = filter_to_dict(where)
+        if ids is not None and result.matched <= 100:
+            detail["ids"] = list(result.ids) if result.ids else None
+        if note:
+            detail["note"] = note
+        entry = AuditEntry(id=new_id(), at=self.clock.now(), actor=actor, action=action,
+                           count=result.changed, detail=detail)  # fmt: skip
+        self.store.add_audit(entry)
+        if self.hooks:
+            self.hooks.on_change(action, result.changed, actor)
+
+
+def filter_to_dict(where: Filter) -> dict[str, JSON]:
+    """The non-empty criteria of a filter, as JSON."""
+    data: dict[str, JSON] = {}
+    for field in dataclasses.fields(where):
+        value = getattr(where, field.name)
+        if value in (None, (), ""):
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = [str(v.value if isinstance(v, Status) else v) for v in value]
+        data[field.name] = value
+    return data
+
+
+def _detail(actor: str, note: str | None) -> dict[str, JSON]:
+    return {"actor": actor, "note": note} if note else {"actor": actor}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container: say so rather than fail
+        return "unknown"

@@ -1,0 +1,221 @@
+"""The Store protocol every backend implements, and the query values it takes.
+
+A store is synchronous and thread-safe; the async core calls it from worker threads.
+Every status change is a compare-and-set on the old status, so two workers or two
+operators can never run or change one record twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from redrive.models import JSON, Attempt, DeadLetter, Status
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Filter:
+    """Which dead letters a query, a count or a bulk change applies to. Empty matches all.
+
+    ``search`` looks for the text in the error message and in the payload.
+    ``max_id`` bounds a selection to records that existed when a plan was made
+    (ids grow with time), so a bulk change never touches more than its plan showed.
+    """
+
+    statuses: tuple[Status, ...] = ()
+    topic: str | None = None
+    handler: str | None = None
+    error_type: str | None = None
+    fingerprint: str | None = None
+    tenant_id: str | None = None
+    correlation_id: str | None = None
+    version: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    dead_after: datetime | None = None
+    dead_before: datetime | None = None
+    updated_before: datetime | None = None
+    search: str | None = None
+    ids: tuple[str, ...] = ()
+    max_id: str | None = None
+    max_replays: int | None = None
+
+    def replace(self, **changes: Any) -> Filter:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, newest first; pass ``next_cursor`` to get the next one."""
+
+    items: list[DeadLetter]
+    next_cursor: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Stats:
+    """Counts by topic and status, and the age of what is dead."""
+
+    counts: Mapping[str, Mapping[Status, int]]
+    oldest_dead_at: Mapping[str, datetime]
+    new_dead_last_hour: Mapping[str, int]
+    new_dead_last_day: Mapping[str, int]
+
+    def total(self, status: Status | None = None) -> int:
+        """Records in ``status`` (or in all statuses) across topics."""
+        return sum(
+            n
+            for by_status in self.counts.values()
+            for s, n in by_status.items()
+            if status is None or s == status
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Group:
+    """Dead letters that share a fingerprint: one cause."""
+
+    fingerprint: str
+    topic: str
+    handler: str
+    error_type: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    sample_message: str
+    sample_id: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Change:
+    """A compare-and-set status change applied to each of ``ids`` still in ``from_statuses``.
+
+    :param entry: appended to each changed record's history.
+    :param payloads: new payloads by record id (an operator's patch before a replay).
+    :param replay: count this as a replay: ``replays + 1`` and a fresh round of attempts.
+    """
+
+    to: Status
+    from_statuses: tuple[Status, ...]
+    now: datetime
+    next_attempt_at: datetime | None = None
+    entry: Attempt | None = None
+    payloads: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+    replay: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AuditEntry:
+    """Who did what to how many records, and with which selection."""
+
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    count: int
+    detail: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the core, the service and the scheduler need from a backend.
+
+    .. versionadded:: 0.1
+    """
+
+    url: str
+    """The store's URL with any password masked: safe to log."""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the schema version."""
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers."""
+
+    def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+
+    # -- the engine's writes -----------------------------------------------------------
+    def add(self, records: Sequence[DeadLetter]) -> None:
+        """Insert new records in one transaction; durable when this returns."""
+
+    def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
+        """Write the outcome of a retry, only if ``lease_owner`` still holds the lease."""
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        handlers: Collection[tuple[str, str]] | None = None,
+    ) -> list[DeadLetter]:
+        """Move up to ``limit`` due records (scheduled and due, or retrying with an expired
+        lease) to ``retrying`` under a lease held by ``owner``; oldest due first.
+        ``handlers`` limits the claim to these (topic, handler name) pairs."""
+
+    def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
+        """When the earliest scheduled record (or expiring lease) for ``handlers`` is due."""
+
+    def dead_timeline(
+        self, since: datetime, *, topic: str | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """(minute, topic, records that became dead in it) since ``since``, oldest first."""
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, record_id: str) -> DeadLetter | None:
+        """The record with that id, or None."""
+
+    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
+        """A page of matching records, newest first, by keyset on the id."""
+
+    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
+        """Matching ids in ascending order after ``after``: for batched bulk work."""
+
+    def count(self, where: Filter) -> int:
+        """How many records match."""
+
+    def stats(self, now: datetime) -> Stats:
+        """Counts by topic and status (kept up to date, not scanned), and dead-letter ages."""
+
+    def groups(self, where: Filter, *, limit: int) -> list[Group]:
+        """Error groups among matching records, biggest first."""
+
+    # -- operator changes --------------------------------------------------------------
+    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        """Apply ``change`` to those of ``ids`` whose status is in ``change.from_statuses``,
+        atomically per record; return the ids that changed."""
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete these records; return how many were deleted."""
+
+    def import_records(self, records: Iterable[DeadLetter]) -> int:
+        """Insert records as they are (ids kept), skipping ids already present."""
+
+    # -- audit trail -------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Record an operator action."""
+
+    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
+        """Audit entries newest first, before ``cursor`` (an entry id)."""
+
+    # -- small shared state for ops features (tokens, alert state, locks) ---------------
+    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
+        """The value stored under (namespace, key) and its version, or None."""
+
+    def meta_put(
+        self, namespace: str, key: str, value: JSON, *, version: int | None = None
+    ) -> bool:
+        """Store a value. With ``version`` set, only if the current version is that one
+        (0: only if absent): a compare-and-set. Returns whether it was written."""
+
+    def meta_list(self, namespace: str) -> dict[str, JSON]:
+        """Every key and value in a namespace."""
+
+    def meta_delete(self, namespace: str, key: str) -> bool:
+        """Remove a key; return whether it existed."""

@@ -1,0 +1,488 @@
+"""SQLiteStore: the embedded default. Stdlib sqlite3, WAL, safe for several processes.
+
+Each thread gets its own connection (WAL lets readers run beside the one writer); writes
+take the write lock up front (``BEGIN IMMEDIATE``) so two processes never deadlock on a
+lock upgrade, and wait up to ``busy_timeout`` for each other. ``synchronous=FULL`` makes
+every commit durable before it returns. An in-memory database (``sqlite:///:memory:``)
+uses one connection under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from redrive.exceptions import StoreError, StoreUnavailable
+from redrive.models import JSON, DeadLetter, Status
+from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
+from redrive.stores.sql import (
+    COLUMN_LIST,
+    COLUMNS,
+    TABLE,
+    Dialect,
+    build_where,
+    record_to_row,
+    row_to_record,
+)
+
+_INSERT = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPDATE_ALL = (
+    f"UPDATE {TABLE} SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} "
+    "WHERE id = ? AND status = 'retrying' AND lease_owner = ?"
+)
+_BATCH = 500  # ids per statement: well under SQLite's limit of bound parameters
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, SQL) of each schema migration, in order."""
+    folder = resources.files("redrive.stores") / "migrations" / "sqlite"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            found.append((int(item.name.split("_", 1)[0]), item.read_text("utf-8")))
+    return sorted(found)
+
+
+class SQLiteStore:
+    """A store in one SQLite file.
+
+    :param path: the database file, or ``:memory:``.
+    :param busy_timeout: seconds to wait for another process's write lock.
+    :param migrate: bring the schema up to date on open.
+
+    .. versionadded:: 0.1
+    """
+
+    dialect = Dialect()
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True):
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_ms = int(busy_timeout * 1000)
+        self._memory = self.path == ":memory:"
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        if not self._memory:
+            parent = Path(self.path).expanduser().parent
+            if not parent.is_dir():
+                raise StoreUnavailable(f"cannot open {self.url}: no directory {parent}")
+        if migrate:
+            self.migrate()
+
+    # -- connections -------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_ms / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.url}: {exc}") from exc
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StoreError(f"{self.url} is closed")
+        if self._memory:
+            with self._lock:
+                if not self._all:
+                    self._open()
+                yield self._all[0]
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._conn() as conn, _wrapped(self.url):
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first statement."""
+        with self._conn() as conn, _wrapped(self.url):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def migrate(self) -> int:
+        with self._write() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, sql in migrations():
+                if version > current:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version}")
+                    current = version
+            return int(current)
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    # -- the engine's writes -----------------------------------------------------------
+    def add(self, records: Sequence[DeadLetter]) -> None:
+        rows = [record_to_row(record, self.dialect) for record in records]
+        with self._write() as conn:
+            conn.executemany(_INSERT, rows)
+
+    def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
+        row = record_to_row(record, self.dialect)
+        with self._write() as conn:
+            cursor = conn.execute(_UPDATE_ALL, (*row[1:], record.id, lease_owner))
+            return cursor.rowcount == 1
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        handlers: Collection[tuple[str, str]] | None = None,
+    ) -> list[DeadLetter]:
+        t = self.dialect.encode_time
+        only, params = _handler_clause(handlers)
+        sql = (
+            f"UPDATE {TABLE} SET status = 'retrying', lease_owner = ?, lease_expires_at = ?, "
+            f"updated_at = ? WHERE id IN (SELECT id FROM {TABLE} WHERE "
+            "((status = 'scheduled' AND next_attempt_at <= ?) "
+            f" OR (status = 'retrying' AND lease_expires_at <= ?)){only} "
+            f"ORDER BY next_attempt_at LIMIT ?) RETURNING {COLUMN_LIST}"
+        )
+        with self._write() as conn:
+            rows = conn.execute(
+                sql, (owner, t(lease_until), t(now), t(now), t(now), *params, limit)
+            ).fetchall()
+        return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
+
+    def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
+        only, params = _handler_clause(handlers)
+        with self._read() as conn:
+            due = conn.execute(
+                f"SELECT MIN(next_attempt_at) FROM {TABLE} WHERE status = 'scheduled'{only}",
+                params,
+            ).fetchone()[0]
+            lease = conn.execute(
+                f"SELECT MIN(lease_expires_at) FROM {TABLE} WHERE status = 'retrying'{only}",
+                params,
+            ).fetchone()[0]
+        times = [self.dialect.decode_time(v) for v in (due, lease) if v is not None]
+        return min(times) if times else None  # type: ignore[type-var]
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, record_id: str) -> DeadLetter | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = ?", (record_id,)
+            ).fetchone()
+        return None if row is None else row_to_record(row, self.dialect)
+
+    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
+        clause, params = build_where(where, self.dialect)
+        if cursor is not None:
+            clause += " AND id < ?"
+            params.append(cursor)
+        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT ?"
+        with self._read() as conn:
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+        items = [row_to_record(row, self.dialect) for row in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
+
+    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
+        clause, params = build_where(where, self.dialect)
+        if after is not None:
+            clause += " AND id > ?"
+            params.append(after)
+        sql = f"SELECT id FROM {TABLE} WHERE {clause} ORDER BY id LIMIT ?"
+        with self._read() as conn:
+            return [row[0] for row in conn.execute(sql, (*params, limit))]
+
+    def count(self, where: Filter) -> int:
+        if where == Filter(statuses=where.statuses) and not where.search:
+            return self._counted(where.statuses)
+        clause, params = build_where(where, self.dialect)
+        with self._read() as conn:
+            return int(
+                conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE {clause}", params).fetchone()[0]
+            )
+
+    def _counted(self, statuses: tuple[Status, ...]) -> int:
+        with self._read() as conn:
+            rows = conn.execute("SELECT status, n FROM redrive_counts").fetchall()
+        return sum(n for status, n in rows if not statuses or status in statuses)
+
+    def stats(self, now: datetime) -> Stats:
+        with self._read() as conn:
+            counts: dict[str, dict[Status, int]] = {}
+            for topic, status, n in conn.execute(
+                "SELECT topic, status, n FROM redrive_counts WHERE n > 0"
+            ):
+                counts.setdefault(topic, {})[Status(status)] = n
+            oldest: dict[str, datetime] = {}
+            for topic, by_status in counts.items():
+                if by_status.get(Status.DEAD):
+                    value = conn.execute(
+                        f"SELECT MIN(dead_at) FROM {TABLE} WHERE status = 'dead' AND topic = ?",
+                        (topic,),
+                    ).fetchone()[0]
+                    when = self.dialect.decode_time(value)
+                    if when is not None:
+                        oldest[topic] = when
+            hour = self._new_dead(conn, now - timedelta(hours=1))
+            day = self._new_dead(conn, now - timedelta(days=1))
+        return Stats(
+            counts=counts, oldest_dead_at=oldest, new_dead_last_hour=hour, new_dead_last_day=day
+        )  # type: ignore[arg-type]
+
+    def _new_dead(self, conn: sqlite3.Connection, since: datetime) -> dict[str, int]:
+        minute = (self.dialect.encode_time(since) or "")[:16]
+        rows = conn.execute(
+            "SELECT topic, SUM(n) FROM redrive_dead_timeline WHERE minute >= ? GROUP BY topic",
+            (minute,),
+        )
+        return {topic: int(n) for topic, n in rows}
+
+    def dead_timeline(
+        self, since: datetime, *, topic: str | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """(minute, topic, records that became dead) since ``since``, oldest first."""
+        minute = (self.dialect.encode_time(since) or "")[:16]
+        sql = "SELECT minute, topic, n FROM redrive_dead_timeline WHERE minute >= ?"
+        params: list[Any] = [minute]
+        if topic is not None:
+            sql += " AND topic = ?"
+            params.append(topic)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY minute", params).fetchall()
+        return [(self.dialect.decode_time(m + ":00Z"), t, n) for m, t, n in rows]  # type: ignore[misc]
+
+    def groups(self, where: Filter, *, limit: int) -> list[Group]:
+        clause, params = build_where(where, self.dialect)
+        # SQLite fills bare columns from the row that holds MAX(id): the newest sample.
+        sql = (
+            "SELECT fingerprint, topic, handler, error_type, COUNT(*), MIN(created_at), "
+            f"MAX(created_at), error_message, MAX(id) FROM {TABLE} WHERE {clause} "
+            "GROUP BY fingerprint, topic, handler, error_type "
+            "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        t = self.dialect.decode_time
+        return [
+            Group(fingerprint=fp, topic=topic, handler=handler, error_type=error_type, count=n,
+                  first_seen=t(first), last_seen=t(last), sample_message=message, sample_id=sample)  # type: ignore[arg-type]
+            for fp, topic, handler, error_type, n, first, last, message, sample in rows
+        ]  # fmt: skip
+
+    # -- operator changes --------------------------------------------------------------
+    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        changed: list[str] = []
+        for start in range(0, len(ids), _BATCH):
+            with self._write() as conn:
+                changed.extend(self._transition(conn, ids[start : start + _BATCH], change))
+        return changed
+
+    def _transition(
+        self, conn: sqlite3.Connection, ids: Sequence[str], change: Change
+    ) -> list[str]:
+        t, enc = self.dialect.encode_time, self.dialect.encode_json
+        marks = self.dialect.placeholders(len(ids))
+        froms = self.dialect.placeholders(len(change.from_statuses))
+        old_statuses = [s.value for s in change.from_statuses]
+        entry = change.entry.to_dict() if change.entry else None
+        if change.payloads:
+            old = dict(conn.execute(
+                f"SELECT id, payload FROM {TABLE} WHERE id IN ({marks}) AND status IN ({froms})",
+                (*ids, *old_statuses),
+            ).fetchall())  # fmt: skip
+            for record_id, payload in change.payloads.items():
+                if record_id in old:
+                    conn.execute(
+                        f"UPDATE {TABLE} SET payload = ? WHERE id = ?", (enc(payload), record_id)
+                    )
+        history_sql = "history"
+        params: list[Any] = [change.to.value, t(change.now), t(change.next_attempt_at)]
+        if entry is not None:
+            history_sql = "json_insert(history, '$[#]', json(?))"
+            params.append(enc(entry))
+        resolved = t(change.now) if change.to == Status.RESOLVED else None
+        sql = (
+            f"UPDATE {TABLE} SET status = ?, updated_at = ?, next_attempt_at = ?, "
+            f"history = {history_sql}, resolved_at = COALESCE(?, resolved_at), "
+            "replays = replays + ?, attempts = CASE WHEN ? THEN 0 ELSE attempts END, "
+            "lease_owner = NULL, lease_expires_at = NULL "
+            f"WHERE id IN ({marks}) AND status IN ({froms}) RETURNING id"
+        )
+        params += [resolved, int(change.replay), int(change.replay), *ids, *old_statuses]
+        return [row[0] for row in conn.execute(sql, params).fetchall()]
+
+    def delete(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            with self._write() as conn:
+                cursor = conn.execute(
+                    f"DELETE FROM {TABLE} WHERE id IN ({self.dialect.placeholders(len(chunk))})",
+                    chunk,
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+    def import_records(self, records: Iterable[DeadLetter]) -> int:
+        added = 0
+        batch: list[tuple[Any, ...]] = []
+        insert = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+        for record in records:
+            batch.append(record_to_row(record, self.dialect))
+            if len(batch) >= _BATCH:
+                added += self._insert_ignore(insert, batch)
+                batch = []
+        if batch:
+            added += self._insert_ignore(insert, batch)
+        return added
+
+    def _insert_ignore(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        with self._write() as conn:
+            # rowcount counts the statement's own rows, not the triggers' (sqlite3_changes).
+            return conn.executemany(sql, rows).rowcount
+
+    # -- audit trail -------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO redrive_audit (id, at, actor, action, count, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.id, self.dialect.encode_time(entry.at), entry.actor, entry.action,
+                 entry.count, self.dialect.encode_json(dict(entry.detail))),
+            )  # fmt: skip
+
+    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
+        sql = "SELECT id, at, actor, action, count, detail FROM redrive_audit"
+        params: list[Any] = []
+        if cursor is not None:
+            sql += " WHERE id < ?"
+            params.append(cursor)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [
+            AuditEntry(id=i, at=self.dialect.decode_time(at), actor=actor, action=action,  # type: ignore[arg-type]
+                       count=count, detail=self.dialect.decode_json(detail))
+            for i, at, actor, action, count, detail in rows
+        ]  # fmt: skip
+
+    # -- meta ----------------------------------------------------------------------------
+    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value, version FROM redrive_meta WHERE namespace = ? AND key = ?",
+                (namespace, key),
+            ).fetchone()
+        return None if row is None else (self.dialect.decode_json(row[0]), int(row[1]))
+
+    def meta_put(
+        self, namespace: str, key: str, value: JSON, *, version: int | None = None
+    ) -> bool:
+        encoded = self.dialect.encode_json(value)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT version FROM redrive_meta WHERE namespace = ? AND key = ?", (namespace, key)
+            ).fetchone()
+            current = 0 if row is None else int(row[0])
+            if version is not None and version != current:
+                return False
+            conn.execute(
+                "INSERT INTO redrive_meta (namespace, key, value, version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) "
+                "DO UPDATE SET value = excluded.value, version = excluded.version",
+                (namespace, key, encoded, current + 1),
+            )
+            return True
+
+    def meta_list(self, namespace: str) -> dict[str, JSON]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM redrive_meta WHERE namespace = ? ORDER BY key", (namespace,)
+            )
+            return {key: self.dialect.decode_json(value) for key, value in rows}
+
+    def meta_delete(self, namespace: str, key: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM redrive_meta WHERE namespace = ? AND key = ?", (namespace, key)
+            )
+            return cursor.rowcount > 0
+
+
+def _due_order(record: DeadLetter) -> tuple[str, str]:
+    due = record.next_attempt_at
+    return (due.isoformat() if due else "", record.id)
+
+
+def _handler_clause(handlers: Collection[tuple[str, str]] | None) -> tuple[str, list[str]]:
+    if handlers is None:
+        return "", []
+    pairs = sorted(handlers)
+    if not pairs:
+        return " AND 0", []
+    values = ", ".join("(?, ?)" for _ in pairs)
+    return f" AND (topic, handler) IN (VALUES {values})", [part for pair in pairs for part in pair]
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split a migration into statements; trigger bodies keep their inner semicolons."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+@contextlib.contextmanager
+def _wrapped(url: str) -> Iterator[None]:
+    """Map sqlite3 errors to the store's errors, naming the store but nothing secret."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "unable to open" in text or "locked" in text or "disk I/O" in text:
+            raise StoreUnavailable(f"{url}: {text}") from exc
+        raise StoreError(f"{url}: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{url}: {exc}") from exc
