@@ -62,18 +62,30 @@ class Scheduler:
         self._running: set[asyncio.Task[DeadLetter | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._unlisten: Callable[[], None] | None = None
 
     # -- control -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the loop in the running event loop."""
+        """Start the loop in the running event loop.
+
+        If the store can tell when another process schedules work (PostgreSQL's
+        LISTEN/NOTIFY), the scheduler wakes at once instead of at its next poll.
+        """
         if self._task is None:
             self._stopping = False
+            listen = getattr(self.store, "listen", None)
+            if listen is not None:
+                loop = asyncio.get_running_loop()
+                self._unlisten = listen(lambda: loop.call_soon_threadsafe(self._wake.set))
             self._task = asyncio.create_task(self._loop(), name="redrive-scheduler")
 
     async def stop(self) -> None:
         """Stop claiming, and wait for the records in flight to finish."""
         self._stopping = True
         self._wake.set()
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._task is not None:
             await self._task
             self._task = None

@@ -8,7 +8,7 @@ operators can never run or change one record twice.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -117,6 +117,15 @@ class AuditEntry:
     action: str
     count: int
     detail: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+
+
+class Listener(Protocol):
+    """Optional for a store: ``listen(callback)`` calls ``callback()`` (from any thread)
+    whenever any process schedules records (a replay, a retry); it returns a function that
+    stops listening. Schedulers use it to start replays at once instead of at their next
+    poll. PostgreSQL implements it with LISTEN/NOTIFY."""
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
 @runtime_checkable
