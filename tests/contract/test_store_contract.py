@@ -1,0 +1,308 @@
+"""The Store contract: every backend must pass every test here (see conftest.BACKENDS)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from redrive.models import Attempt, Status, utcnow
+from redrive.stores.base import AuditEntry, Change, Filter, Store
+from tests.factories import make_record
+
+
+class TestWritesAndReads:
+    def test_round_trip_keeps_every_field(self, store: Store) -> None:
+        """A record read back equals the record written, field for field."""
+        record = make_record(payload={"nested": {"ü": [1, 2.5, None, True]}}, version="1.2.3")
+        store.add([record])
+        assert store.get(record.id) == record
+
+    def test_unknown_id_is_none(self, store: Store) -> None:
+        """Getting an id that does not exist returns None."""
+        assert store.get("00000000-0000-7000-8000-000000000000") is None
+
+    def test_find_is_newest_first(self, store: Store) -> None:
+        """Listing returns the newest record first."""
+        records = [make_record() for _ in range(5)]
+        store.add(records)
+        page = store.find(Filter(), limit=10)
+        assert [r.id for r in page.items] == [r.id for r in reversed(records)]
+        assert page.next_cursor is None
+
+    def test_keyset_pages_cover_everything_once(self, store: Store) -> None:
+        """Following next_cursor visits every matching record exactly once, in order."""
+        records = [make_record() for _ in range(23)]
+        store.add(records)
+        seen, cursor = [], None
+        while True:
+            page = store.find(Filter(), limit=5, cursor=cursor)
+            seen += [r.id for r in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == [r.id for r in reversed(records)]
+
+    def test_each_filter_selects_its_records(self, store: Store) -> None:
+        """Every Filter field narrows the listing to the records it names."""
+        target = make_record(
+            topic="payments", handler="h2", error_type="KeyError", fingerprint="a" * 16,
+            tenant_id="t1", correlation_id="c1", version="2.0",
+        )  # fmt: skip
+        store.add([target, make_record(), make_record(status=Status.RESOLVED)])
+        for where in (
+            Filter(topic="payments"),
+            Filter(handler="h2"),
+            Filter(error_type="KeyError"),
+            Filter(fingerprint="a" * 16),
+            Filter(tenant_id="t1"),
+            Filter(correlation_id="c1"),
+            Filter(version="2.0"),
+            Filter(ids=(target.id,)),
+        ):
+            assert [r.id for r in store.find(where, limit=10).items] == [target.id], where
+            assert store.count(where) == 1
+
+    def test_status_filter_takes_several(self, store: Store) -> None:
+        """A filter on statuses matches any of them."""
+        store.add([make_record(status=s) for s in Status])
+        assert store.count(Filter(statuses=(Status.DEAD, Status.RESOLVED))) == 2
+        assert store.count(Filter()) == len(Status)
+
+    def test_time_ranges(self, store: Store) -> None:
+        """created_after/before and dead_after/before bound the listing."""
+        old = make_record(created_at=utcnow() - timedelta(days=3))
+        new = make_record()
+        store.add([old, new])
+        day_ago = utcnow() - timedelta(days=1)
+        assert [r.id for r in store.find(Filter(created_after=day_ago), limit=5).items] == [new.id]
+        assert [r.id for r in store.find(Filter(created_before=day_ago), limit=5).items] == [old.id]
+        assert [r.id for r in store.find(Filter(dead_before=day_ago), limit=5).items] == [old.id]
+        assert store.count(Filter(dead_after=day_ago)) == 1
+
+    def test_search_looks_in_message_and_payload(self, store: Store) -> None:
+        """Text search matches the error message or the payload, case-insensitively."""
+        by_message = make_record(error_message="Connection refused by inventory")
+        by_payload = make_record(payload={"sku": "INVENTORY-42"})
+        store.add([by_message, by_payload, make_record()])
+        found = {r.id for r in store.find(Filter(search="inventory"), limit=10).items}
+        assert found == {by_message.id, by_payload.id}
+
+    def test_search_treats_wildcards_literally(self, store: Store) -> None:
+        """A % or _ in the search text matches only itself."""
+        store.add([make_record(error_message="100% full"), make_record(error_message="1000 full")])
+        store.add([make_record(error_message="code a_b"), make_record(error_message="code axb")])
+        assert store.count(Filter(search="100%")) == 1
+        assert store.count(Filter(search="a_b")) == 1
+
+    def test_ids_ascend_in_batches(self, store: Store) -> None:
+        """ids() returns matching ids in ascending order after a given id."""
+        records = [make_record() for _ in range(7)]
+        store.add(records)
+        first = store.ids(Filter(), limit=4)
+        rest = store.ids(Filter(), limit=4, after=first[-1])
+        assert first + rest == [r.id for r in records]
+
+    def test_max_id_bounds_a_selection(self, store: Store) -> None:
+        """Filter.max_id leaves out records newer than the snapshot."""
+        before = make_record()
+        store.add([before])
+        store.add([make_record()])
+        assert store.ids(Filter(max_id=before.id), limit=10) == [before.id]
+
+
+class TestStatsAndGroups:
+    def test_stats_count_by_topic_and_status(self, store: Store) -> None:
+        """Counts follow inserts, transitions and deletes."""
+        a, b, c = make_record(), make_record(), make_record(topic="t2", status=Status.SCHEDULED)
+        store.add([a, b, c])
+        now = utcnow()
+        store.transition([a.id], Change(to=Status.RESOLVED, from_statuses=(Status.DEAD,), now=now))
+        store.delete([c.id])
+        stats = store.stats(utcnow())
+        assert stats.counts["orders.created"] == {Status.DEAD: 1, Status.RESOLVED: 1}
+        assert stats.total(Status.SCHEDULED) == 0
+        assert store.count(Filter(statuses=(Status.DEAD,))) == 1
+
+    def test_stats_oldest_dead_and_new_dead(self, store: Store) -> None:
+        """Stats give the oldest dead letter per topic and those dead in the last hour."""
+        old = make_record(created_at=utcnow() - timedelta(hours=5))
+        store.add([old, make_record(), make_record(topic="t2", status=Status.RESOLVED)])
+        stats = store.stats(utcnow())
+        assert stats.oldest_dead_at == {"orders.created": old.dead_at}
+        assert stats.new_dead_last_hour == {"orders.created": 1}
+        assert stats.new_dead_last_day == {"orders.created": 2}
+
+    def test_groups_biggest_first(self, store: Store) -> None:
+        """Groups count records per fingerprint, biggest first, with a sample message."""
+        store.add([make_record(fingerprint="a" * 16, error_message="boom") for _ in range(3)])
+        store.add([make_record(fingerprint="b" * 16)])
+        groups = store.groups(Filter(statuses=(Status.DEAD,)), limit=10)
+        assert [(g.fingerprint, g.count) for g in groups] == [("a" * 16, 3), ("b" * 16, 1)]
+        assert groups[0].sample_message == "boom"
+        assert groups[0].first_seen <= groups[0].last_seen
+
+    def test_dead_timeline_counts_per_minute(self, store: Store) -> None:
+        """The timeline counts records that became dead, per topic."""
+        store.add([make_record(), make_record(), make_record(topic="t2")])
+        rows = store.dead_timeline(utcnow() - timedelta(minutes=5))
+        totals: dict[str, int] = {}
+        for _, topic, n in rows:
+            totals[topic] = totals.get(topic, 0) + n
+        assert totals == {"orders.created": 2, "t2": 1}
+
+
+class TestTransitions:
+    def test_compare_and_set_on_old_status(self, store: Store) -> None:
+        """A change applies only to records in one of its from-statuses."""
+        dead, resolved = make_record(), make_record(status=Status.RESOLVED)
+        store.add([dead, resolved])
+        change = Change(to=Status.DISCARDED, from_statuses=(Status.DEAD,), now=utcnow())
+        assert store.transition([dead.id, resolved.id], change) == [dead.id]
+        assert store.transition([dead.id], change) == []
+        assert store.get(resolved.id).status == Status.RESOLVED  # type: ignore[union-attr]
+
+    def test_replay_counts_and_records_history(self, store: Store) -> None:
+        """A replay schedules the record, bumps replays, resets attempts, notes history."""
+        record = make_record(attempts=3)
+        store.add([record])
+        now = utcnow()
+        entry = Attempt(kind="replay", at=now, detail={"actor": "ops"})
+        change = Change(
+            to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=now,
+            next_attempt_at=now, entry=entry, replay=True,
+        )  # fmt: skip
+        store.transition([record.id], change)
+        after = store.get(record.id)
+        assert after is not None
+        assert (after.status, after.replays, after.attempts) == (Status.SCHEDULED, 1, 0)
+        assert after.history[-1].kind == "replay"
+        assert after.history[-1].detail == {"actor": "ops"}
+        assert after.next_attempt_at == now
+
+    def test_payload_patch_keeps_the_rest(self, store: Store) -> None:
+        """A change with a new payload replaces it only for records that changed."""
+        record, other = make_record(), make_record(status=Status.RESOLVED)
+        store.add([record, other])
+        change = Change(
+            to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=utcnow(),
+            payloads={record.id: {"fixed": True}, other.id: {"fixed": True}},
+        )  # fmt: skip
+        store.transition([record.id, other.id], change)
+        assert store.get(record.id).payload == {"fixed": True}  # type: ignore[union-attr]
+        assert store.get(other.id).payload == other.payload  # type: ignore[union-attr]
+
+    def test_resolve_sets_resolved_at(self, store: Store) -> None:
+        """Resolving stamps resolved_at."""
+        record = make_record()
+        store.add([record])
+        now = utcnow()
+        store.transition(
+            [record.id], Change(to=Status.RESOLVED, from_statuses=(Status.DEAD,), now=now)
+        )
+        assert store.get(record.id).resolved_at == now  # type: ignore[union-attr]
+
+    def test_delete_and_import(self, store: Store) -> None:
+        """Delete removes records; import restores them and skips ids already present."""
+        a, b = make_record(), make_record()
+        store.add([a, b])
+        assert store.delete([a.id, "missing"]) == 1
+        assert store.import_records([a, b]) == 1
+        assert store.get(a.id) == a
+        assert store.stats(utcnow()).counts["orders.created"][Status.DEAD] == 2
+
+
+class TestClaims:
+    def test_claims_only_due_records_for_known_handlers(self, store: Store) -> None:
+        """A claim takes due scheduled records of the named handlers, under a lease."""
+        now = utcnow()
+        due = make_record(status=Status.SCHEDULED, next_attempt_at=now - timedelta(seconds=1))
+        later = make_record(status=Status.SCHEDULED, next_attempt_at=now + timedelta(minutes=1))
+        other = make_record(status=Status.SCHEDULED, handler="other", next_attempt_at=now)
+        store.add([due, later, other, make_record()])
+        claimed = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=5), owner="w1", limit=10,
+            handlers=[("orders.created", "app.send_receipt")],
+        )  # fmt: skip
+        assert [r.id for r in claimed] == [due.id]
+        assert claimed[0].status == Status.RETRYING
+        assert claimed[0].lease_owner == "w1"
+        assert store.next_due_at([("orders.created", "app.send_receipt")]) == later.next_attempt_at
+
+    def test_expired_lease_is_claimed_again(self, store: Store) -> None:
+        """A record whose lease expired (its worker died) is claimable again."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+        first = store.claim_due(
+            now=now, lease_until=now + timedelta(seconds=30), owner="dead", limit=5
+        )
+        assert store.claim_due(now=now, lease_until=now, owner="w2", limit=5) == []
+        later = now + timedelta(seconds=31)
+        again = store.claim_due(
+            now=later, lease_until=later + timedelta(seconds=30), owner="w2", limit=5
+        )
+        assert [r.id for r in again] == [r.id for r in first]
+        assert again[0].lease_owner == "w2"
+
+    def test_save_needs_the_lease(self, store: Store) -> None:
+        """Only the current lease owner can save the outcome of a retry."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+        (claimed,) = store.claim_due(
+            now=now, lease_until=now + timedelta(seconds=30), owner="w1", limit=1
+        )
+        resolved = claimed.replace(status=Status.RESOLVED, resolved_at=now, lease_owner=None)
+        assert store.save(resolved, lease_owner="w2") is False
+        assert store.save(resolved, lease_owner="w1") is True
+        assert store.get(claimed.id).status == Status.RESOLVED  # type: ignore[union-attr]
+        assert store.save(resolved, lease_owner="w1") is False
+
+    def test_concurrent_claims_never_share_a_record(self, store: Store) -> None:
+        """Claimers racing in threads each get disjoint records, and all get claimed."""
+        now = utcnow()
+        records = [make_record(status=Status.SCHEDULED, next_attempt_at=now) for _ in range(200)]
+        store.add(records)
+        claimed: list[list[str]] = [[] for _ in range(4)]
+        start = threading.Barrier(4)
+
+        def claim(slot: int) -> None:
+            start.wait()
+            while batch := store.claim_due(
+                now=now, lease_until=now + timedelta(minutes=1), owner=f"w{slot}", limit=7
+            ):
+                claimed[slot] += [r.id for r in batch]
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        every = [i for ids in claimed for i in ids]
+        assert sorted(every) == sorted(r.id for r in records)
+
+
+class TestAuditAndMeta:
+    def test_audit_newest_first_with_cursor(self, store: Store) -> None:
+        """Audit entries list newest first and page by id."""
+        from redrive._ids import new_id
+
+        entries = [
+            AuditEntry(
+                id=new_id(), at=utcnow(), actor="ana", action="retry", count=i, detail={"i": i}
+            )
+            for i in range(3)
+        ]
+        for entry in entries:
+            store.add_audit(entry)
+        assert store.list_audit(limit=2) == [entries[2], entries[1]]
+        assert store.list_audit(limit=2, cursor=entries[1].id) == [entries[0]]
+
+    def test_meta_compare_and_set(self, store: Store) -> None:
+        """meta_put with a version writes only over that version (0: only if absent)."""
+        assert store.meta_put("locks", "monitor", {"owner": "a"}, version=0) is True
+        assert store.meta_put("locks", "monitor", {"owner": "b"}, version=0) is False
+        value, version = store.meta_get("locks", "monitor")  # type: ignore[misc]
+        assert (value, version) == ({"owner": "a"}, 1)
+        assert store.meta_put("locks", "monitor", {"owner": "b"}, version=1) is True
+        assert store.meta_list("locks") == {"monitor": {"owner": "b"}}
+        assert store.meta_delete("locks", "monitor") is True
+        assert store.meta_get("locks", "monitor") is None
