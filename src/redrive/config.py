@@ -146,9 +146,8 @@ def read_file(path: Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # the parsers' own messages name the line
-        raise ConfigError(
-            f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}", source=source
-        ) from exc
+        kind = "YAML" if path.suffix in (".yaml", ".yml") else "TOML"
+        raise ConfigError(f"not valid {kind}: {exc}", source=source) from exc
     if not isinstance(data, dict):
         raise ConfigError("expected a table of settings at the top level", source=source)
     return data
