@@ -1,0 +1,34 @@
+"""Waiting without sleeping blindly: poll a condition until it holds or a timeout passes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02) -> T:
+    """Return ``check()`` once it is truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02) -> T:
+    """Synchronous ``eventually``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)

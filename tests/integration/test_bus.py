@@ -1,0 +1,259 @@
+"""End to end: the EventBus on a real SQLite file, with its scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from redrive import (
+    DeadLetterQueue,
+    Event,
+    EventBus,
+    NonRetriableError,
+    RetryAfter,
+    RetryPolicy,
+    Settings,
+    Status,
+    open_store,
+)
+from redrive.stores.base import Filter, Store
+from redrive.testing import FakeClock
+from tests.helpers import eventually
+
+FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05)
+
+
+def records(store: Store, **criteria: object) -> list:
+    """Every record matching ``criteria`` (any status unless one is given)."""
+    criteria.setdefault("status", None)
+    return DeadLetterQueue(store).list(limit=100, **criteria).items
+
+
+@pytest.fixture
+def bus(sqlite_store: Store) -> EventBus:
+    return EventBus(sqlite_store, poll_interval=0.05, version="1.4.2", service="orders-api")
+
+
+class TestFirstAttempt:
+    async def test_success_writes_nothing(self, bus: EventBus, sqlite_store: Store) -> None:
+        """A handler that succeeds leaves no record, and publish returns the event."""
+        seen: list[Event] = []
+        bus.subscribe("orders.created", seen.append)
+        event = await bus.publish("orders.created", {"order_id": 1}, key="o-1", headers={"h": "v"})
+        assert seen == [event]
+        assert event.payload == {"order_id": 1} and event.key == "o-1"
+        assert sqlite_store.count(Filter()) == 0
+
+    async def test_poison_message_is_dead_at_once_with_full_context(
+        self, bus: EventBus, db_path: Path
+    ) -> None:
+        """A non-retriable error is dead at once, durably, with everything DESIGN names."""
+
+        @bus.handler("orders.created", policy=RetryPolicy(max_attempts=5))
+        async def charge(event: Event) -> None:
+            raise NonRetriableError(f"order {event.payload['order_id']} has no customer")
+
+        event = await bus.publish(
+            "orders.created", {"order_id": 7}, correlation_id="c-1", tenant_id="acme", source="web"
+        )
+        other = open_store(f"sqlite:///{db_path}")  # a second connection: it is on disk
+        (record,) = records(other)
+        assert record.status == Status.DEAD and record.attempts == 1 and record.max_attempts == 5
+        assert record.event == event
+        assert record.handler.endswith("charge")
+        assert record.error_type == "redrive.exceptions.NonRetriableError"
+        assert record.error_message == "order 7 has no customer"
+        assert "in charge" in record.traceback and "NonRetriableError" in record.traceback
+        assert len(record.fingerprint) == 16
+        assert [h.kind for h in record.history] == ["attempt"]
+        assert record.history[0].duration is not None
+        assert record.consumer == {
+            "service": "orders-api", "host": socket.gethostname(), "pid": os.getpid(),
+            "version": "1.4.2",
+        }  # fmt: skip
+        assert record.dead_at == record.created_at and record.next_attempt_at is None
+        other.close()
+
+    async def test_retriable_failure_is_scheduled_before_publish_returns(
+        self, bus: EventBus, sqlite_store: Store
+    ) -> None:
+        """A retriable failure is written as scheduled, with a backoff delay, by publish."""
+        bus.subscribe(
+            "t",
+            _fail_with(ConnectionError("down")),
+            name="h",
+            policy=RetryPolicy(initial_delay=10, max_delay=20),
+        )
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert record.status == Status.SCHEDULED
+        assert record.next_attempt_at is not None
+        delay = (record.next_attempt_at - record.created_at).total_seconds()
+        assert 0 <= delay <= 10
+
+    async def test_retry_after_sets_the_next_delay(self, sqlite_store: Store) -> None:
+        """RetryAfter(seconds) from a handler decides when the retry is due."""
+        clock = FakeClock()
+        bus = EventBus(sqlite_store, clock=clock)
+        bus.subscribe("t", _fail_with(RetryAfter(30)), name="h")
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert (record.next_attempt_at - clock.now()).total_seconds() == 30
+        assert record.history[0].detail["retry_after"] == 30
+
+    async def test_handler_timeout_is_a_retriable_failure(
+        self, bus: EventBus, sqlite_store: Store
+    ) -> None:
+        """An attempt that runs past its timeout fails with TimeoutError and is retried."""
+        never = asyncio.Event()
+
+        async def slow(event: Event) -> None:
+            await never.wait()
+
+        bus.subscribe("t", slow, timeout=0.05)
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert record.status == Status.SCHEDULED and record.error_type == "TimeoutError"
+
+    async def test_duplicate_subscription_is_refused(self, bus: EventBus) -> None:
+        """One name can subscribe to one topic once."""
+        bus.subscribe("t", print, name="h")
+        with pytest.raises(Exception, match="already subscribed"):
+            bus.subscribe("t", print, name="h")
+
+
+class TestRetries:
+    async def test_transient_failure_then_success(self, bus: EventBus, sqlite_store: Store) -> None:
+        """A handler that fails once is retried by the scheduler and resolved."""
+        calls = Counter[str]()
+
+        @bus.handler("orders.created", policy=FAST)
+        def flaky(event: Event) -> None:  # a plain def runs in a thread
+            calls[event.id] += 1
+            if calls[event.id] == 1:
+                raise ConnectionError("inventory service unavailable")
+
+        async with bus:
+            event = await bus.publish("orders.created", {"order_id": 1})
+            record = (await eventually(lambda: records(sqlite_store, status="resolved")))[0]
+        assert calls[event.id] == 2
+        assert record.attempts == 2 and record.resolved_at is not None
+        assert [h.kind for h in record.history] == ["attempt", "success"]
+
+    async def test_exhausted_retries_go_dead(self, bus: EventBus, sqlite_store: Store) -> None:
+        """After max_attempts failures the record is dead, with one history entry each."""
+        bus.subscribe("t", _fail_with(ConnectionError("down")), name="h", policy=FAST)
+        async with bus:
+            await bus.publish("t", {})
+            (record,) = await eventually(lambda: records(sqlite_store, status="dead"))
+        assert record.attempts == 3
+        assert [h.detail["decision"] for h in record.history] == ["retry", "retry", "exhausted"]
+
+    async def test_other_handlers_are_not_run_again(
+        self, bus: EventBus, sqlite_store: Store
+    ) -> None:
+        """Only the failed handler runs on retry; its siblings ran once."""
+        calls = Counter[str]()
+        failed_once: set[str] = set()
+
+        async def ok(event: Event) -> None:
+            calls["ok"] += 1
+
+        async def flaky(event: Event) -> None:
+            calls["flaky"] += 1
+            if not failed_once:
+                failed_once.add(event.id)
+                raise ConnectionError("down")
+
+        bus.subscribe("t", ok, name="ok")
+        bus.subscribe("t", flaky, name="flaky", policy=FAST)
+        async with bus:
+            await bus.publish("t", {})
+            await eventually(lambda: records(sqlite_store, status="resolved"))
+        assert calls == {"ok": 1, "flaky": 2}
+
+    async def test_replay_of_a_dead_letter(self, bus: EventBus, sqlite_store: Store) -> None:
+        """An operator's replay runs the handler again; after a fix it resolves."""
+        fixed = False
+
+        async def handler(event: Event) -> None:
+            if not fixed:
+                raise KeyError("customer_id")
+
+        bus.subscribe("t", handler, name="h", policy=FAST)
+        async with bus:
+            await bus.publish("t", {})
+            (dead,) = records(sqlite_store, status="dead")
+            fixed = True
+            result = DeadLetterQueue(sqlite_store, actor="ops").retry([dead.id])
+            assert (result.matched, result.changed, result.skipped) == (1, 1, 0)
+            (record,) = await eventually(lambda: records(sqlite_store, status="resolved"))
+        assert record.replays == 1
+        assert [h.kind for h in record.history] == ["attempt", "replay", "success"]
+        again = DeadLetterQueue(sqlite_store).retry([dead.id])
+        assert (again.changed, again.skipped) == (0, 1)
+
+    async def test_policy_from_config_file(self, sqlite_store: Store, tmp_path: Path) -> None:
+        """A per-handler policy in redrive.toml overrides the code's."""
+        config = tmp_path / "redrive.toml"
+        config.write_text("[handlers.h.policy]\nmax_attempts = 1\n")
+        bus = EventBus(sqlite_store, settings=Settings.load(config))
+        bus.subscribe(
+            "t", _fail_with(ConnectionError("down")), name="h", policy=RetryPolicy(max_attempts=9)
+        )
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert record.status == Status.DEAD and record.max_attempts == 1
+
+
+class TestSchedulers:
+    async def test_restart_picks_up_due_records(self, db_path: Path) -> None:
+        """Records scheduled by a bus that stopped are run by the next one."""
+        first = EventBus(open_store(f"sqlite:///{db_path}"))
+        first.subscribe("t", _fail_with(ConnectionError("down")), name="h", policy=FAST)
+        for n in range(20):
+            await first.publish("t", {"n": n})
+        first.store.close()
+
+        store = open_store(f"sqlite:///{db_path}")
+        second = EventBus(store, poll_interval=0.05)
+        second.subscribe("t", lambda event: None, name="h", policy=FAST)
+        async with second:
+            await eventually(lambda: store.count(Filter(statuses=(Status.RESOLVED,))) == 20)
+        assert store.count(Filter()) == 20
+        store.close()
+
+    async def test_two_schedulers_run_each_record_once(self, db_path: Path) -> None:
+        """Two buses on one store file, racing, run each due record exactly once."""
+        seed = EventBus(open_store(f"sqlite:///{db_path}"))
+        seed.subscribe("t", _fail_with(ConnectionError("down")), name="h", policy=FAST)
+        for n in range(200):
+            await seed.publish("t", {"n": n})
+        seed.store.close()
+
+        runs = Counter[str]()
+        buses = []
+        for _ in range(2):
+            bus = EventBus(open_store(f"sqlite:///{db_path}"), poll_interval=0.02, concurrency=10)
+            bus.subscribe("t", lambda event: runs.update([event.id]), name="h", policy=FAST)
+            buses.append(bus)
+        async with buses[0], buses[1]:
+            await eventually(
+                lambda: buses[0].store.count(Filter(statuses=(Status.RESOLVED,))) == 200
+            )
+        assert len(runs) == 200 and set(runs.values()) == {1}
+        assert buses[0].scheduler.owner != buses[1].scheduler.owner
+        for bus in buses:
+            bus.store.close()
+
+
+def _fail_with(error: Exception):  # type: ignore[no-untyped-def]
+    def handler(event: Event) -> None:
+        raise error
+
+    return handler
