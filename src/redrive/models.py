@@ -34,7 +34,10 @@ def format_time(value: datetime | None) -> str | None:
     """Format an aware datetime as ISO-8601 UTC with microseconds; sorts lexically."""
     if value is None:
         return None
-    return _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = _aware(value)
+    # isoformat is several times faster than strftime; the format is the same.
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _aware(value: datetime) -> datetime:
