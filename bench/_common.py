@@ -33,10 +33,15 @@ def latencies(fn: Callable[[], Any], n: int) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(n * 0.99))]
 
 
-def report(name: str, value: float, unit: str, baseline: float | None = None, target: str = "") -> None:
+def report(
+    name: str, value: float, unit: str, baseline: float | None = None, target: str = ""
+) -> None:
     """Print one figure, with its ratio to a baseline measured in the same run."""
     ratio = f"  ratio {value / baseline:6.2f}" if baseline else ""
     print(f"{name:<58} {value:>12,.2f} {unit:<8}{ratio}  {target}".rstrip())
+
+
+TRACEBACK = 'Traceback (most recent call last):\n  File "app.py", line 1\nConnectionError\n'
 
 
 def make_records(
@@ -51,14 +56,16 @@ def make_records(
         topic = f"topic.{i % topics}"
         yield DeadLetter(
             id=new_id(),
-            event=Event(topic=topic, payload={"order_id": i, "sku": f"SKU-{i % 977}"}, occurred_at=at),
+            event=Event(
+                topic=topic, payload={"order_id": i, "sku": f"SKU-{i % 977}"}, occurred_at=at
+            ),
             handler=f"app.handler_{i % 3}",
             status=status,
             attempts=3,
             max_attempts=3,
             error_type="ConnectionError",
             error_message=f"inventory {i % 50} unavailable",
-            traceback="Traceback (most recent call last):\n  File \"app.py\", line 1\nConnectionError",
+            traceback=TRACEBACK,
             fingerprint=f"{i % 50:016x}",
             created_at=at,
             updated_at=at,
