@@ -11,14 +11,42 @@ import dataclasses
 import getpass
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
+from redrive import transfer
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
 from redrive.exceptions import NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
+from redrive.redact import Redactor
+from redrive.replay import (
+    ReplayOptions,
+    ReplayPlan,
+    ReplayReport,
+    SafeReplay,
+    plan_replay,
+    schedule_wave,
+)
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
+from redrive.transfer import FormatError
+
+__all__ = [
+    "AuditEntry",
+    "DeadLetterQueue",
+    "Filter",
+    "FormatError",
+    "Group",
+    "Page",
+    "ReplayOptions",
+    "ReplayPlan",
+    "ReplayReport",
+    "Result",
+    "Stats",
+    "filter_to_dict",
+    "make_filter",
+]
 
 BATCH = 1000
 """Records per transaction in bulk changes: bounded memory, short locks."""
@@ -222,6 +250,137 @@ class DeadLetterQueue:
         """The audit trail, newest first."""
         return self.store.list_audit(limit=limit, cursor=cursor)
 
+    def apply_retention(
+        self, retention: Mapping[str, timedelta], *, actor: str | None = None
+    ) -> dict[str, Result]:
+        """Purge, per topic, records in a final status (dead, resolved, discarded) last
+        updated longer ago than the topic's retention (the config's ``topics.T.retention``)."""
+        final = (Status.DEAD, Status.RESOLVED, Status.DISCARDED)
+        return {
+            topic: self.purge(age, statuses=final, topic=topic, actor=actor)
+            for topic, age in retention.items()
+        }
+
+    # -- safe replay -------------------------------------------------------------------
+    def replay_filter(self, where: Filter, *, force: bool = False) -> Filter:
+        """The dead letters a replay of ``where`` selects, bounded to those that exist now;
+        unless ``force`` or ids are given, the loop guard (``max_replays``) applies."""
+        bounded = self.snapshot(where.replace(statuses=REPLAYABLE))
+        if force or where.ids:
+            return bounded
+        return bounded.replace(max_replays=self.max_replays)
+
+    def plan(
+        self, where: Filter | None = None, /, *, force: bool = False, samples: int = 3
+    ) -> ReplayPlan:
+        """What a replay of ``where`` would do, changing nothing (a dry run): the count,
+        by topic and by error group, and a few samples. Pass ``plan.where`` to ``replay``
+        and it changes at most ``plan.count`` records."""
+        return plan_replay(self, where or Filter(), force=force, samples=samples)
+
+    def replay(
+        self,
+        ids: Iterable[str] | None = None,
+        /,
+        *,
+        where: Filter | None = None,
+        options: ReplayOptions | None = None,
+        patch: JSON = None,
+        force: bool = False,
+        delay: timedelta = timedelta(0),
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReplayReport:
+        """Schedule dead letters for replay, safely, and record one audit entry.
+
+        :param options: pacing (``rate``), a ``canary`` and an ``abort_on_failure_rate``;
+            see ``ReplayOptions``. Watching outcomes needs a scheduler running the handlers.
+        :param patch: an RFC 7386 JSON merge patch applied to each payload first; each
+            record's history keeps the patch and its original payload.
+        :param progress: called with the number of records handled after each wave.
+        """
+        options = options or ReplayOptions()
+        actor = actor or self.actor
+        originals: dict[str, JSON] = {}
+        if ids is not None:
+            wanted = builtins.list(dict.fromkeys(ids))
+            batches: Iterable[builtins.list[str]] = (
+                wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)
+            )
+            total = len(wanted)
+        else:
+            where = self.replay_filter(where or Filter(), force=force)
+            batches, total = self.iter_ids(where), self.store.count(where)
+        tally = Result(0, 0, 0)
+
+        def schedule(wave: builtins.list[str]) -> Result:
+            nonlocal tally
+            result = schedule_wave(
+                self, wave, ids is not None, delay, patch, actor, note, originals
+            )
+            tally += result
+            return result
+
+        report = SafeReplay(self, options, schedule=schedule, progress=progress).run(batches, total)
+        extra: dict[str, JSON] = {k: v for k, v in report.to_dict().items() if v}
+        if patch is not None:
+            extra.update(patch=patch, original_payloads=originals)
+        self._audit("retry", tally, where, ids, actor, note, extra)
+        return report
+
+    # -- files -------------------------------------------------------------------------
+    def export(
+        self,
+        out: IO[str],
+        *,
+        where: Filter | None = None,
+        fmt: str = "jsonl",
+        redactor: Redactor | None = None,
+        actor: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write matching records, oldest first, to ``out`` as ``json``, ``jsonl`` or
+        ``csv``, with ``redactor`` masking sensitive fields; return how many."""
+        count = transfer.export(self, out, where or Filter(), fmt, redactor, progress)
+        self._audit("export", Result(count, count, 0), where, None, actor, None, {"format": fmt})
+        return count
+
+    def import_(
+        self,
+        path: str | Path,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Result:
+        """Restore the records of an archive or a json/jsonl export, ids kept; records
+        already present are skipped (``Result.skipped``). The whole file is checked
+        first, so a corrupt line (``FormatError``) imports nothing."""
+        checked, added = transfer.import_file(self.store, Path(path), progress)
+        result = Result(checked, added, checked - added)
+        self._audit("import", result, None, None, actor, note, {"file": str(path)})
+        return result
+
+    def archive(
+        self,
+        path: str | Path,
+        *,
+        where: Filter | None = None,
+        batch: int = BATCH,
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Result:
+        """Move matching records to a jsonl (or ``.jsonl.gz``) file: each batch is written
+        and fsynced before it is deleted from the store, so a crash loses nothing, and
+        running the same command again finishes the job."""
+        bounded = self.snapshot(where or Filter())
+        moved, deleted = transfer.archive(self, Path(path), bounded, batch, progress)
+        result = Result(moved, deleted, moved - deleted)
+        self._audit("archive", result, where, None, actor, note, {"file": str(path)})
+        return result
+
     # -- internals ---------------------------------------------------------------------
     def _set_final(
         self, action: str, status: Status, ids: Iterable[str] | None, where: Filter | None,
@@ -280,10 +439,13 @@ class DeadLetterQueue:
 
     def _audit(
         self, action: str, result: Result, where: Filter | None, ids: Iterable[str] | None,
-        actor: str | None, note: str | None,
+        actor: str | None, note: str | None, extra: Mapping[str, JSON] | None = None,
     ) -> None:  # fmt: skip
         actor = actor or self.actor
         detail: dict[str, JSON] = {"matched": result.matched, "skipped": result.skipped}
+        if result.missing:
+            detail["missing"] = result.missing
+        detail.update(extra or {})
         if where is not None:
             detail["filter"] = filter_to_dict(where)
         if ids is not None and result.matched <= 100:

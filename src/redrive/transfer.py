@@ -1,0 +1,360 @@
+"""File formats for exports, imports and archives, and the archive's crash-safe writer.
+
+- ``jsonl``: one record (``DeadLetter.to_dict()``) per line; archives use it, ``.gz`` too.
+- ``json``: an array with one record per line, so it streams both ways.
+- ``csv``: the fields operators sort by, with the payload as a JSON column (not importable).
+
+An archive is written a batch at a time: the batch is appended and fsynced, and only then
+are its records deleted from the store. A kill at any point leaves every record in the
+file, in the store, or both; ``ArchiveFile.recover`` cuts a torn tail and reports the ids
+of the last complete lines, which the next run deletes from the store before going on.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import csv
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from redrive.exceptions import RedriveError
+from redrive.models import JSON, DeadLetter, Status
+from redrive.stores.base import Filter, Store
+
+if TYPE_CHECKING:
+    from redrive.redact import Redactor
+    from redrive.service import DeadLetterQueue
+
+FORMATS = ("json", "jsonl", "csv")
+
+CSV_COLUMNS = (
+    "id", "topic", "handler", "status", "error_type", "error_message", "attempts",
+    "max_attempts", "replays", "fingerprint", "tenant_id", "correlation_id", "version",
+    "created_at", "updated_at", "dead_at", "resolved_at", "next_attempt_at", "event_id",
+    "key", "payload",
+)  # fmt: skip
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TAIL_IDS = 10_000
+"""Ids of the last lines of an archive that a resumed run checks (more than any batch)."""
+
+
+class FormatError(RedriveError):
+    """A file is not a valid export or archive; the message names the file and line."""
+
+
+def dumps(data: JSON) -> str:
+    """One compact JSON line (non-ASCII kept as is)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+# -- writing exports --------------------------------------------------------------------
+class ExportWriter:
+    """Writes records to a text stream in one of ``FORMATS``; ``close`` ends the document."""
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise FormatError(f"unknown format {fmt!r}: use json, jsonl or csv")
+        self.out, self.fmt, self.count = out, fmt, 0
+        self._csv: Any = None
+        if fmt == "csv":
+            self._csv = csv.writer(out, lineterminator="\n")
+            self._csv.writerow(CSV_COLUMNS)
+        elif fmt == "json":
+            out.write("[")
+
+    def write(self, record: dict[str, JSON]) -> None:
+        """Write one record's JSON shape."""
+        if self.fmt == "jsonl":
+            self.out.write(dumps(record) + "\n")
+        elif self.fmt == "json":
+            self.out.write(("\n" if self.count == 0 else ",\n") + dumps(record))
+        else:
+            self._csv.writerow(csv_row(record))
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the document (the closing bracket of a JSON array)."""
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+def csv_row(record: dict[str, JSON]) -> list[Any]:
+    """The CSV cells of a record; text that a spreadsheet would run as a formula is quoted."""
+    version = (record.get("consumer") or {}).get("version")
+    cells = {**record, "version": version, "payload": dumps(record.get("payload"))}
+    return [_safe_cell(cells.get(column)) for column in CSV_COLUMNS]
+
+
+def _safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return "" if value is None else value
+
+
+# -- reading exports and archives -------------------------------------------------------
+def open_text(path: Path, mode: str = "r") -> IO[str]:
+    """Open a text file, through gzip when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", encoding="utf-8", newline="")  # type: ignore[return-value]
+    return path.open(mode, encoding="utf-8", newline="")
+
+
+def read_records(path: Path) -> Iterator[DeadLetter]:
+    """The records of a ``jsonl`` or ``json`` export or archive, streamed.
+
+    Raises ``FormatError`` naming the line for anything that is not a valid record.
+    """
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    if path.name.endswith((".csv", ".csv.gz")):
+        raise FormatError(f"{path}: CSV exports cannot be imported; export as jsonl instead")
+    try:
+        with open_text(path) as stream:
+            yield from _records(path, stream)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path}: cannot read: {exc}") from exc
+
+
+def _records(path: Path, stream: IO[str]) -> Iterator[DeadLetter]:
+    first = _first_char(stream)
+    if first == "[":
+        yield from _json_array(path, stream)
+        return
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield parse_record(line, f"{path}:{number}")
+
+
+def _first_char(stream: IO[str]) -> str:
+    """The first non-blank character, leaving the stream at the start of the file."""
+    head = stream.read(4096).lstrip()
+    stream.seek(0)
+    return head[:1]
+
+
+def _json_array(path: Path, stream: IO[str]) -> Iterator[DeadLetter]:
+    """Records of a JSON array: line by line when written by ``ExportWriter`` (bounded
+    memory), else the whole document at once (a hand-edited or pretty-printed file)."""
+    if _one_record_per_line(stream):
+        for number, raw in enumerate(stream, start=1):
+            line = raw.strip().rstrip(",")
+            if line not in ("[", "]", "[]", ""):
+                yield parse_record(line, f"{path}:{number}")
+        return
+    try:
+        data = json.load(stream)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise FormatError(f"{path}: expected a JSON array of records")
+    for index, item in enumerate(data):
+        yield _record(item, f"{path}: item {index + 1}")
+
+
+def _one_record_per_line(stream: IO[str]) -> bool:
+    """True when the array's first item sits on one line of its own (our layout)."""
+    lines = [stream.readline() for _ in range(2)]
+    stream.seek(0)
+    first, second = (line.strip() for line in lines)
+    if first == "[]":
+        return True
+    return first == "[" and second.startswith("{") and second.rstrip(",").endswith("}")
+
+
+def parse_record(line: str, where: str) -> DeadLetter:
+    """One record from a JSON line; ``where`` names it in errors."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}: not valid JSON: {exc.msg}") from None
+    return _record(data, where)
+
+
+def _record(data: Any, where: str) -> DeadLetter:
+    if not isinstance(data, dict):
+        raise FormatError(f"{where}: expected a JSON object (a dead letter)")
+    try:
+        return DeadLetter.from_dict(data)
+    except KeyError as exc:
+        raise FormatError(f"{where}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: invalid record: {exc}") from None
+
+
+# -- archives ---------------------------------------------------------------------------
+class ArchiveFile:
+    """An archive being written: ``append`` returns only when the batch is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.gz = path.suffix == ".gz"
+
+    def recover(self) -> list[str]:
+        """Cut a torn tail left by a killed run; return the ids of the last complete lines
+        (at most ``TAIL_IDS``): the only records a kill can leave in both places."""
+        if not self.path.exists():
+            return []
+        try:
+            valid, tail = (_gz_prefix if self.gz else _plain_prefix)(self.path)
+        except (OSError, zlib.error) as exc:
+            raise FormatError(f"{self.path}: cannot resume this archive: {exc}") from exc
+        if valid < self.path.stat().st_size:
+            with self.path.open("r+b") as raw:
+                raw.truncate(valid)
+                _fsync(raw)
+        return tail
+
+    def append(self, records: Iterable[DeadLetter]) -> int:
+        """Append records, flush and fsync; return how many were written."""
+        text = "".join(dumps(record.to_dict()) + "\n" for record in records)
+        if not text:
+            return 0
+        created = not self.path.exists()
+        data = text.encode("utf-8")
+        if self.gz:  # one gzip member per batch: every fsynced prefix is a valid file
+            data = gzip.compress(data, compresslevel=6)
+        with self.path.open("ab") as raw:
+            raw.write(data)
+            _fsync(raw)
+        if created:
+            _fsync_dir(self.path.parent)
+        return text.count("\n")
+
+
+def _fsync(raw: IO[bytes]) -> None:
+    raw.flush()
+    os.fsync(raw.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a new file's directory entry durable too (POSIX; skipped where unsupported)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _plain_prefix(path: Path) -> tuple[int, list[str]]:
+    """(bytes up to the last newline, ids of the last complete lines)."""
+    tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
+    valid = 0
+    with path.open("rb") as raw:
+        for line in raw:
+            if not line.endswith(b"\n"):
+                break
+            valid += len(line)
+            tail.append(line)
+    return valid, _ids(tail)
+
+
+def _gz_prefix(path: Path) -> tuple[int, list[str]]:
+    """(bytes up to the end of the last complete gzip member, ids of its last lines)."""
+    tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
+    valid = consumed = 0
+    member = io.BytesIO()
+    inflate = zlib.decompressobj(31)
+    with path.open("rb") as raw:
+        while chunk := raw.read(1 << 20):
+            consumed += len(chunk)
+            while chunk:
+                try:
+                    member.write(inflate.decompress(chunk))
+                except zlib.error:
+                    return valid, _ids(tail)
+                if not inflate.eof:
+                    break
+                chunk = inflate.unused_data
+                valid = consumed - len(chunk)
+                tail.extend(line for line in member.getvalue().splitlines(keepends=True))
+                member, inflate = io.BytesIO(), zlib.decompressobj(31)
+    return valid, _ids(tail)
+
+
+def _ids(lines: Iterable[bytes]) -> list[str]:
+    ids = []
+    for line in lines:
+        with contextlib.suppress(ValueError, AttributeError):
+            ids.append(str(json.loads(line)["id"]))
+    return ids
+
+
+# -- the service's file operations ------------------------------------------------------
+def export(
+    dlq: DeadLetterQueue, out: IO[str], where: Filter, fmt: str,
+    redactor: Redactor | None, progress: Callable[[int], None] | None,
+) -> int:  # fmt: skip
+    """Write the records of ``where`` (bounded to those that exist now), oldest first."""
+    from redrive.service import BATCH
+
+    writer = ExportWriter(out, fmt)
+    for record in dlq.iter_records(dlq.snapshot(where)):
+        data = record.to_dict()
+        writer.write(redactor.record(data) if redactor else data)
+        if progress is not None and writer.count % BATCH == 0:
+            progress(BATCH)
+    writer.close()
+    return writer.count
+
+
+def import_file(
+    store: Store, path: Path, progress: Callable[[int], None] | None
+) -> tuple[int, int]:
+    """(records in the file, records added): a first pass checks every line."""
+    checked = sum(1 for _ in read_records(path))
+
+    def records() -> Iterator[DeadLetter]:
+        for number, record in enumerate(read_records(path), start=1):
+            if progress is not None and number % 1000 == 0:
+                progress(1000)
+            yield _importable(record)
+
+    return checked, store.import_records(records())
+
+
+def _importable(record: DeadLetter) -> DeadLetter:
+    """A record as it is restored: one that was mid-retry (its lease is not exported)
+    comes back scheduled, so a scheduler picks it up instead of it waiting forever."""
+    if record.status != Status.RETRYING:
+        return record
+    due = record.next_attempt_at or record.updated_at
+    return record.replace(status=Status.SCHEDULED, next_attempt_at=due)
+
+
+def archive(
+    dlq: DeadLetterQueue, path: Path, where: Filter, batch: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int]:  # fmt: skip
+    """(records archived, records deleted): first finish what a killed run left, then
+    move ``where`` a batch at a time, each batch fsynced before it is deleted."""
+    file = ArchiveFile(path)
+    moved, deleted = _finish(dlq.store, file.recover())
+    for ids in dlq.iter_ids(where, batch=batch):
+        records = dlq.store.find(Filter(ids=tuple(ids)), limit=len(ids)).items
+        file.append(reversed(records))
+        moved += len(records)
+        deleted += dlq.store.delete([record.id for record in records])
+        if progress is not None:
+            progress(len(ids))
+    return moved, deleted
+
+
+def _finish(store: Store, archived: list[str]) -> tuple[int, int]:
+    """Delete the records a killed run had written (and fsynced) but not yet deleted."""
+    moved = deleted = 0
+    for start in range(0, len(archived), 500):
+        chunk = archived[start : start + 500]
+        present = store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
+        if present:
+            moved += len(present)
+            deleted += store.delete(present)
+    return moved, deleted
