@@ -1,0 +1,149 @@
+"""``create_app``: the REST API, the web console, health checks and metrics in one ASGI app.
+
+Run it with ``redrive serve``, or mount it in your own service::
+
+    from fastapi import FastAPI
+    from redrive.ops.api import create_app
+
+    app = FastAPI()
+    app.mount("/dlq", create_app(settings=my_settings))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from redrive.config import Settings
+from redrive.exceptions import StoreError
+from redrive.ops.api import admin, bulk, problems, records
+from redrive.ops.api.context import Context, get_context
+from redrive.ops.api.limits import BodyLimit
+from redrive.ops.api.options import ApiOptions
+from redrive.ops.api.schemas import HealthOut
+from redrive.service import DeadLetterQueue
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    service: DeadLetterQueue | None = None,
+    settings: Settings | None = None,
+    *,
+    console: bool = True,
+    metrics: bool = True,
+) -> FastAPI:
+    """Build the ASGI app for ``service`` (default: one on ``settings.store_url``).
+
+    :param settings: the ``[api]`` limits and the ``redact`` patterns come from here.
+    :param console: serve the web console at ``/``.
+    :param metrics: serve Prometheus metrics at ``/metrics`` when ``prometheus_client``
+        is installed (without auth unless ``[api] metrics_auth = true``).
+
+    .. versionadded:: 0.1
+    """
+    settings = settings or Settings()
+    options = ApiOptions.from_settings(settings)
+    owned = service is None
+    if service is None:
+        from redrive.bootstrap import open_store
+
+        service = DeadLetterQueue(open_store(settings.store_url), max_replays=settings.max_replays)
+    ctx = Context.build(service, options)
+    app = FastAPI(
+        title="redrive",
+        version="0.1.0",
+        summary="Inspect, replay and clean up dead letters.",
+        # Swagger UI and ReDoc load from a CDN; the console must work offline.
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan(ctx, owned),
+    )
+    app.state.redrive = ctx
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
+    app.include_router(_health_router())
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (bulk, records, admin):  # bulk first: /dead-letters/retry is not an id
+        api.include_router(module.router)
+    app.include_router(api)
+    if metrics:
+        _mount_metrics(app, ctx)
+    if console:
+        from redrive.ops.console import install
+
+        install(app)
+    return app
+
+
+def _lifespan(ctx: Context, owned: bool) -> Callable[[FastAPI], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:  # a store the caller passed in is the caller's to close
+            ctx.service.store.close()
+
+    return lifespan
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=HealthOut)
+    def healthz() -> dict[str, str]:
+        """The process is alive (no auth)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=HealthOut, responses=problems.responses(503))
+    def readyz(request: Request) -> JSONResponse:
+        """The store answers (no auth); 503 if it does not."""
+        try:
+            get_context(request).service.count()
+        except StoreError:
+            return problems.problem_response(request, 503, "the store is unreachable")
+        return JSONResponse({"status": "ok"})
+
+    return router
+
+
+def _mount_metrics(app: FastAPI, ctx: Context) -> None:
+    """Mount ``/metrics`` if prometheus_client and the metrics module are there."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        return
+    try:
+        from redrive.ops.metrics import metrics_app
+    except ImportError:  # an install without the metrics feature
+        return
+    inner = metrics_app(ctx.service)
+    app.mount("/metrics", MetricsAuth(inner, ctx) if ctx.options.metrics_auth else inner)
+
+
+class MetricsAuth:
+    """Ask for a viewer token before the metrics, when the config says so."""
+
+    def __init__(self, app: ASGIApp, ctx: Context) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"authorization", b"")
+            scheme, _, token = header.decode("latin-1").partition(" ")
+            checked = None
+            if scheme.lower() == "bearer" and token:
+                checked = await asyncio.to_thread(self.ctx.tokens.check, token.strip())
+            if checked is None:
+                response = problems.problem_response(
+                    None, 401, "send an API token: Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )  # fmt: skip
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

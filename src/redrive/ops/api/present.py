@@ -1,0 +1,114 @@
+"""Records, stats and groups as JSON for responses, pages and exports: always masked.
+
+The store keeps the original payload; what an operator sees goes through the config's
+``Redactor``. An edited payload that comes back with masks in it gets the original values
+put back, so editing a masked record never replaces a secret with ``***``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redrive.models import JSON, DeadLetter, format_time
+from redrive.redact import MASK, Redactor
+from redrive.stores.base import AuditEntry, Group, Stats
+
+SUMMARY = (
+    "id", "event_id", "topic", "handler", "status", "attempts", "max_attempts", "error_type",
+    "error_message", "fingerprint", "key", "tenant_id", "correlation_id", "created_at",
+    "updated_at", "next_attempt_at", "dead_at", "resolved_at", "replays",
+)  # fmt: skip
+
+
+def summary(record: DeadLetter) -> dict[str, Any]:
+    """The listing fields of a record (nothing that needs masking)."""
+    event = record.event
+    return {
+        "id": record.id, "event_id": event.id, "topic": event.topic, "handler": record.handler,
+        "status": record.status.value, "attempts": record.attempts,
+        "max_attempts": record.max_attempts, "error_type": record.error_type,
+        "error_message": record.error_message, "fingerprint": record.fingerprint,
+        "key": event.key, "tenant_id": event.tenant_id, "correlation_id": event.correlation_id,
+        "created_at": format_time(record.created_at), "updated_at": format_time(record.updated_at),
+        "next_attempt_at": format_time(record.next_attempt_at),
+        "dead_at": format_time(record.dead_at), "resolved_at": format_time(record.resolved_at),
+        "replays": record.replays,
+    }  # fmt: skip
+
+
+def full(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
+    """The whole record, with payload, headers and payloads kept in history masked."""
+    data = redactor.record(record.to_dict())
+    if redactor:
+        data["history"] = [_mask_entry(entry, redactor) for entry in data["history"]]
+    return data
+
+
+def _mask_entry(entry: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    detail = entry.get("detail")
+    if not isinstance(detail, dict):
+        return entry
+    masked = {k: redactor.payload(v) if "payload" in k else v for k, v in detail.items()}
+    return {**entry, "detail": masked}
+
+
+def unmask(edited: JSON, original: JSON) -> JSON:
+    """``edited`` with every value still equal to the mask taken from ``original``."""
+    if edited == MASK:
+        return original
+    if isinstance(edited, dict) and isinstance(original, dict):
+        return {k: unmask(v, original.get(k)) if k in original else v for k, v in edited.items()}
+    if isinstance(edited, list) and isinstance(original, list) and len(edited) == len(original):
+        return [unmask(a, b) for a, b in zip(edited, original, strict=True)]
+    return edited
+
+
+def merge_patch(target: JSON, patch: JSON) -> JSON:
+    """Apply a JSON merge patch (RFC 7386): objects merge, ``null`` removes a key."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def stats(data: Stats) -> dict[str, Any]:
+    """Totals by status and per-topic counts and ages."""
+    topics = sorted(set(data.counts) | set(data.oldest_dead_at))
+    totals: dict[str, int] = {}
+    for by_status in data.counts.values():
+        for status, n in by_status.items():
+            totals[status.value] = totals.get(status.value, 0) + n
+    return {
+        "totals": totals,
+        "topics": [
+            {
+                "topic": topic,
+                "counts": {s.value: n for s, n in data.counts.get(topic, {}).items()},
+                "oldest_dead_at": format_time(data.oldest_dead_at.get(topic)),
+                "new_dead_last_hour": data.new_dead_last_hour.get(topic, 0),
+                "new_dead_last_day": data.new_dead_last_day.get(topic, 0),
+            }
+            for topic in topics
+        ],
+    }
+
+
+def group(item: Group) -> dict[str, Any]:
+    """An error group."""
+    return {
+        "fingerprint": item.fingerprint, "topic": item.topic, "handler": item.handler,
+        "error_type": item.error_type, "count": item.count,
+        "first_seen": format_time(item.first_seen), "last_seen": format_time(item.last_seen),
+        "sample_message": item.sample_message, "sample_id": item.sample_id,
+    }  # fmt: skip
+
+
+def audit(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry."""
+    return {"id": entry.id, "at": format_time(entry.at), "actor": entry.actor,
+            "action": entry.action, "count": entry.count, "detail": dict(entry.detail)}  # fmt: skip

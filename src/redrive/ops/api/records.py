@@ -1,0 +1,112 @@
+"""Routes for one dead letter at a time, and the listing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from redrive.models import JSON, DeadLetter
+from redrive.ops.api import present
+from redrive.ops.api.context import Caller, admin, operator, viewer
+from redrive.ops.api.filters import filter_query, to_filter
+from redrive.ops.api.problems import Problem, responses
+from redrive.ops.api.schemas import DeadLetterOut, FilterIn, NoteIn, PageOut, RetryIn
+from redrive.service import Result
+
+router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+NoBody = Body(None)
+RecordId = Path(min_length=1, max_length=64, description="A dead letter's id.")
+
+
+@router.get("", response_model=PageOut, responses=responses(403))
+def list_dead_letters(
+    caller: Caller = viewer,
+    filters: FilterIn = Depends(filter_query),  # noqa: B008
+    limit: int = Query(50, ge=1, le=10_000, description="Page size (capped by the server)."),
+    cursor: str | None = Query(None, max_length=64, description="next_cursor of the last page."),
+) -> JSONResponse:
+    """Dead letters matching the filters, newest first, a page at a time."""
+    ctx = caller.ctx
+    where = to_filter(filters, caller.service.clock.now())
+    page = caller.service.list(where, limit=min(limit, ctx.options.max_page), cursor=cursor)
+    items = [present.summary(record) for record in page.items]
+    return JSONResponse({"items": items, "next_cursor": page.next_cursor})
+
+
+@router.get("/{record_id}", response_model=DeadLetterOut, responses=responses(403, 404))
+def get_dead_letter(record_id: str = RecordId, caller: Caller = viewer) -> JSONResponse:
+    """One dead letter in full (payload and headers masked)."""
+    record = caller.service.get(record_id)
+    return JSONResponse(present.full(record, caller.ctx.redactor))
+
+
+@router.post("/{record_id}/retry", response_model=DeadLetterOut,
+             responses=responses(403, 404, 409))  # fmt: skip
+def retry_dead_letter(
+    record_id: str = RecordId, body: RetryIn | None = NoBody, caller: Caller = operator
+) -> JSONResponse:
+    """Schedule a dead letter for replay, optionally with a patched or new payload."""
+    body = body or RetryIn()
+    record = caller.service.get(record_id)
+    payloads = None
+    if body.patch is not None or "payload" in body.model_fields_set:
+        payloads = {record.id: _new_payload(record, body)}
+    result = caller.service.retry(
+        [record.id], delay=timedelta(seconds=body.delay_seconds), payloads=payloads,
+        actor=caller.actor, note=body.note,
+    )  # fmt: skip
+    return _changed(caller, record, result, "retried", "only dead ones can")
+
+
+@router.post("/{record_id}/resolve", response_model=DeadLetterOut,
+             responses=responses(403, 404, 409))  # fmt: skip
+def resolve_dead_letter(
+    record_id: str = RecordId, body: NoteIn | None = NoBody, caller: Caller = operator
+) -> JSONResponse:
+    """Mark a dead (or scheduled) record as handled by hand."""
+    record = caller.service.get(record_id)
+    note = body.note if body else None
+    result = caller.service.resolve([record.id], actor=caller.actor, note=note)
+    return _changed(caller, record, result, "resolved", "only dead or scheduled ones can")
+
+
+@router.post("/{record_id}/discard", response_model=DeadLetterOut,
+             responses=responses(403, 404, 409))  # fmt: skip
+def discard_dead_letter(
+    record_id: str = RecordId, body: NoteIn | None = NoBody, caller: Caller = operator
+) -> JSONResponse:
+    """Mark a dead (or scheduled) record as not to be processed."""
+    record = caller.service.get(record_id)
+    note = body.note if body else None
+    result = caller.service.discard([record.id], actor=caller.actor, note=note)
+    return _changed(caller, record, result, "discarded", "only dead or scheduled ones can")
+
+
+@router.delete("/{record_id}", status_code=204, response_class=Response,
+               responses=responses(403, 404))  # fmt: skip
+def delete_dead_letter(record_id: str = RecordId, caller: Caller = admin) -> Response:
+    """Delete a record for good (admins only)."""
+    result = caller.service.delete([record_id], actor=caller.actor)
+    if result.changed == 0:
+        raise Problem(404, f"no dead letter with id {record_id!r}")
+    return Response(status_code=204)
+
+
+def _new_payload(record: DeadLetter, body: RetryIn) -> JSON:
+    # Masked values sent back unchanged keep the original: see present.unmask.
+    if body.patch is not None:
+        return present.merge_patch(record.payload, present.unmask(body.patch, record.payload))
+    return present.unmask(body.payload, record.payload)
+
+
+def _changed(
+    caller: Caller, before: DeadLetter, result: Result, verb: str, rule: str
+) -> JSONResponse:
+    after = caller.service.get(before.id)
+    if result.changed == 0:
+        raise Problem(409, f"dead letter {before.id} is {after.status.value}, so it cannot "
+                           f"be {verb}: {rule}", status_now=after.status.value)  # fmt: skip
+    return JSONResponse(present.full(after, caller.ctx.redactor))
