@@ -1,0 +1,169 @@
+"""Alert rules per topic, and their pure evaluation against what the store holds now.
+
+Four rule families, each one alert per topic:
+
+- ``count``: dead letters now; ``warning`` at ``warn_count``, ``critical`` at ``critical_count``;
+- ``max_age``: the oldest dead letter is older than ``max_age``;
+- ``rate``: ``rate`` or more records became dead within ``rate_window``;
+- ``expiring``: dead letters that retention will delete within ``expiring`` (warn before
+  the evidence is gone); only for topics with a ``retention``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Literal
+
+Severity = Literal["ok", "warning", "critical"]
+
+FAMILIES = ("count", "max_age", "rate", "expiring")
+"""The rule families, in the order they are evaluated and shown."""
+
+_RANK = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def rank(severity: str) -> int:
+    """Order of severities: ok < warning < critical."""
+    return _RANK.get(severity, 0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TopicRules:
+    """The thresholds of one topic; ``None`` turns a rule off.
+
+    .. versionadded:: 0.1
+    """
+
+    warn_count: int | None = 1
+    critical_count: int | None = 100
+    max_age: timedelta | None = timedelta(hours=24)
+    rate: int | None = None
+    rate_window: timedelta = timedelta(hours=1)
+    expiring: timedelta | None = timedelta(hours=48)
+    enabled: bool = True
+
+    def replace(self, **changes: object) -> TopicRules:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Measurement:
+    """What the monitor read about one topic.
+
+    :param expiring: dead letters retention deletes within the ``expiring`` window, or
+        None when the topic has no retention.
+    """
+
+    dead: int = 0
+    oldest_age: float | None = None
+    new_dead: int = 0
+    expiring: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    """The state of one rule family for one topic.
+
+    ``rule`` names the threshold crossed (``warn_count``, ``critical_count``, ``max_age``,
+    ``rate``, ``expiring``), or the family when nothing is crossed.
+    """
+
+    family: str
+    severity: Severity
+    rule: str
+    value: float
+    threshold: float | None
+
+
+def evaluate(rules: TopicRules, measured: Measurement) -> dict[str, Finding]:
+    """The finding of every rule family that is on for ``rules``."""
+    if not rules.enabled:
+        return {}
+    findings = [
+        _count(rules, measured),
+        _above("max_age", measured.oldest_age or 0.0, _seconds(rules.max_age)),
+        _above("rate", measured.new_dead, rules.rate),
+        _expiring(rules, measured),
+    ]
+    return {finding.family: finding for finding in findings if finding is not None}
+
+
+def _count(rules: TopicRules, measured: Measurement) -> Finding | None:
+    if rules.warn_count is None and rules.critical_count is None:
+        return None
+    value = measured.dead
+    if rules.critical_count is not None and value >= rules.critical_count:
+        return Finding(family="count", severity="critical", rule="critical_count",
+                       value=value, threshold=rules.critical_count)  # fmt: skip
+    if rules.warn_count is not None and value >= rules.warn_count:
+        return Finding(family="count", severity="warning", rule="warn_count",
+                       value=value, threshold=rules.warn_count)  # fmt: skip
+    threshold = rules.warn_count if rules.warn_count is not None else rules.critical_count
+    return Finding(family="count", severity="ok", rule="count", value=value, threshold=threshold)
+
+
+def _above(family: str, value: float, threshold: float | None) -> Finding | None:
+    if threshold is None:
+        return None
+    severity: Severity = "warning" if value >= threshold and value > 0 else "ok"
+    return Finding(family=family, severity=severity, rule=family, value=value, threshold=threshold)
+
+
+def _expiring(rules: TopicRules, measured: Measurement) -> Finding | None:
+    if rules.expiring is None or measured.expiring is None:
+        return None
+    severity: Severity = "warning" if measured.expiring > 0 else "ok"
+    return Finding(family="expiring", severity=severity, rule="expiring",
+                   value=measured.expiring, threshold=1)  # fmt: skip
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def describe(topic: str, finding: Finding, rules: TopicRules, *, resolved: bool = False) -> str:
+    """A one-line human message for a finding that fired (or, ``resolved``, ended)."""
+    value = finding.value
+    if resolved:
+        return _resolved(topic, finding)
+    if finding.family == "count":
+        kind = "critical" if finding.severity == "critical" else "warning"
+        return f"{topic}: {int(value)} dead letters ({kind} threshold {_num(finding.threshold)})"
+    if finding.family == "max_age":
+        limit = _duration(finding.threshold or 0)
+        return f"{topic}: oldest dead letter is {_duration(value)} old (limit {limit})"
+    if finding.family == "rate":
+        window = _duration(rules.rate_window.total_seconds())
+        return (
+            f"{topic}: {int(value)} new dead letters in the last {window} "
+            f"(threshold {_num(finding.threshold)})"
+        )
+    window = _duration(rules.expiring.total_seconds() if rules.expiring else 0)
+    return f"{topic}: {int(value)} dead letters will be deleted by retention within {window}"
+
+
+def _resolved(topic: str, finding: Finding) -> str:
+    what = {
+        "count": f"{int(finding.value)} dead letters now, under the thresholds",
+        "max_age": "no dead letter is over the age limit any more",
+        "rate": f"{int(finding.value)} new dead letters in the window, under the threshold",
+        "expiring": "no dead letter is about to be deleted by retention",
+    }.get(finding.family, "back to normal")
+    return f"{topic}: resolved: {what}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _duration(seconds: float) -> str:
+    """``90`` → ``1m 30s``; ``93784`` → ``1d 2h``: the two largest units."""
+    seconds = int(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
