@@ -10,6 +10,8 @@ import pytest
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import FakeClock
 
+pytest_plugins = ["tests.pg_server"]
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -31,6 +31,7 @@ def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 BACKENDS: dict[str, tuple[StoreFactory, tuple[pytest.MarkDecorator, ...]]] = {
     "sqlite": (_sqlite, ()),
 }
+BACKENDS["postgres"] = (_postgres, (pytest.mark.postgres,))
 
 
 @pytest.fixture(params=[pytest.param(name, marks=marks) for name, (_, marks) in BACKENDS.items()])

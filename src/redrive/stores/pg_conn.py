@@ -1,0 +1,231 @@
+"""Connections for the PostgreSQL store: a pool, retries with backoff, error mapping, LISTEN.
+
+A lost connection (server restarted, network blip) is retried with exponential backoff
+until ``retry_timeout`` has passed, then ``StoreUnavailable`` is raised: the caller keeps
+the event (its own transaction rolls back, or the broker redelivers). Errors that no
+retry can fix (bad SQL, bad data, wrong password) are raised at once as ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from redrive.exceptions import StoreError, StoreUnavailable
+
+logger = logging.getLogger("redrive.stores.postgres")
+
+T = TypeVar("T")
+Work = Callable[[psycopg.Connection[tuple[Any, ...]], int], T]
+
+# SQLSTATE classes and codes a retry can fix: connection exceptions, the server shutting
+# down or starting up, deadlocks and serialization failures (the transaction is redone).
+_TRANSIENT_CLASSES = ("08", "57P", "40", "53")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the transaction may succeed."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:  # raised by the client: the connection broke or could not be made
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith(_TRANSIENT_CLASSES)
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's message on one line (psycopg messages may span several)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+class Connector:
+    """A pool of connections with the schema on their search_path.
+
+    :param conninfo: the libpq URL (password included; never logged).
+    :param url: the same URL with the password masked, for messages.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        url: str,
+        schema: str,
+        min_size: int = 1,
+        max_size: int = 10,
+        retry_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.url = url
+        self.schema = schema
+        self.retry_timeout = retry_timeout
+        self._connect_kwargs: dict[str, Any] = {
+            "connect_timeout": max(1, int(connect_timeout)),
+            "application_name": "redrive",
+        }
+        self.pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=self._connect_kwargs,
+            configure=self._configure,
+            open=False,
+            timeout=retry_timeout,
+            reconnect_timeout=max(retry_timeout, 60.0),
+            name="redrive",
+        )
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.execute(self.search_path_sql())
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.commit()
+
+    def search_path_sql(self) -> sql.Composed:
+        """``SET search_path`` to the store's schema (then public, for pg_trgm)."""
+        return sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema))
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
+        """A connection of its own (outside the pool), for migrations and LISTEN."""
+        try:
+            return psycopg.connect(self.conninfo, autocommit=autocommit, **self._connect_kwargs)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to {self.url}: {describe(exc)}") from exc
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            with self._lock:
+                if not self._opened:
+                    self.pool.open(wait=False)
+                    self._opened = True
+
+    def run(self, work: Work[T]) -> T:
+        """Run ``work(conn, attempt)`` in one transaction, retrying transient failures.
+
+        ``attempt`` is 0 the first time; a retried write may find its own earlier commit
+        (the connection broke after COMMIT was sent), so writes use it to stay idempotent.
+        """
+        self._ensure_open()
+        deadline = time.monotonic() + self.retry_timeout
+        delay, attempt = 0.05, 0
+        while True:
+            try:
+                remaining = max(0.1, deadline - time.monotonic())
+                with self.pool.connection(timeout=remaining) as conn, conn.transaction():
+                    return work(conn, attempt)
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not is_transient(exc):
+                    raise StoreError(f"{self.url}: {describe(exc)}") from exc
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(
+                        f"{self.url} unavailable for {self.retry_timeout:g}s: {describe(exc)}"
+                    ) from exc
+                logger.warning("store %s: %s; retrying in %.2fs", self.url, describe(exc), delay)
+                self._drop_stale()
+                time.sleep(delay)  # backoff between reconnection attempts
+                delay, attempt = min(delay * 2, 2.0), attempt + 1
+
+    def _drop_stale(self) -> None:
+        """After a connection broke, test the idle ones so the retry gets a live one."""
+        try:
+            self.pool.check()
+        except Exception:  # the pool replaces what it can; the retry reports the rest
+            logger.debug("pool check failed", exc_info=True)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        if self._opened:
+            self.pool.close()
+        self._opened = False
+
+
+class Listener:
+    """LISTEN on one channel in a thread; call every callback on each notification.
+
+    The thread reconnects (with backoff) if its connection breaks, and then calls the
+    callbacks once, since a notification may have been missed meanwhile.
+    """
+
+    def __init__(self, connector: Connector, channel: str, *, tick: float = 0.25) -> None:
+        self._connector = connector
+        self._channel = channel
+        self._tick = tick
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Start calling ``callback``; return the function that stops it."""
+        with self._lock:
+            self._callbacks.append(callback)
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._loop, name="redrive-listen", daemon=True
+                )
+                self._thread.start()
+        # Wait (bounded) until LISTEN is in place, so nothing scheduled after this returns
+        # is missed; if the server is down, the loop keeps trying in the background.
+        self._ready.wait(timeout=5)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+                idle = not self._callbacks
+            if idle:
+                self.stop()
+
+        return remove
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it to end."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._tick * 8)
+        self._ready.clear()
+
+    def _fire(self) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one broken callback must not silence the others
+                logger.exception("listener callback failed")
+
+    def _loop(self) -> None:
+        delay = 0.1
+        first = True
+        while not self._stop.is_set():
+            try:
+                with self._connector.connect(autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    self._ready.set()
+                    if not first:
+                        self._fire()  # something may have been scheduled while we were away
+                    first, delay = False, 0.1
+                    while not self._stop.is_set():
+                        # stop_after=1: wake the schedulers at the first notification.
+                        if list(conn.notifies(timeout=self._tick, stop_after=1)):
+                            self._fire()
+            except (psycopg.Error, StoreError) as exc:
+                logger.warning("LISTEN on %s lost: %s", self._connector.url, describe(exc))
+                self._stop.wait(delay)  # backoff, interrupted by stop()
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,193 @@
+"""The SQL of the PostgreSQL store, and how values travel to it (JSONB, timestamptz).
+
+Statements are built only from fixed fragments and column names; every value is a bound
+parameter. Table names are unqualified: each pooled connection has the store's schema
+on its ``search_path``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from redrive.models import DeadLetter, Status, parse_time
+from redrive.stores.base import Change
+from redrive.stores.sql import COLUMN_LIST, COLUMNS, TABLE, Dialect, record_to_row
+
+BATCH = 1000
+"""Rows per INSERT and ids per UPDATE: 30 columns x 1000 rows stays under 65,535 params."""
+
+
+def _scrub(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL characters: show them as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a JSONB column (non-JSON values as their ``str``, NULs replaced)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    if "\\u0000" not in text:
+        return text
+    return json.dumps(_scrub(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
+
+
+class PgDialect(Dialect):
+    """JSON as JSONB (psycopg decodes it), times as timestamptz, case-insensitive search."""
+
+    param = "%s"
+    like = "ILIKE"
+
+    def encode_json(self, value: Any) -> Any:
+        return Jsonb(value, dumps=dumps)
+
+    def decode_json(self, value: Any) -> Any:
+        return value
+
+    def encode_time(self, value: datetime | None) -> Any:
+        return value
+
+    def decode_time(self, value: Any) -> datetime | None:
+        return parse_time(value)
+
+
+def row_of(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
+    """``record_to_row`` with NUL characters replaced in text columns."""
+    return tuple(
+        v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
+        for v in record_to_row(record, dialect)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def insert(rows: int, *, ignore: bool = False) -> str:
+    """A multi-row INSERT of ``rows`` records (one statement: one trigger run)."""
+    values = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+    sql = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES " + ", ".join([values] * rows)
+    return sql + (" ON CONFLICT (id) DO NOTHING" if ignore else "")
+
+
+def chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
+    """``rows`` in slices of at most ``BATCH``."""
+    for start in range(0, len(rows), BATCH):
+        yield rows[start : start + BATCH]
+
+
+def flat(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The parameters of a multi-row INSERT."""
+    return [value for row in rows for value in row]
+
+
+UPDATE_ALL = (
+    f"UPDATE {TABLE} SET {', '.join(f'{c} = %s' for c in COLUMNS[1:])} "
+    "WHERE id = %s AND status = 'retrying' AND lease_owner = %s"
+)
+
+
+def claim(order_by: str, status: str, only: str) -> str:
+    """Claim due rows of one kind (``scheduled`` by due time, or expired ``retrying``
+    leases), skipping rows another worker is claiming right now."""
+    assert order_by in ("next_attempt_at", "lease_expires_at")
+    assert status in ("scheduled", "retrying")
+    return (
+        f"WITH due AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = '{status}' "
+        f"AND {order_by} <= %s{only} ORDER BY {order_by} LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {TABLE} AS d SET status = 'retrying', lease_owner = %s, "
+        "lease_expires_at = %s, updated_at = %s FROM due WHERE d.id = due.id "
+        f"RETURNING {', '.join(f'd.{c}' for c in COLUMNS)}"
+    )
+
+
+def handler_clause(handlers: Collection[tuple[str, str]] | None) -> tuple[str, list[Any]]:
+    """A condition limiting rows to these (topic, handler) pairs, and its parameters."""
+    if handlers is None:
+        return "", []
+    pairs = sorted(set(handlers))
+    return (
+        " AND (topic, handler) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        [[t for t, _ in pairs], [h for _, h in pairs]],
+    )
+
+
+STATS_COUNTS = "SELECT topic, status, n FROM redrive_counts WHERE n > 0"
+STATS_OLDEST = (
+    f"SELECT c.topic, (SELECT min(dead_at) FROM {TABLE} AS d "
+    "WHERE d.status = 'dead' AND d.topic = c.topic) "
+    "FROM redrive_counts AS c WHERE c.status = 'dead' AND c.n > 0"
+)
+STATS_NEW_DEAD = (
+    "SELECT topic, sum(n) FILTER (WHERE minute >= date_trunc('minute', %s::timestamptz)), "
+    "sum(n) FROM redrive_dead_timeline "
+    "WHERE minute >= date_trunc('minute', %s::timestamptz) GROUP BY topic"
+)
+AUDIT_INSERT = (
+    "INSERT INTO redrive_audit (id, at, actor, action, count, detail) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def groups(clause: str) -> str:
+    """Error groups among rows matching ``clause``, biggest first, with the newest sample."""
+    return (
+        "WITH g AS (SELECT fingerprint, topic, handler, error_type, count(*) AS n, "
+        "min(created_at) AS first_seen, max(created_at) AS last_seen, max(id) AS sample "
+        f"FROM {TABLE} WHERE {clause} GROUP BY fingerprint, topic, handler, error_type "
+        "ORDER BY n DESC, sample DESC LIMIT %s) "
+        "SELECT g.fingerprint, g.topic, g.handler, g.error_type, g.n, g.first_seen, "
+        f"g.last_seen, g.sample, d.error_message FROM g JOIN {TABLE} AS d ON d.id = g.sample "
+        "ORDER BY g.n DESC, g.sample DESC"
+    )
+
+
+def transition(ids: list[str], change: Change, dialect: Dialect) -> tuple[str, list[Any]]:
+    """One UPDATE applying ``change`` to those of ``ids`` still in its old statuses."""
+    sets = ["status = %s", "updated_at = %s", "next_attempt_at = %s"]
+    params: list[Any] = [change.to.value, change.now, change.next_attempt_at]
+    if change.entry is not None:
+        sets.append("history = history || %s")
+        params.append(dialect.encode_json([change.entry.to_dict()]))
+    if change.payloads:
+        sets.append(
+            "payload = CASE WHEN jsonb_exists(%s::jsonb, id) THEN %s::jsonb -> id ELSE payload END"
+        )
+        patch = dialect.encode_json(dict(change.payloads))
+        params += [patch, patch]
+    if change.to == Status.RESOLVED:
+        sets.append("resolved_at = %s")
+        params.append(change.now)
+    if change.replay:
+        sets += ["replays = replays + 1", "attempts = 0"]
+    sets += ["lease_owner = NULL", "lease_expires_at = NULL"]
+    sql = (
+        f"UPDATE {TABLE} SET {', '.join(sets)} "
+        "WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id"
+    )
+    return sql, [*params, ids, [s.value for s in change.from_statuses]]
+
+
+def meta_put(namespace: str, key: str, value: Any, version: int | None) -> tuple[str, list[Any]]:
+    """The compare-and-set write of a meta value (see ``Store.meta_put``)."""
+    insert = "INSERT INTO redrive_meta AS m (namespace, key, value, version) VALUES (%s, %s, %s, 1)"
+    if version is None:
+        return (
+            insert + " ON CONFLICT (namespace, key) "
+            "DO UPDATE SET value = excluded.value, version = m.version + 1",
+            [namespace, key, value],
+        )
+    if version == 0:
+        return insert + " ON CONFLICT (namespace, key) DO NOTHING", [namespace, key, value]
+    return (
+        "UPDATE redrive_meta SET value = %s, version = version + 1 "
+        "WHERE namespace = %s AND key = %s AND version = %s",
+        [value, namespace, key, version],
+    )

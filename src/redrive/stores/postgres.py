@@ -1,0 +1,344 @@
+"""PostgresStore: one database shared by every app process, worker and operator surface.
+
+psycopg 3 with a connection pool; the schema lives in a schema the user names (default
+``redrive``) and is brought up to date by versioned migrations. Counts by topic and
+status are kept by triggers, claims use ``FOR UPDATE SKIP LOCKED`` under a lease, and a
+trigger's NOTIFY wakes every process's scheduler as soon as a record is scheduled.
+
+URL query parameters (so the CLI and ``REDRIVE_STORE_URL`` can set them too):
+``schema``, ``retry_timeout`` (seconds), ``pool_size``.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import psycopg
+
+from redrive.bootstrap import mask_url
+from redrive.exceptions import ConfigError
+from redrive.models import JSON, DeadLetter, Status
+from redrive.stores import pg_queries as q
+from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
+from redrive.stores.pg_conn import Connector, Listener
+from redrive.stores.pg_schema import migrate as apply_migrations
+from redrive.stores.sql import COLUMN_LIST, TABLE, build_where, row_to_record
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+_OPTIONS = ("schema", "retry_timeout", "pool_size")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without redrive's own query parameters, and those parameters."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _OPTIONS}
+    rest = [(k, v) for k, v in query if k not in _OPTIONS]
+    return parts._replace(query=urlencode(rest)).geturl(), ours
+
+
+class PostgresStore:
+    """A store in a PostgreSQL database.
+
+    :param url: ``postgresql://user:password@host:5432/db`` (the password is never shown).
+    :param schema: the schema that holds redrive's tables (created if missing).
+    :param migrate: apply pending migrations on open (``redrive migrate`` does it otherwise).
+    :param retry_timeout: how long a lost connection is retried before ``StoreUnavailable``.
+    :param pool_size: the most connections this process opens.
+
+    .. versionadded:: 0.1
+    """
+
+    dialect = q.PgDialect()
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        migrate: bool = True,
+        retry_timeout: float | None = None,
+        pool_size: int | None = None,
+    ) -> None:
+        conninfo, options = split_url(url)
+        self.url = mask_url(url)
+        self.schema = schema or options.get("schema") or "redrive"
+        timeout = retry_timeout if retry_timeout is not None else _number(options, "retry_timeout")
+        size = pool_size if pool_size is not None else int(_number(options, "pool_size") or 10)
+        if len(self.schema.encode()) > 63 or not self.schema.strip():
+            raise ConfigError(f"invalid schema name {self.schema!r}", key="schema")
+        self.channel = f"redrive_{self.schema}"[:63]
+        self._db = Connector(
+            conninfo, url=self.url, schema=self.schema, max_size=max(1, size),
+            retry_timeout=timeout if timeout is not None else 30.0,
+        )  # fmt: skip
+        self._listener = Listener(self._db, self.channel)
+        if migrate:
+            self.migrate()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def migrate(self) -> int:
+        with self._db.connect(autocommit=True) as conn:
+            return apply_migrations(conn, self.schema)
+
+    def ping(self) -> None:
+        self._db.run(lambda conn, _: conn.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        self._listener.stop()
+        self._db.close()
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` (from a thread) whenever any process schedules records."""
+        return self._listener.add(callback)
+
+    def run(self, work: Callable[[Conn, int], Any]) -> Any:
+        """Run ``work(conn, attempt)`` in one transaction with retries (for the outbox)."""
+        return self._db.run(work)
+
+    # -- the engine's writes -----------------------------------------------------------
+    def add(self, records: Sequence[DeadLetter]) -> None:
+        if not records:
+            return
+        rows = [q.row_of(record, self.dialect) for record in records]
+
+        def work(conn: Conn, attempt: int) -> None:
+            # A retry may follow a commit whose answer was lost: skip rows already there.
+            for chunk in q.chunks(rows):
+                conn.execute(q.insert(len(chunk), ignore=attempt > 0), q.flat(chunk))
+
+        self._db.run(work)
+
+    def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
+        row = q.row_of(record, self.dialect)
+
+        def work(conn: Conn, _: int) -> bool:
+            return conn.execute(q.UPDATE_ALL, (*row[1:], record.id, lease_owner)).rowcount == 1
+
+        return bool(self._db.run(work))
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        handlers: Collection[tuple[str, str]] | None = None,
+    ) -> list[DeadLetter]:
+        if limit <= 0 or (handlers is not None and not handlers):
+            return []
+        only, params = q.handler_clause(handlers)
+
+        def work(conn: Conn, _: int) -> list[Any]:
+            rows = conn.execute(
+                q.claim("lease_expires_at", "retrying", only),
+                (now, *params, limit, owner, lease_until, now),
+            ).fetchall()
+            if len(rows) < limit:
+                rows += conn.execute(
+                    q.claim("next_attempt_at", "scheduled", only),
+                    (now, *params, limit - len(rows), owner, lease_until, now),
+                ).fetchall()
+            return rows
+
+        rows = self._db.run(work)
+        records = [row_to_record(row, self.dialect) for row in rows]
+        return sorted(records, key=lambda r: (r.next_attempt_at or now, r.id))
+
+    def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
+        if handlers is not None and not handlers:
+            return None
+        only, params = q.handler_clause(handlers)
+        sql = (
+            f"SELECT least((SELECT min(next_attempt_at) FROM {TABLE} "
+            f"WHERE status = 'scheduled'{only}), (SELECT min(lease_expires_at) FROM {TABLE} "
+            f"WHERE status = 'retrying'{only}))"
+        )
+        row = self._db.run(lambda conn, _: conn.execute(sql, (*params, *params)).fetchone())
+        return self.dialect.decode_time(row[0]) if row else None
+
+    def dead_timeline(
+        self, since: datetime, *, topic: str | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """(minute, topic, records that became dead) since ``since``, oldest first."""
+        sql = (
+            "SELECT minute, topic, n FROM redrive_dead_timeline "
+            "WHERE minute >= date_trunc('minute', %s::timestamptz)"
+        )
+        params: list[Any] = [since]
+        if topic is not None:
+            sql += " AND topic = %s"
+            params.append(topic)
+        sql += " ORDER BY minute, topic"
+        rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
+        return [(self.dialect.decode_time(m), t, int(n)) for m, t, n in rows]  # type: ignore[misc]
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, record_id: str) -> DeadLetter | None:
+        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = %s"
+        row = self._db.run(lambda conn, _: conn.execute(sql, (record_id,)).fetchone())
+        return None if row is None else row_to_record(row, self.dialect)
+
+    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
+        clause, params = self._where(where)
+        if cursor is not None:
+            clause += " AND id < %s"
+            params.append(cursor)
+        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT %s"
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit + 1)).fetchall())
+        items = [row_to_record(row, self.dialect) for row in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
+
+    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
+        clause, params = self._where(where)
+        if after is not None:
+            clause += " AND id > %s"
+            params.append(after)
+        sql = f"SELECT id FROM {TABLE} WHERE {clause} ORDER BY id LIMIT %s"
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
+        return [row[0] for row in rows]
+
+    def count(self, where: Filter) -> int:
+        if where == Filter(statuses=where.statuses):
+            statuses = [s.value for s in where.statuses] or [s.value for s in Status]
+            sql = "SELECT coalesce(sum(n), 0) FROM redrive_counts WHERE status = ANY(%s)"
+            row = self._db.run(lambda conn, _: conn.execute(sql, (statuses,)).fetchone())
+        else:
+            clause, params = self._where(where)
+            sql = f"SELECT count(*) FROM {TABLE} WHERE {clause}"
+            row = self._db.run(lambda conn, _: conn.execute(sql, params).fetchone())
+        return int(row[0]) if row else 0
+
+    def stats(self, now: datetime) -> Stats:
+        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+
+        def work(conn: Conn, _: int) -> tuple[list[Any], list[Any], list[Any]]:
+            return (
+                conn.execute(q.STATS_COUNTS).fetchall(),
+                conn.execute(q.STATS_OLDEST).fetchall(),
+                conn.execute(q.STATS_NEW_DEAD, (hour, day)).fetchall(),
+            )
+
+        count_rows, oldest_rows, new_rows = self._db.run(work)
+        counts: dict[str, dict[Status, int]] = {}
+        for topic, status, n in count_rows:
+            counts.setdefault(topic, {})[Status(status)] = int(n)
+        decode = self.dialect.decode_time
+        return Stats(
+            counts=counts,
+            oldest_dead_at={t: decode(w) for t, w in oldest_rows if w is not None},  # type: ignore[misc]
+            new_dead_last_hour={t: int(h) for t, h, _ in new_rows if h},
+            new_dead_last_day={t: int(d) for t, _, d in new_rows if d},
+        )
+
+    def groups(self, where: Filter, *, limit: int) -> list[Group]:
+        clause, params = self._where(where)
+        sql = q.groups(clause)
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
+        t = self.dialect.decode_time
+        return [
+            Group(fingerprint=fp, topic=topic, handler=handler, error_type=error_type, count=int(n),
+                  first_seen=t(first), last_seen=t(last), sample_message=message, sample_id=sample)  # type: ignore[arg-type]
+            for fp, topic, handler, error_type, n, first, last, sample, message in rows
+        ]  # fmt: skip
+
+    def _where(self, where: Filter) -> tuple[str, list[Any]]:
+        return build_where(where, self.dialect, payload_text=lambda col: f"({col}::text)")
+
+    # -- operator changes --------------------------------------------------------------
+    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        changed: list[str] = []
+        for start in range(0, len(ids), q.BATCH):
+            chunk = list(ids[start : start + q.BATCH])
+            changed.extend(self._transition(chunk, change))
+        return changed
+
+    def _transition(self, ids: list[str], change: Change) -> list[str]:
+        sql, params = q.transition(ids, change, self.dialect)
+        rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
+        return [row[0] for row in rows]
+
+    def delete(self, ids: Sequence[str]) -> int:
+        return sum(
+            self._delete(list(ids[start : start + q.BATCH]))
+            for start in range(0, len(ids), q.BATCH)
+        )
+
+    def _delete(self, ids: list[str]) -> int:
+        sql = f"DELETE FROM {TABLE} WHERE id = ANY(%s)"
+        return int(self._db.run(lambda conn, _: conn.execute(sql, (ids,)).rowcount))
+
+    def import_records(self, records: Iterable[DeadLetter]) -> int:
+        added = 0
+        batch: list[tuple[Any, ...]] = []
+        for record in records:
+            batch.append(q.row_of(record, self.dialect))
+            if len(batch) >= q.BATCH:
+                added += self._insert_ignore(batch)
+                batch = []
+        if batch:
+            added += self._insert_ignore(batch)
+        return added
+
+    def _insert_ignore(self, rows: list[tuple[Any, ...]]) -> int:
+        sql = q.insert(len(rows), ignore=True)
+        return int(self._db.run(lambda conn, _: conn.execute(sql, q.flat(rows)).rowcount))
+
+    # -- audit trail -------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        params = (entry.id, entry.at, entry.actor, entry.action, entry.count,
+                  self.dialect.encode_json(dict(entry.detail)))  # fmt: skip
+        self._db.run(lambda conn, _: conn.execute(q.AUDIT_INSERT, params))
+
+    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
+        sql = "SELECT id, at, actor, action, count, detail FROM redrive_audit"
+        params: list[Any] = []
+        if cursor is not None:
+            sql += " WHERE id < %s"
+            params.append(cursor)
+        sql += " ORDER BY id DESC LIMIT %s"
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
+        return [
+            AuditEntry(id=i, at=self.dialect.decode_time(at), actor=actor, action=action,  # type: ignore[arg-type]
+                       count=int(count), detail=detail)
+            for i, at, actor, action, count, detail in rows
+        ]  # fmt: skip
+
+    # -- meta ----------------------------------------------------------------------------
+    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
+        sql = "SELECT value, version FROM redrive_meta WHERE namespace = %s AND key = %s"
+        row = self._db.run(lambda conn, _: conn.execute(sql, (namespace, key)).fetchone())
+        return None if row is None else (row[0], int(row[1]))
+
+    def meta_put(
+        self, namespace: str, key: str, value: JSON, *, version: int | None = None
+    ) -> bool:
+        sql, params = q.meta_put(namespace, key, self.dialect.encode_json(value), version)
+        return bool(self._db.run(lambda conn, _: conn.execute(sql, params).rowcount == 1))
+
+    def meta_list(self, namespace: str) -> dict[str, JSON]:
+        sql = "SELECT key, value FROM redrive_meta WHERE namespace = %s ORDER BY key"
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (namespace,)).fetchall())
+        return {key: value for key, value in rows}
+
+    def meta_delete(self, namespace: str, key: str) -> bool:
+        sql = "DELETE FROM redrive_meta WHERE namespace = %s AND key = %s"
+        return bool(self._db.run(lambda conn, _: conn.execute(sql, (namespace, key)).rowcount > 0))
+
+
+def _number(options: dict[str, str], name: str, default: float | None = None) -> float | None:
+    if name not in options:
+        return default
+    try:
+        value = float(options[name])
+    except ValueError:
+        raise ConfigError(f"expected a number, got {options[name]!r}", key=name) from None
+    if value <= 0:
+        raise ConfigError(f"expected a positive number, got {options[name]!r}", key=name)
+    return value
