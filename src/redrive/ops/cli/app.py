@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from redrive.service import DeadLetterQueue
     from redrive.stores.base import Store
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "redrive.ops.cli.alerts",
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
