@@ -285,6 +285,11 @@ class Monitor:
             self._stopping = asyncio.Event()
             self._task = asyncio.create_task(self.run_forever(), name="redrive-monitor")
 
+    async def wait(self) -> None:
+        """Wait until the monitor :meth:`start` began has been stopped."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     async def stop(self) -> None:
         """Stop after the evaluation in progress, and give the lock up."""
         if self._stopping is not None:
