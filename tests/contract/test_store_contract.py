@@ -141,6 +141,24 @@ class TestStatsAndGroups:
         assert groups[0].sample_message == "boom"
         assert groups[0].first_seen <= groups[0].last_seen
 
+    def test_groups_follow_changes(self, store: Store) -> None:
+        """Group counts follow transitions and deletes, and a topic filter narrows them."""
+        records = [make_record(fingerprint="a" * 16) for _ in range(4)]
+        store.add([*records, make_record(fingerprint="c" * 16, topic="t2")])
+        change = Change(to=Status.RESOLVED, from_statuses=(Status.DEAD,), now=utcnow())
+        store.transition([records[0].id], change)
+        store.delete([records[1].id])
+        dead = store.groups(Filter(statuses=(Status.DEAD,)), limit=10)
+        assert [(g.fingerprint, g.count) for g in dead] == [("a" * 16, 2), ("c" * 16, 1)]
+        resolved = store.groups(Filter(statuses=(Status.RESOLVED,)), limit=10)
+        assert [(g.fingerprint, g.count) for g in resolved] == [("a" * 16, 1)]
+        by_topic = store.groups(Filter(statuses=(Status.DEAD,), topic="t2"), limit=10)
+        assert [g.fingerprint for g in by_topic] == ["c" * 16]
+        narrowed = store.groups(
+            Filter(statuses=(Status.DEAD,), handler="app.send_receipt"), limit=10
+        )
+        assert [(g.fingerprint, g.count) for g in narrowed] == [("a" * 16, 2), ("c" * 16, 1)]
+
     def test_dead_timeline_counts_per_minute(self, store: Store) -> None:
         """The timeline counts records that became dead, per topic."""
         store.add([make_record(), make_record(), make_record(topic="t2")])

@@ -289,14 +289,16 @@ class SQLiteStore:
         return [(self.dialect.decode_time(m + ":00Z"), t, n) for m, t, n in rows]  # type: ignore[misc]
 
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
-        clause, params = build_where(where, self.dialect)
-        # SQLite fills bare columns from the row that holds MAX(id): the newest sample.
-        sql = (
-            "SELECT fingerprint, topic, handler, error_type, COUNT(*), MIN(created_at), "
-            f"MAX(created_at), error_message, MAX(id) FROM {TABLE} WHERE {clause} "
-            "GROUP BY fingerprint, topic, handler, error_type "
-            "ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?"
-        )
+        if where == Filter(statuses=where.statuses, topic=where.topic):
+            sql, params = self._kept_groups(where)
+        else:
+            clause, params = build_where(where, self.dialect)
+            # SQLite fills bare columns from the row that holds MAX(id): the newest sample.
+            sql = (
+                "SELECT fingerprint, topic, handler, error_type, COUNT(*), MIN(created_at), "
+                f"MAX(updated_at), error_message, MAX(id) FROM {TABLE} WHERE {clause} "
+                "GROUP BY fingerprint ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?"
+            )
         with self._read() as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
         t = self.dialect.decode_time
@@ -305,6 +307,23 @@ class SQLiteStore:
                   first_seen=t(first), last_seen=t(last), sample_message=message, sample_id=sample)  # type: ignore[arg-type]
             for fp, topic, handler, error_type, n, first, last, message, sample in rows
         ]  # fmt: skip
+
+    def _kept_groups(self, where: Filter) -> tuple[str, list[Any]]:
+        """Groups from the trigger-kept table: a few rows, whatever the table size."""
+        clauses, params = ["n > 0"], []
+        if where.statuses:
+            clauses.append(f"status IN ({self.dialect.placeholders(len(where.statuses))})")
+            params += [status.value for status in where.statuses]
+        if where.topic is not None:
+            clauses.append("topic = ?")
+            params.append(where.topic)
+        sql = (
+            "SELECT fingerprint, topic, handler, error_type, SUM(n), MIN(first_seen), "
+            "MAX(last_seen), sample_message, MAX(sample_id) FROM redrive_groups "
+            f"WHERE {' AND '.join(clauses)} GROUP BY fingerprint "
+            "ORDER BY SUM(n) DESC, MAX(sample_id) DESC LIMIT ?"
+        )
+        return sql, params
 
     # -- operator changes --------------------------------------------------------------
     def transition(self, ids: Sequence[str], change: Change) -> list[str]:

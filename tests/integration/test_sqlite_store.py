@@ -1,0 +1,82 @@
+"""What only the SQLite store does: migrations of older files, errors, in-memory use."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from redrive import ConfigError, StoreUnavailable, open_store
+from redrive.models import Status
+from redrive.stores.base import Filter
+from redrive.stores.sql import COLUMN_LIST, COLUMNS, Dialect, record_to_row
+from redrive.stores.sqlite import SQLiteStore, _statements, migrations
+from redrive.testing import MemoryStore
+from tests.factories import make_record
+
+
+def test_older_file_is_upgraded_in_place(db_path: Path) -> None:
+    """A file at schema 1 with records is migrated to the latest schema, data intact."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    version, sql = migrations()[0]
+    for statement in _statements(sql):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    records = [make_record(fingerprint="a" * 16) for _ in range(3)] + [
+        make_record(fingerprint="b" * 16)
+    ]
+    marks = ", ".join("?" * len(COLUMNS))
+    conn.executemany(
+        f"INSERT INTO redrive_dead_letters ({COLUMN_LIST}) VALUES ({marks})",
+        [record_to_row(r, Dialect()) for r in records],
+    )
+    conn.close()
+
+    store = SQLiteStore(db_path)
+    assert store.migrate() == migrations()[-1][0] > 1
+    assert [store.get(r.id) for r in records] == records
+    groups = store.groups(Filter(statuses=(Status.DEAD,)), limit=5)
+    assert [(g.fingerprint, g.count) for g in groups] == [("a" * 16, 3), ("b" * 16, 1)]
+    store.close()
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    """A store URL in a directory that does not exist fails with StoreUnavailable."""
+    with pytest.raises(StoreUnavailable, match="no directory"):
+        open_store(f"sqlite:///{tmp_path}/nope/redrive.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    """A file that is not SQLite fails with a store error naming the URL, not a traceback."""
+    path = tmp_path / "text.db"
+    path.write_text("hello, I am not a database" * 100)
+    with pytest.raises(Exception, match=r"text\.db") as caught:
+        open_store(f"sqlite:///{path}")
+    assert type(caught.value).__module__ == "redrive.exceptions"
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite://relative", "nonsense"])
+def test_unsupported_urls(url: str) -> None:
+    """Unknown or malformed store URLs are ConfigErrors."""
+    with pytest.raises(ConfigError):
+        open_store(url)
+
+
+def test_url_passwords_are_masked() -> None:
+    """mask_url hides the password of a DSN."""
+    from redrive.bootstrap import mask_url
+
+    assert mask_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
+
+
+def test_memory_store_is_shared_between_threads() -> None:
+    """The in-memory store sees its own writes from any thread."""
+    import threading
+
+    store = MemoryStore()
+    record = make_record()
+    thread = threading.Thread(target=store.add, args=([record],))
+    thread.start()
+    thread.join()
+    assert store.get(record.id) == record
