@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from redrive.models import Status, format_time
 from redrive.ops.api import present
@@ -29,12 +24,8 @@ from redrive.ops.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from redrive.stores.base import Filter
 
 router = APIRouter()
-
-CSV_COLUMNS = (*present.SUMMARY, "payload", "headers")
-
 
 @router.get("/stats", response_model=StatsOut, responses=responses(403), tags=["queue"])
 def get_stats(caller: Caller = viewer) -> JSONResponse:
@@ -82,7 +73,7 @@ def get_audit(
     """The audit trail, newest first: who changed what, with which selection."""
     limit = min(limit, caller.ctx.options.max_page)
     entries = caller.service.audit(limit=limit + 1, cursor=cursor)
-    items = [present.audit(entry) for entry in entries[:limit]]
+    items = [present.audit(entry, caller.ctx.redactor) for entry in entries[:limit]]
     next_cursor = items[-1]["id"] if len(entries) > limit else None
     return JSONResponse({"items": items, "next_cursor": next_cursor})
 
@@ -95,54 +86,6 @@ def purge(body: PurgeIn, caller: Caller = admin) -> JSONResponse:
                                   topic=body.topic, actor=caller.actor)  # fmt: skip
     return JSONResponse({"matched": result.matched, "changed": result.changed,
                          "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
-
-
-@router.get(
-    "/export", responses={**responses(403), 200: {"content": {
-        "application/x-ndjson": {"schema": {"type": "string"}},
-        "text/csv": {"schema": {"type": "string"}}}}},
-    response_class=StreamingResponse, tags=["queue"],
-)  # fmt: skip
-def export(
-    caller: Caller = viewer,
-    filters: FilterIn = Depends(filter_query),  # noqa: B008
-    format: Literal["jsonl", "csv"] = Query("jsonl"),
-) -> StreamingResponse:
-    """Matching records, oldest first, streamed (masked; bounded memory whatever the size)."""
-    where = caller.service.snapshot(to_filter(filters, caller.service.clock.now()))
-    lines = _jsonl(caller, where) if format == "jsonl" else _csv(caller, where)
-    media = "application/x-ndjson" if format == "jsonl" else "text/csv"
-    name = f"dead-letters.{format}"
-    return StreamingResponse(lines, media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _jsonl(caller: Caller, where: Filter) -> Iterator[str]:
-    for record in caller.service.iter_records(where):
-        data = present.full(record, caller.ctx.redactor)
-        yield json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _csv(caller: Caller, where: Filter) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for record in caller.service.iter_records(where):
-        data = present.full(record, caller.ctx.redactor)
-        data["payload"] = json.dumps(data["payload"], ensure_ascii=False)
-        data["headers"] = json.dumps(data["headers"], ensure_ascii=False)
-        writer.writerow([_cell(data[column]) for column in CSV_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _cell(value: object) -> object:
-    # A leading =, +, - or @ makes spreadsheets run the cell as a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return "" if value is None else value
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=responses(403), tags=["tokens"])

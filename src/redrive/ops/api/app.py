@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from redrive.config import Settings
 from redrive.exceptions import StoreError
-from redrive.ops.api import admin, bulk, problems, records
+from redrive.ops.api import admin, bulk, files, problems, records
 from redrive.ops.api.context import Context, get_context
 from redrive.ops.api.limits import BodyLimit
 from redrive.ops.api.options import ApiOptions
@@ -71,7 +71,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     app.include_router(_health_router())
     api = APIRouter(prefix=API_PREFIX)
-    for module in (bulk, records, admin):  # bulk first: /dead-letters/retry is not an id
+    for module in (bulk, records, admin, files):  # bulk first: /dead-letters/retry is not an id
         api.include_router(module.router)
     app.include_router(api)
     if metrics:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -22,6 +23,9 @@ from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import BulkIn, BulkOut, RetryBulkIn
 from redrive.service import RESOLVABLE, Result
 from redrive.stores.base import Filter
+
+if TYPE_CHECKING:
+    from redrive.replay import ReplayReport
 
 router = APIRouter(prefix="/dead-letters", tags=["bulk"])
 
@@ -38,6 +42,10 @@ def retry_many(body: RetryBulkIn, caller: Caller = operator) -> JSONResponse:
     delay = timedelta(seconds=body.delay_seconds)
     if body.rate is not None:
         return _out(_paced(caller, ids, where, body, delay), dry_run=False)
+    if body.patch is not None:
+        report = caller.service.replay(ids, where=where, patch=body.patch, force=body.force,
+                                       delay=delay, actor=caller.actor, note=body.note)  # fmt: skip
+        return _out(_result(report), dry_run=False)
     result = caller.service.retry(ids, where=where, delay=delay, force=body.force,
                                   actor=caller.actor, note=body.note)  # fmt: skip
     return _out(result, dry_run=False)
@@ -115,8 +123,16 @@ def _paced(
     note = f"{body.note + '; ' if body.note else ''}paced at {rate:g}/s"
     for number, batch in enumerate(batches):
         slice_delay = delay + timedelta(seconds=number * size / rate)
-        result += service.retry(batch, delay=slice_delay, actor=caller.actor, note=note)
+        report = service.replay(batch, patch=body.patch, delay=slice_delay,
+                                actor=caller.actor, note=note)  # fmt: skip
+        result += _result(report, len(batch))
     return result
+
+
+def _result(report: ReplayReport, matched: int | None = None) -> Result:
+    if matched is None:
+        matched = report.scheduled + report.skipped + report.remaining
+    return Result(matched, report.scheduled, report.skipped, report.missing)
 
 
 def _out(result: Result, *, dry_run: bool) -> JSONResponse:

@@ -9,6 +9,7 @@ max_page = 500             # the largest ``limit`` a listing accepts
 max_bulk_ids = 10000       # ids one bulk request may name
 session_hours = 12         # console sign-in lifetime
 metrics_auth = false       # true: /metrics needs a viewer token too
+archive_dir = "redrive-archive"  # where POST /archive writes and POST /import reads
 ```
 """
 
@@ -37,6 +38,7 @@ class ApiOptions:
     max_bulk_ids: int = 10_000
     session_hours: int = 12
     metrics_auth: bool = False
+    archive_dir: str = "redrive-archive"
     redact: tuple[str, ...] = ()
 
     @classmethod
@@ -67,8 +69,13 @@ def _value(key: str, value: Any, source: str) -> Any:
             raise ConfigError(f"expected true or false, got {value!r}", source=source,
                               key=f"api.{key}")  # fmt: skip
         return value
+    if key == "archive_dir":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a directory path, got {value!r}", source=source,
+                              key=f"api.{key}")  # fmt: skip
+        return value
     if key not in _INTS:
-        known = ", ".join(sorted([*_INTS, "metrics_auth"]))
+        known = ", ".join(sorted([*_INTS, "archive_dir", "metrics_auth"]))
         raise ConfigError(f"expected one of {known}, got an unknown key", source=source,
                           key=f"api.{key}")  # fmt: skip
     minimum = _INTS[key]

@@ -48,8 +48,20 @@ def _mask_entry(entry: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     detail = entry.get("detail")
     if not isinstance(detail, dict):
         return entry
-    masked = {k: redactor.payload(v) if "payload" in k else v for k, v in detail.items()}
-    return {**entry, "detail": masked}
+    return {**entry, "detail": _mask_detail(detail, redactor)}
+
+
+def _mask_detail(detail: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Mask payloads kept in history and audit details (originals, patches)."""
+    masked: dict[str, Any] = {}
+    for key, value in detail.items():
+        if key == "original_payloads" and isinstance(value, dict):
+            masked[key] = {k: redactor.payload(v) for k, v in value.items()}
+        elif key == "patch" or "payload" in key:
+            masked[key] = redactor.payload(value)
+        else:
+            masked[key] = value
+    return masked
 
 
 def unmask(edited: JSON, original: JSON) -> JSON:
@@ -63,17 +75,20 @@ def unmask(edited: JSON, original: JSON) -> JSON:
     return edited
 
 
-def merge_patch(target: JSON, patch: JSON) -> JSON:
-    """Apply a JSON merge patch (RFC 7386): objects merge, ``null`` removes a key."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+def diff_patch(old: JSON, new: JSON) -> JSON:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new`` (an edited payload).
+
+    Merge patches cannot set a value to ``null``: a key edited to ``null`` is removed.
+    """
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new
+    patch: dict[str, JSON] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif old[key] != value:
+            patch[key] = diff_patch(old[key], value)
+    return patch
 
 
 def stats(data: Stats) -> dict[str, Any]:
@@ -108,7 +123,8 @@ def group(item: Group) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def audit(entry: AuditEntry) -> dict[str, Any]:
-    """An audit entry."""
+def audit(entry: AuditEntry, redactor: Redactor) -> dict[str, Any]:
+    """An audit entry (payloads kept in it masked)."""
+    detail = _mask_detail(dict(entry.detail), redactor) if redactor else dict(entry.detail)
     return {"id": entry.id, "at": format_time(entry.at), "actor": entry.actor,
-            "action": entry.action, "count": entry.count, "detail": dict(entry.detail)}  # fmt: skip
+            "action": entry.action, "count": entry.count, "detail": detail}  # fmt: skip

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from redrive.models import JSON, DeadLetter
+from redrive.models import DeadLetter
 from redrive.ops.api import present
 from redrive.ops.api.context import Caller, admin, operator, viewer
 from redrive.ops.api.filters import filter_query, to_filter
@@ -51,13 +51,13 @@ def retry_dead_letter(
     """Schedule a dead letter for replay, optionally with a patched or new payload."""
     body = body or RetryIn()
     record = caller.service.get(record_id)
-    payloads = None
-    if body.patch is not None or "payload" in body.model_fields_set:
-        payloads = {record.id: _new_payload(record, body)}
-    result = caller.service.retry(
-        [record.id], delay=timedelta(seconds=body.delay_seconds), payloads=payloads,
+    # Masked values sent back unchanged keep the original: see present.unmask.
+    patch = present.unmask(body.patch, record.payload) if body.patch is not None else None
+    report = caller.service.replay(
+        [record.id], patch=patch, delay=timedelta(seconds=body.delay_seconds),
         actor=caller.actor, note=body.note,
     )  # fmt: skip
+    result = Result(1, report.scheduled, report.skipped, report.missing)
     return _changed(caller, record, result, "retried", "only dead ones can")
 
 
@@ -93,13 +93,6 @@ def delete_dead_letter(record_id: str = RecordId, caller: Caller = admin) -> Res
     if result.changed == 0:
         raise Problem(404, f"no dead letter with id {record_id!r}")
     return Response(status_code=204)
-
-
-def _new_payload(record: DeadLetter, body: RetryIn) -> JSON:
-    # Masked values sent back unchanged keep the original: see present.unmask.
-    if body.patch is not None:
-        return present.merge_patch(record.payload, present.unmask(body.patch, record.payload))
-    return present.unmask(body.payload, record.payload)
 
 
 def _changed(

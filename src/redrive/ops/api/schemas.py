@@ -11,6 +11,10 @@ from redrive.models import Status
 from redrive.ops.auth import Role
 
 Text = Field(default=None, max_length=500)
+PATCH_DOC = (
+    "A JSON merge patch (RFC 7386) applied to the payload first; the record's history keeps "
+    "the original. Masked values (***) sent back keep their original value."
+)
 
 
 class _In(BaseModel):
@@ -60,26 +64,18 @@ class BulkIn(_In):
 class RetryBulkIn(BulkIn):
     """A bulk replay; ``rate`` spreads the replays out to that many records per second."""
 
+    patch: dict[str, Any] | None = Field(default=None, description=PATCH_DOC)
     delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
     rate: float | None = Field(default=None, gt=0, le=1_000_000)
     force: bool = Field(default=False, description="Also replay records at max_replays.")
 
 
 class RetryIn(_In):
-    """A replay of one record, optionally with a changed payload."""
+    """A replay of one record, optionally with a patched payload."""
 
-    patch: dict[str, Any] | None = Field(
-        default=None, description="JSON merge patch (RFC 7386) applied to the payload."
-    )
-    payload: Any = Field(default=None, description="A whole new payload (replaces it).")
+    patch: dict[str, Any] | None = Field(default=None, description=PATCH_DOC)
     delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
     note: str | None = Field(default=None, max_length=1000)
-
-    @model_validator(mode="after")
-    def _one_change(self) -> RetryIn:
-        if self.patch is not None and "payload" in self.model_fields_set:
-            raise ValueError("give 'patch' or 'payload', not both")
-        return self
 
 
 class NoteIn(_In):

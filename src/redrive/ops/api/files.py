@@ -1,0 +1,131 @@
+"""Routes that move records in and out: export (streamed), archive and import.
+
+Archives live in one directory on the server (``[api] archive_dir``); requests name a
+file in it, never a path, so a token cannot write or read anywhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field
+
+from redrive.ops.api import present
+from redrive.ops.api.context import Caller, admin, viewer
+from redrive.ops.api.filters import filter_query, to_filter
+from redrive.ops.api.problems import Problem, responses
+from redrive.ops.api.schemas import BulkOut, FilterIn, _In
+from redrive.stores.base import Filter
+
+router = APIRouter(tags=["files"])
+
+CSV_COLUMNS = (*present.SUMMARY, "payload", "headers")
+FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.jsonl(\.gz)?$"
+
+
+class ArchiveIn(_In):
+    """Move the records matching ``filter`` into ``file`` (in the archive directory)."""
+
+    file: str = Field(pattern=FILE_NAME, description="A file name: name.jsonl or .jsonl.gz")
+    filter: FilterIn
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class ImportIn(_In):
+    """Restore the records of ``file`` (in the archive directory); ids already there stay."""
+
+    file: str = Field(pattern=FILE_NAME, description="A file name: name.jsonl or .jsonl.gz")
+    note: str | None = Field(default=None, max_length=1000)
+
+
+@router.get(
+    "/export", responses={**responses(403), 200: {"content": {
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}}}}},
+    response_class=StreamingResponse,
+)  # fmt: skip
+def export(
+    caller: Caller = viewer,
+    filters: FilterIn = Depends(filter_query),  # noqa: B008
+    format: Literal["jsonl", "csv"] = Query("jsonl"),
+) -> StreamingResponse:
+    """Matching records, oldest first, streamed (masked; bounded memory whatever the size)."""
+    where = caller.service.snapshot(to_filter(filters, caller.service.clock.now()))
+    lines = _jsonl(caller, where) if format == "jsonl" else _csv(caller, where)
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv"
+    name = f"dead-letters.{format}"
+    return StreamingResponse(lines, media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/archive", response_model=BulkOut, responses=responses(403))
+def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
+    """Move matching records to a jsonl file on the server, then delete them (crash-safe)."""
+    if body.filter.is_empty():
+        raise Problem(422, "filter: give a criterion (an empty filter archives everything)")
+    where = to_filter(body.filter, caller.service.clock.now())
+    result = caller.service.archive(_path(caller, body.file, create=True), where=where,
+                                    actor=caller.actor, note=body.note)  # fmt: skip
+    return JSONResponse({"matched": result.matched, "changed": result.changed,
+                         "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+
+
+@router.post("/import", response_model=BulkOut, responses=responses(403, 404))
+def import_(body: ImportIn, caller: Caller = admin) -> JSONResponse:
+    """Restore an archive (or a jsonl export of unmasked records); existing ids are skipped."""
+    from redrive.transfer import FormatError
+
+    path = _path(caller, body.file, create=False)
+    if not path.is_file():
+        raise Problem(404, f"no file {body.file!r} in the archive directory")
+    try:
+        result = caller.service.import_(path, actor=caller.actor, note=body.note)
+    except FormatError as exc:
+        raise Problem(422, f"{body.file}: {exc}") from None
+    return JSONResponse({"matched": result.matched, "changed": result.changed,
+                         "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+
+
+def _path(caller: Caller, name: str, *, create: bool) -> Path:
+    if not re.match(FILE_NAME, name) or ".." in name:
+        raise Problem(422, f"file: expected a plain file name such as x.jsonl, got {name!r}")
+    folder = Path(caller.ctx.options.archive_dir)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def _jsonl(caller: Caller, where: Filter) -> Iterator[str]:
+    for record in caller.service.iter_records(where):
+        data = present.full(record, caller.ctx.redactor)
+        yield json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _csv(caller: Caller, where: Filter) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for record in caller.service.iter_records(where):
+        data = present.full(record, caller.ctx.redactor)
+        data["payload"] = json.dumps(data["payload"], ensure_ascii=False)
+        data["headers"] = json.dumps(data["headers"], ensure_ascii=False)
+        writer.writerow([_cell(data[column]) for column in CSV_COLUMNS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    # A leading =, +, - or @ makes spreadsheets run the cell as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else value
