@@ -1,0 +1,204 @@
+"""PostgresStore beyond the contract: URLs, schemas, migrations, NOTIFY, lost connections."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from redrive import EventBus, RetryPolicy
+from redrive.bootstrap import open_store
+from redrive.exceptions import ConfigError, StoreUnavailable
+from redrive.models import Event, Status, utcnow
+from redrive.service import DeadLetterQueue
+from redrive.stores.base import Filter
+from redrive.stores.pg_schema import latest_version
+from redrive.stores.postgres import PostgresStore
+from tests.factories import make_record
+from tests.pg_server import PgServer
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[PostgresStore]:
+    """A migrated store in the default schema of a fresh database."""
+    store = PostgresStore(postgres_url)
+    yield store
+    store.close()
+
+
+class TestOpening:
+    def test_open_store_picks_postgres_and_masks_the_password(self, postgres_url: str) -> None:
+        """open_store returns a PostgresStore whose url hides the password."""
+        url = postgres_url.replace("postgres@", "postgres:s3cret@")
+        store = open_store(url)
+        try:
+            assert isinstance(store, PostgresStore)
+            assert "s3cret" not in store.url
+            assert "***" in store.url
+        finally:
+            store.close()
+
+    def test_schema_from_the_url_holds_the_tables(self, postgres_url: str) -> None:
+        """?schema=NAME puts every table in that schema, even an unusual name."""
+        store = PostgresStore(postgres_url + "?schema=My%20DLQ")
+        try:
+            store.add([make_record()])
+            with psycopg.connect(postgres_url) as conn:
+                row = conn.execute('SELECT count(*) FROM "My DLQ".redrive_dead_letters').fetchone()
+            assert row == (1,)
+        finally:
+            store.close()
+
+    def test_migrate_false_creates_nothing(self, postgres_url: str) -> None:
+        """With migrate=False the database is left untouched until migrate() is called."""
+        store = PostgresStore(postgres_url, migrate=False)
+        try:
+            with psycopg.connect(postgres_url) as conn:
+                assert conn.execute("SELECT to_regnamespace('redrive')").fetchone() == (None,)
+            assert store.migrate() == latest_version()
+        finally:
+            store.close()
+
+    def test_migrate_twice_is_a_no_op(self, pg: PostgresStore) -> None:
+        """Running the migrations again keeps the version and the data."""
+        pg.add([make_record()])
+        assert pg.migrate() == latest_version()
+        assert pg.count(Filter()) == 1
+
+    def test_bad_option_is_a_one_line_config_error(self, postgres_url: str) -> None:
+        """A malformed URL option is reported by name, with no traceback text."""
+        with pytest.raises(ConfigError, match="retry_timeout: expected a number") as info:
+            PostgresStore(postgres_url + "?retry_timeout=soon")
+        assert "\n" not in str(info.value)
+
+    def test_wrong_database_fails_fast_without_the_password(self, postgres_url: str) -> None:
+        """An unknown database raises StoreUnavailable naming the masked URL."""
+        url = postgres_url.replace("postgres@", "postgres:s3cret@") + "_missing"
+        with pytest.raises(StoreUnavailable) as info:
+            PostgresStore(url)
+        assert "s3cret" not in str(info.value)
+
+
+class TestData:
+    def test_nul_characters_are_stored_not_refused(self, pg: PostgresStore) -> None:
+        """Text and JSON with NUL characters are stored with U+FFFD in their place."""
+        record = make_record(payload={"a\x00": "b\x00"}, error_message="bad\x00byte")
+        pg.add([record])
+        stored = pg.get(record.id)
+        assert stored is not None
+        assert stored.payload == {"a\ufffd": "b\ufffd"}
+        assert stored.error_message == "bad\ufffdbyte"
+
+    def test_search_is_case_insensitive(self, pg: PostgresStore) -> None:
+        """search matches the error message regardless of case."""
+        record = make_record(error_message="Connection REFUSED by upstream")
+        pg.add([record, make_record(error_message="other")])
+        assert [r.id for r in pg.find(Filter(search="refused"), limit=10).items] == [record.id]
+
+    def test_counts_follow_every_change(self, pg: PostgresStore) -> None:
+        """Counts stay exact through inserts, transitions and deletes."""
+        dlq = DeadLetterQueue(pg)
+        records = [make_record() for _ in range(5)]
+        pg.add(records)
+        dlq.resolve([records[0].id, records[1].id])
+        dlq.delete([records[2].id])
+        counts = pg.stats(utcnow()).counts["orders.created"]
+        assert counts == {Status.DEAD: 2, Status.RESOLVED: 2}
+        assert pg.count(Filter(statuses=(Status.DEAD,))) == 2
+
+
+class TestListen:
+    def test_replay_in_another_process_notifies_listeners(self, postgres_url: str) -> None:
+        """Scheduling a record through one store wakes the listeners of another."""
+        worker, operator = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        woken = threading.Event()
+        stop = worker.listen(woken.set)
+        try:
+            record = make_record()
+            operator.add([record])
+            assert not woken.is_set()
+            DeadLetterQueue(operator).retry([record.id])
+            assert woken.wait(timeout=10)
+        finally:
+            stop()
+            worker.close()
+            operator.close()
+
+    async def test_scheduler_runs_a_replay_without_polling(self, postgres_url: str) -> None:
+        """A bus that polls once a minute runs an operator's replay as soon as it is made."""
+        store, operator = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        bus = EventBus(store, poll_interval=60)
+        ran = asyncio.Event()
+        fail = [True]
+
+        @bus.handler("orders.created", name="receipt", policy=RetryPolicy(max_attempts=1))
+        async def receipt(event: Event) -> None:
+            if fail[0]:
+                raise RuntimeError("down")
+            ran.set()
+
+        try:
+            async with bus:
+                await bus.publish("orders.created", {"n": 1})
+                fail[0] = False
+                dead = store.find(Filter(statuses=(Status.DEAD,)), limit=1).items[0]
+                await asyncio.to_thread(DeadLetterQueue(operator).retry, [dead.id])
+                await asyncio.wait_for(ran.wait(), timeout=20)
+            assert store.get(dead.id).status == Status.RESOLVED  # type: ignore[union-attr]
+        finally:
+            store.close()
+            operator.close()
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[PgServer]:
+    """A server of this module's own, which its tests stop and restart."""
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+class TestLostConnections:
+    def test_restart_mid_run_is_retried(self, own_server: PgServer) -> None:
+        """After the server restarts, the next calls reconnect and succeed."""
+        store = PostgresStore(own_server.create_database(), retry_timeout=30)
+        try:
+            store.add([make_record()])
+            own_server.restart()
+            store.add([make_record()])
+            assert store.count(Filter()) == 2
+        finally:
+            store.close()
+
+    async def test_publish_raises_store_unavailable_when_down(self, own_server: PgServer) -> None:
+        """With the server gone, publish raises StoreUnavailable after the retry timeout."""
+        store = PostgresStore(own_server.create_database(), retry_timeout=1)
+        bus = EventBus(store, policy=RetryPolicy(initial_delay=60))
+
+        @bus.handler("orders.created", name="receipt")
+        def receipt(event: Event) -> None:
+            raise RuntimeError("down")
+
+        try:
+            own_server.stop()
+            with pytest.raises(StoreUnavailable, match="unavailable for 1s"):
+                await bus.publish("orders.created", {"n": 1})
+        finally:
+            store.close()
+
+
+def test_expired_lease_of_a_dead_worker_is_taken_over(pg: PostgresStore) -> None:
+    """A record claimed by a worker that vanished is claimed again once its lease ends."""
+    now = utcnow()
+    pg.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+    first = pg.claim_due(now=now, lease_until=now + timedelta(seconds=30), owner="a", limit=10)
+    later = now + timedelta(seconds=31)
+    again = pg.claim_due(now=later, lease_until=later + timedelta(seconds=30), owner="b", limit=10)
+    assert [r.id for r in again] == [r.id for r in first]
+    assert again[0].lease_owner == "b"
