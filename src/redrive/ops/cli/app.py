@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.alerts",
+    "redrive.ops.cli.serve",
+    "redrive.ops.cli.tokens",
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
