@@ -160,7 +160,7 @@ class EventBus:
             event = topic
         else:
             event = Event(
-                topic=topic, payload=payload, key=key, headers=dict(headers or {}),
+                topic=topic, payload=payload, key=key, headers=dict(headers) if headers else {},
                 correlation_id=correlation_id, tenant_id=tenant_id, source=source,
             )  # fmt: skip
         await self.dispatch(event)
@@ -184,7 +184,7 @@ class EventBus:
                 *(self.engine.first_attempt(event, spec, origin=origin) for spec in specs)
             )
             failures = [record for record in results if record is not None]
-        if any(record.next_attempt_at is not None for record in failures):
+        if failures and any(record.next_attempt_at is not None for record in failures):
             self.scheduler.wake()
         return failures
 
