@@ -70,7 +70,6 @@ class Redactor:
         if path[-1] in self._anywhere:
             return True
         return any(
-            len(pattern) == len(path)
-            and all(fnmatch.fnmatchcase(part, glob) for part, glob in zip(path, pattern, strict=True))
+            len(pattern) == len(path) and all(map(fnmatch.fnmatchcase, path, pattern))
             for pattern in self._paths
         )

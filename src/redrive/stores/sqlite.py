@@ -264,7 +264,7 @@ class SQLiteStore:
             day = self._new_dead(conn, now - timedelta(days=1))
         return Stats(
             counts=counts, oldest_dead_at=oldest, new_dead_last_hour=hour, new_dead_last_day=day
-        )  # type: ignore[arg-type]
+        )
 
     def _new_dead(self, conn: sqlite3.Connection, since: datetime) -> dict[str, int]:
         minute = (self.dialect.encode_time(since) or "")[:16]
