@@ -96,6 +96,7 @@ def normalise_message(message: str) -> str:
     return _VOLATILE.sub("#", _QUOTED.sub("'…'", message))[:500]
 
 
+@functools.lru_cache(maxsize=1024)
 def top_project_frame(frames: tuple[_Frame, ...]) -> str:
     """The innermost frame that belongs to the application (not stdlib, site-packages or
     redrive), as ``file:function``; line numbers are left out so a deploy keeps the group."""

@@ -37,11 +37,21 @@ class Dialect:
 
     param = "?"
     like = "LIKE"
+    _consumer_cache: tuple[Any, Any] | None = None
 
     def encode_json(self, value: Any) -> Any:
         if not value and isinstance(value, dict):
             return "{}"  # most headers and origins: skip the encoder
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+    def encode_consumer(self, consumer: Any) -> Any:
+        """Encode consumer info; one engine passes the same mapping on every record."""
+        cached = self._consumer_cache
+        if cached is not None and cached[0] is consumer:
+            return cached[1]
+        encoded = self.encode_json(dict(consumer))
+        self._consumer_cache = (consumer, encoded)
+        return encoded
 
     def decode_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
@@ -65,7 +75,7 @@ def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
         event.source, event.tenant_id, t(event.occurred_at), record.attempts,
         record.max_attempts, record.error_type, record.error_message, record.traceback,
         record.fingerprint, enc([entry.to_dict() for entry in record.history]),
-        enc(dict(record.origin)), enc(dict(record.consumer)),
+        enc(dict(record.origin)), dialect.encode_consumer(record.consumer),
         _version(record), t(record.created_at), t(record.updated_at),
         t(record.next_attempt_at), t(record.dead_at), t(record.resolved_at), record.replays,
         record.lease_owner, t(record.lease_expires_at),
