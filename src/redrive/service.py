@@ -57,6 +57,9 @@ IDS_KEPT = 1000
 REPLAYABLE = (Status.DEAD,)
 RESOLVABLE = (Status.DEAD, Status.SCHEDULED)
 
+Progress = Callable[[int], None]
+"""Called with the number of records a bulk operation has just handled."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Result:
@@ -208,20 +211,25 @@ class DeadLetterQueue:
         return self._apply("retry", ids, where, change, actor, note, payloads=payloads)
 
     def resolve(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-                actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
-        """Mark records as handled by hand (dead or scheduled ones)."""
-        return self._set_final("resolve", Status.RESOLVED, ids, where, actor, note)
+                actor: str | None = None, note: str | None = None,
+                progress: Progress | None = None) -> Result:  # fmt: skip
+        """Mark records as handled by hand (dead or scheduled ones).
+
+        ``progress`` (on every bulk change) is called with the records done per batch."""
+        return self._set_final("resolve", Status.RESOLVED, ids, where, actor, note, progress)
 
     def discard(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-                actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
+                actor: str | None = None, note: str | None = None,
+                progress: Progress | None = None) -> Result:  # fmt: skip
         """Mark records as not to be processed (dead or scheduled ones)."""
-        return self._set_final("discard", Status.DISCARDED, ids, where, actor, note)
+        return self._set_final("discard", Status.DISCARDED, ids, where, actor, note, progress)
 
     def delete(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-               actor: str | None = None, note: str | None = None) -> Result:  # fmt: skip
+               actor: str | None = None, note: str | None = None,
+               progress: Progress | None = None) -> Result:  # fmt: skip
         """Delete records for good, whatever their status."""
         result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where):
+        for batch, missing in self._batches(ids, where, progress):
             deleted = self.store.delete(batch)
             result += Result(len(batch), deleted, len(batch) - deleted, missing)
         self._audit("delete", result, where, ids, actor, note)
@@ -234,13 +242,14 @@ class DeadLetterQueue:
         statuses: Sequence[Status] = (Status.RESOLVED, Status.DISCARDED),
         topic: str | None = None,
         actor: str | None = None,
+        progress: Progress | None = None,
     ) -> Result:
         """Delete records in ``statuses`` last updated more than ``older_than`` ago."""
         where = Filter(
             statuses=tuple(statuses), topic=topic, updated_before=self.clock.now() - older_than
         )
         result = Result(0, 0, 0)
-        for batch, _ in self._batches(None, where):
+        for batch, _ in self._batches(None, where, progress):
             deleted = self.store.delete(batch)
             result += Result(len(batch), deleted, len(batch) - deleted)
         self._audit("purge", result, where, None, actor, None)
@@ -290,7 +299,7 @@ class DeadLetterQueue:
         delay: timedelta = timedelta(0),
         actor: str | None = None,
         note: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> ReplayReport:
         """Schedule dead letters for replay, safely, and record one audit entry.
 
@@ -338,7 +347,7 @@ class DeadLetterQueue:
         fmt: str = "jsonl",
         redactor: Redactor | None = None,
         actor: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> int:
         """Write matching records, oldest first, to ``out`` as ``json``, ``jsonl`` or
         ``csv``, with ``redactor`` masking sensitive fields; return how many."""
@@ -352,7 +361,7 @@ class DeadLetterQueue:
         *,
         actor: str | None = None,
         note: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> Result:
         """Restore the records of an archive or a json/jsonl export, ids kept; records
         already present are skipped (``Result.skipped``). The whole file is checked
@@ -370,7 +379,7 @@ class DeadLetterQueue:
         batch: int = BATCH,
         actor: str | None = None,
         note: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> Result:
         """Move matching records to a jsonl (or ``.jsonl.gz``) file: each batch is written
         and fsynced before it is deleted from the store, so a crash loses nothing, and
@@ -384,12 +393,12 @@ class DeadLetterQueue:
     # -- internals ---------------------------------------------------------------------
     def _set_final(
         self, action: str, status: Status, ids: Iterable[str] | None, where: Filter | None,
-        actor: str | None, note: str | None,
+        actor: str | None, note: str | None, progress: Progress | None,
     ) -> Result:  # fmt: skip
         now = self.clock.now()
         entry = Attempt(kind=action, at=now, detail=_detail(actor or self.actor, note))
         change = Change(to=status, from_statuses=RESOLVABLE, now=now, entry=entry)
-        return self._apply(action, ids, where, change, actor, note)
+        return self._apply(action, ids, where, change, actor, note, progress=progress)
 
     def _apply(
         self,
@@ -401,9 +410,10 @@ class DeadLetterQueue:
         note: str | None,
         *,
         payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON] | None = None,
+        progress: Progress | None = None,
     ) -> Result:
         result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where):
+        for batch, missing in self._batches(ids, where, progress):
             batch_change = change
             if payloads is not None:
                 batch_change = dataclasses.replace(change, payloads=self._payloads(batch, payloads))
@@ -423,7 +433,7 @@ class DeadLetterQueue:
         return {record.id: payloads(record) for record in page.items}
 
     def _batches(
-        self, ids: Iterable[str] | None, where: Filter | None
+        self, ids: Iterable[str] | None, where: Filter | None, progress: Progress | None = None
     ) -> Iterator[tuple[builtins.list[str], int]]:
         """(existing ids, how many asked-for ids were missing) in batches."""
         if ids is not None:
@@ -432,10 +442,14 @@ class DeadLetterQueue:
                 chunk = wanted[start : start + BATCH]
                 found = self.store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
                 yield found, len(chunk) - len(found)
+                if progress is not None:
+                    progress(len(chunk))
             return
         snapshot = self.snapshot(where or Filter())
         for batch in self.iter_ids(snapshot):
             yield batch, 0
+            if progress is not None:
+                progress(len(batch))
 
     def _audit(
         self, action: str, result: Result, where: Filter | None, ids: Iterable[str] | None,

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from redrive.stores.base import Store
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "redrive.ops.cli.reads",
+    "redrive.ops.cli.replay",
+    "redrive.ops.cli.manage",
+    "redrive.ops.cli.files",
+    "redrive.ops.cli.policy",
+    "redrive.ops.cli.demo",
+    "redrive.ops.cli.worker",
     "redrive.ops.cli.alerts",
     "redrive.ops.cli.serve",
     "redrive.ops.cli.tokens",

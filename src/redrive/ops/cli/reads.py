@@ -1,0 +1,208 @@
+"""Read commands: ``list``, ``show``, ``stats``, ``groups`` and ``audit``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from redrive.ops.cli._common import (
+    CorrelationOpt,
+    ErrorTypeOpt,
+    GroupOpt,
+    HandlerOpt,
+    JsonOpt,
+    SearchOpt,
+    SinceOpt,
+    StatusOpt,
+    TenantOpt,
+    TopicOpt,
+    UntilOpt,
+    VersionOpt,
+    build_filter,
+    echo_json,
+    handle_errors,
+    redactor,
+    service,
+    wants_json,
+)
+
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="Rows to show.")]
+CursorOpt = Annotated[
+    str | None, typer.Option("--cursor", help="Where the previous page ended (printed there).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the read commands to ``app``."""
+    app.command("list")(list_records)
+    app.command("show")(show)
+    app.command("stats")(stats)
+    app.command("groups")(groups)
+    app.command("audit")(audit)
+
+
+@handle_errors
+def list_records(
+    ctx: typer.Context,
+    status: StatusOpt = None,
+    topic: TopicOpt = None,
+    handler: HandlerOpt = None,
+    error_type: ErrorTypeOpt = None,
+    group: GroupOpt = None,
+    tenant: TenantOpt = None,
+    correlation_id: CorrelationOpt = None,
+    version: VersionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    search: SearchOpt = None,
+    limit: LimitOpt = 20,
+    cursor: CursorOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List dead letters (or other statuses), newest first.
+
+    Example: redrive list --topic orders.created --since 2h --search "timeout"
+    """
+    where = build_filter(
+        status=status, topic=topic, handler=handler, error_type=error_type, group=group,
+        tenant=tenant, correlation_id=correlation_id, version=version, since=since,
+        until=until, search=search,
+    )  # fmt: skip
+    page = service(ctx).list(where, limit=limit, cursor=cursor)
+    if wants_json(ctx, json_output):
+        mask = redactor(ctx)
+        items = [mask.record(record.to_dict()) for record in page.items]
+        echo_json({"items": items, "next_cursor": page.next_cursor})
+        return
+    from redrive.ops.cli._render import console, records_table
+
+    out = console()
+    if not page.items:
+        out.print("no records match")
+        return
+    out.print(records_table(page.items))
+    if page.next_cursor:
+        out.print(f"more: --cursor {page.next_cursor}", markup=False)
+
+
+@handle_errors
+def show(
+    ctx: typer.Context,
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Show every field of one dead letter, its payload, traceback and attempt timeline.
+
+    Example: redrive show 0193a0c4-7f1e-7c3a-9d52-5b1e2f3a4b5c
+    """
+    record = service(ctx).get(record_id)
+    mask = redactor(ctx)
+    if wants_json(ctx, json_output):
+        echo_json(mask.record(record.to_dict()))
+        return
+    from redrive.ops.cli._render import console, show_record
+
+    show_record(console(), record, mask)
+
+
+@handle_errors
+def stats(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+    """Counts by topic and status, the oldest dead letter per topic, new in the last 1h/24h.
+
+    Example: redrive stats --json
+    """
+    result = service(ctx).stats()
+    if wants_json(ctx, json_output):
+        from redrive.models import format_time
+
+        echo_json({
+            "counts": {t: {s.value: n for s, n in c.items()} for t, c in result.counts.items()},
+            "oldest_dead_at": {t: format_time(v) for t, v in result.oldest_dead_at.items()},
+            "new_dead_last_hour": dict(result.new_dead_last_hour),
+            "new_dead_last_day": dict(result.new_dead_last_day),
+        })  # fmt: skip
+        return
+    from redrive.ops.cli._render import console, stats_table
+
+    out = console()
+    if not result.counts:
+        out.print("the store is empty")
+        return
+    out.print(stats_table(result))
+
+
+@handle_errors
+def groups(
+    ctx: typer.Context,
+    status: StatusOpt = None,
+    topic: TopicOpt = None,
+    handler: HandlerOpt = None,
+    error_type: ErrorTypeOpt = None,
+    version: VersionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    search: SearchOpt = None,
+    limit: LimitOpt = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """Error groups (one cause each), biggest first: retry or resolve a group at once.
+
+    Example: redrive groups --topic orders.created --since 1d
+    """
+    where = build_filter(
+        status=status, topic=topic, handler=handler, error_type=error_type, version=version,
+        since=since, until=until, search=search,
+    )  # fmt: skip
+    found = service(ctx).groups(where, limit=limit)
+    if wants_json(ctx, json_output):
+        from redrive.models import format_time
+
+        echo_json([
+            {"fingerprint": g.fingerprint, "topic": g.topic, "handler": g.handler,
+             "error_type": g.error_type, "count": g.count,
+             "first_seen": format_time(g.first_seen), "last_seen": format_time(g.last_seen),
+             "sample_message": g.sample_message, "sample_id": g.sample_id}
+            for g in found
+        ])  # fmt: skip
+        return
+    from redrive.ops.cli._render import console, groups_table
+
+    out = console()
+    if not found:
+        out.print("no error groups match")
+        return
+    out.print(groups_table(found))
+    out.print("next: redrive retry --group GROUP --dry-run", markup=False)
+
+
+@handle_errors
+def audit(
+    ctx: typer.Context,
+    limit: LimitOpt = 20,
+    cursor: CursorOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Who did what, when, to how many records: every change made through redrive.
+
+    Example: redrive audit --limit 50
+    """
+    entries = service(ctx).audit(limit=limit, cursor=cursor)
+    if wants_json(ctx, json_output):
+        from redrive.models import format_time
+
+        echo_json([
+            {"id": e.id, "at": format_time(e.at), "actor": e.actor, "action": e.action,
+             "count": e.count, "detail": dict(e.detail)}
+            for e in entries
+        ])  # fmt: skip
+        return
+    from redrive.ops.cli._render import audit_table, console
+
+    out = console()
+    if not entries:
+        out.print("no audit entries")
+        return
+    out.print(audit_table(entries))
+    if len(entries) == limit:
+        out.print(f"more: --cursor {entries[-1].id}", markup=False)
