@@ -20,8 +20,7 @@ RFQ = TopicRules(warn_count=10, critical_count=50)
 
 def finding(severity: str, value: float = 0) -> Finding:
     rule = {"ok": "count", "warning": "warn_count", "critical": "critical_count"}[severity]
-    return Finding(family="count", severity=severity, rule=rule, value=value,
-                   threshold=10)  # fmt: skip
+    return Finding(family="count", severity=severity, rule=rule, value=value, threshold=10)
 
 
 def step(
@@ -34,9 +33,13 @@ def step(
 class TestEvaluate:
     @pytest.mark.parametrize(
         ("dead", "severity", "rule"),
-        [(9, "ok", "count"), (10, "warning", "warn_count"), (49, "warning", "warn_count"),
-         (50, "critical", "critical_count")],
-    )  # fmt: skip
+        [
+            (9, "ok", "count"),
+            (10, "warning", "warn_count"),
+            (49, "warning", "warn_count"),
+            (50, "critical", "critical_count"),
+        ],
+    )
     def test_count_thresholds(self, dead: int, severity: str, rule: str) -> None:
         """Seed 002's rfq thresholds: warning from 10, critical from 50 dead letters."""
         found = evaluate(RFQ, Measurement(dead=dead))["count"]
@@ -122,11 +125,18 @@ def settings(data: dict[str, object]) -> Settings:
 class TestConfig:
     def test_seed_thresholds_per_topic(self) -> None:
         """Per-topic tables override the defaults; other topics keep the defaults."""
-        config = load(settings({"topics": {
-            "rfq": {"alerts": {"warn_count": 10, "critical_count": 50}},
-            "trade": {"alerts": {"warn_count": 5, "critical_count": 20}},
-            "market-data": {"alerts": {"warn_count": 100, "critical_count": 500}},
-        }, "alerts": {"defaults": {"max_age": "2h"}}}))  # fmt: skip
+        config = load(
+            settings(
+                {
+                    "topics": {
+                        "rfq": {"alerts": {"warn_count": 10, "critical_count": 50}},
+                        "trade": {"alerts": {"warn_count": 5, "critical_count": 20}},
+                        "market-data": {"alerts": {"warn_count": 100, "critical_count": 500}},
+                    },
+                    "alerts": {"defaults": {"max_age": "2h"}},
+                }
+            )
+        )
         trade = config.rules_for("trade")
         assert (trade.warn_count, trade.critical_count, trade.max_age) == (
             5,
@@ -148,10 +158,14 @@ class TestConfig:
 
     def test_secret_from_environment(self) -> None:
         """``url_env`` and ``secret_env`` read the named variables."""
-        data = {"alerts": {"sinks": {
-            "ops": {"type": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_KEY"},
-            "chat": {"type": "slack", "url": "https://hooks.slack.invalid/T/B/X"},
-        }}}  # fmt: skip
+        data = {
+            "alerts": {
+                "sinks": {
+                    "ops": {"type": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_KEY"},
+                    "chat": {"type": "slack", "url": "https://hooks.slack.invalid/T/B/X"},
+                }
+            }
+        }
         config = load(settings(data), {"HOOK_URL": "http://127.0.0.1:9/x", "HOOK_KEY": "k"})
         assert isinstance(config.sinks["ops"], WebhookSink)
         assert isinstance(config.sinks["chat"], SlackSink)
@@ -162,16 +176,22 @@ class TestConfig:
             ({"alerts": {"intervall": "1m"}}, "alerts.intervall"),
             ({"alerts": {"interval": "soon"}}, "alerts.interval"),
             ({"alerts": {"defaults": {"warn_count": "ten"}}}, "alerts.defaults.warn_count"),
-            ({"topics": {"rfq": {"alerts": {"warn_count": 50, "critical_count": 10}}}},
-             "topics.rfq.alerts.critical_count"),
+            (
+                {"topics": {"rfq": {"alerts": {"warn_count": 50, "critical_count": 10}}}},
+                "topics.rfq.alerts.critical_count",
+            ),
             ({"alerts": {"sinks": {"x": {"type": "pager"}}}}, "alerts.sinks.x.type"),
             ({"alerts": {"sinks": {"x": {"type": "webhook"}}}}, "alerts.sinks.x.url"),
-            ({"alerts": {"sinks": {"x": {"type": "webhook", "url_env": "NOPE"}}}},
-             "alerts.sinks.x.url_env"),
-            ({"alerts": {"sinks": {"x": {"type": "email", "host": "h", "from": "a@b"}}}},
-             "alerts.sinks.x.to"),
+            (
+                {"alerts": {"sinks": {"x": {"type": "webhook", "url_env": "NOPE"}}}},
+                "alerts.sinks.x.url_env",
+            ),
+            (
+                {"alerts": {"sinks": {"x": {"type": "email", "host": "h", "from": "a@b"}}}},
+                "alerts.sinks.x.to",
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_errors_name_the_key(self, data: dict[str, object], key: str) -> None:
         """A bad value is one error naming the file and the key."""
         with pytest.raises(ConfigError) as caught:

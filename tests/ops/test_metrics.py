@@ -81,8 +81,12 @@ async def workload(sqlite_store: SQLiteStore, clock: FakeClock, registry: Collec
     poison = Flaky(ValueError)
     bus.subscribe("orders", poison, name="app.poison")
     transient = Flaky(ConnectionError)
-    bus.subscribe("orders", transient, name="app.transient",
-                  policy=RetryPolicy(max_attempts=3, initial_delay=60))  # fmt: skip
+    bus.subscribe(
+        "orders",
+        transient,
+        name="app.transient",
+        policy=RetryPolicy(max_attempts=3, initial_delay=60),
+    )
     await bus.publish("orders", {"n": 1})
     yield bus, poison, transient
     await bus.stop()
@@ -94,18 +98,29 @@ class TestHookOverHttp:
         text = scrape(server.port)
         total = "redrive_events_processed_total"
         assert value(text, total, topic="orders", handler="app.ok", outcome="success") == 1
-        assert value(text, total, topic="orders", handler="app.poison",
-                     outcome="non_retriable") == 1  # fmt: skip
-        assert value(text, total, topic="orders", handler="app.transient",
-                     outcome="retry_scheduled") == 1  # fmt: skip
+        assert (
+            value(text, total, topic="orders", handler="app.poison", outcome="non_retriable") == 1
+        )
+        assert (
+            value(text, total, topic="orders", handler="app.transient", outcome="retry_scheduled")
+            == 1
+        )
 
     async def test_counts_dead_letters_by_error_type(
         self, workload: Any, server: MetricsServer
     ) -> None:
         """A record that becomes dead is counted with its error class, and its attempts."""
         text = scrape(server.port)
-        assert value(text, "redrive_dead_letters_total", topic="orders",
-                     handler="app.poison", error_type="ValueError") == 1  # fmt: skip
+        assert (
+            value(
+                text,
+                "redrive_dead_letters_total",
+                topic="orders",
+                handler="app.poison",
+                error_type="ValueError",
+            )
+            == 1
+        )
         assert value(text, "redrive_attempts_before_dead_count", topic="orders") == 1
         assert value(text, "redrive_attempts_before_dead_sum", topic="orders") == 1
 
@@ -113,8 +128,9 @@ class TestHookOverHttp:
         """The duration histogram has one observation per handler run."""
         text = scrape(server.port)
         for handler in ("app.ok", "app.poison", "app.transient"):
-            count = value(text, "redrive_handler_duration_seconds_count",
-                          topic="orders", handler=handler)  # fmt: skip
+            count = value(
+                text, "redrive_handler_duration_seconds_count", topic="orders", handler=handler
+            )
             assert count == 1
 
     async def test_counts_replay_outcomes(
@@ -199,14 +215,18 @@ class TestLabels:
         for topic in ("a", "b", "c", "d"):
             hook.on_success(Event(topic=topic), "h", 0.01, None)
         text = _expose(registry)
-        topics = {dict(labels)["topic"] for name, labels in samples(text)
-                  if name == "redrive_events_processed_total"}  # fmt: skip
+        topics = {
+            dict(labels)["topic"]
+            for name, labels in samples(text)
+            if name == "redrive_events_processed_total"
+        }
         assert topics == {"a", "b", "other"}
 
 
 class TestAsgiApp:
-    async def test_served_by_uvicorn(self, workload: Any, service: DeadLetterQueue,
-                                     registry: CollectorRegistry) -> None:  # fmt: skip
+    async def test_served_by_uvicorn(
+        self, workload: Any, service: DeadLetterQueue, registry: CollectorRegistry
+    ) -> None:
         """``metrics_app`` serves the hook's counters and the store's gauges over HTTP."""
         import uvicorn
 
@@ -228,5 +248,13 @@ class TestAsgiApp:
         text = response.text
         assert response.headers["content-type"].startswith("text/plain")
         assert value(text, "redrive_dead_letters", topic="orders", status="dead") == 1
-        assert value(text, "redrive_events_processed_total", topic="orders",
-                     handler="app.ok", outcome="success") == 1  # fmt: skip
+        assert (
+            value(
+                text,
+                "redrive_events_processed_total",
+                topic="orders",
+                handler="app.ok",
+                outcome="success",
+            )
+            == 1
+        )
