@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from redrive._clock import Clock, SystemClock
@@ -32,7 +32,10 @@ class Scheduler:
 
     :param handlers: returns the specs by (topic, handler name); read at each claim.
     :param concurrency: records run at once.
-    :param lease: how long a claim holds before another worker may take the record.
+    :param lease: how long a claim holds before another worker may take the record; it is
+        stretched to twice the longest handler ``timeout``. Give long-running handlers a
+        timeout, or a lease longer than they can run: at-least-once means a record whose
+        lease lapses mid-attempt may run twice.
 
     .. versionadded:: 0.1
     """
@@ -124,18 +127,24 @@ class Scheduler:
         self._wake.set()
 
     async def _claim(self, limit: int) -> list[DeadLetter]:
-        keys = self._handlers().keys()
-        if limit <= 0 or not keys:
+        handlers = self._handlers()
+        if limit <= 0 or not handlers:
             return []
         now = self.clock.now()
         return await asyncio.to_thread(
             self.store.claim_due,
             now=now,
-            lease_until=now + self._lease,
+            lease_until=now + self._lease_for(handlers.values()),
             owner=self.owner,
             limit=limit,
-            handlers=list(keys),
+            handlers=list(handlers),
         )
+
+    def _lease_for(self, specs: Iterable[HandlerSpec]) -> timedelta:
+        """The lease, stretched to outlast the longest handler timeout: a record must never
+        be claimed again while its attempt may still be running."""
+        longest = max((spec.timeout for spec in specs if spec.timeout is not None), default=0.0)
+        return max(self._lease, timedelta(seconds=longest * 2))
 
     async def _run(self, record: DeadLetter) -> DeadLetter | None:
         spec = self._handlers().get((record.topic, record.handler))

@@ -257,3 +257,17 @@ def _fail_with(error: Exception):  # type: ignore[no-untyped-def]
         raise error
 
     return handler
+
+
+async def test_lease_outlasts_the_handler_timeout(sqlite_store: Store) -> None:
+    """A claim's lease is at least twice the longest handler timeout."""
+    from datetime import timedelta
+
+    from tests.factories import make_record
+
+    bus = EventBus(sqlite_store, lease=timedelta(seconds=10))
+    bus.subscribe("orders.created", lambda event: None, name="app.send_receipt", timeout=60)
+    sqlite_store.add([make_record(status=Status.SCHEDULED)])
+    (claimed,) = await bus.scheduler._claim(5)
+    assert claimed.lease_expires_at is not None
+    assert (claimed.lease_expires_at - claimed.updated_at) >= timedelta(seconds=120)
