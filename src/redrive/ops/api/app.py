@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from redrive.config import Settings
@@ -121,19 +122,21 @@ def _mount_metrics(app: FastAPI, ctx: Context) -> None:
         from redrive.ops.metrics import metrics_app
     except ImportError:  # an install without the metrics feature
         return
-    inner = metrics_app(ctx.service)
-    app.mount("/metrics", MetricsAuth(inner, ctx) if ctx.options.metrics_auth else inner)
+    # A route, not a mount: a mount would redirect /metrics to /metrics/. The endpoint is
+    # a class instance, so Starlette treats it as an ASGI app rather than a function.
+    endpoint = MetricsAuth(metrics_app(ctx.service), ctx if ctx.options.metrics_auth else None)
+    app.router.routes.append(Route("/metrics", endpoint, methods=["GET"], include_in_schema=False))
 
 
 class MetricsAuth:
-    """Ask for a viewer token before the metrics, when the config says so."""
+    """Ask for a viewer token before the metrics, when ``ctx`` is given."""
 
-    def __init__(self, app: ASGIApp, ctx: Context) -> None:
+    def __init__(self, app: ASGIApp, ctx: Context | None) -> None:
         self.app = app
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and self.ctx is not None:
             header = dict(scope.get("headers") or []).get(b"authorization", b"")
             scheme, _, token = header.decode("latin-1").partition(" ")
             checked = None

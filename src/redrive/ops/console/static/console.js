@@ -1,0 +1,59 @@
+// redrive console: select-all for bulk actions, and in-place actions on the detail page.
+// Everything works without this script; it only saves reloads.
+"use strict";
+
+function setupBulk() {
+  const all = document.getElementById("select-all");
+  const boxes = () => Array.from(document.querySelectorAll('#bulk input[name="ids"]'));
+  const count = document.getElementById("selected-count");
+  const refresh = () => {
+    const n = boxes().filter((b) => b.checked).length;
+    if (count) count.textContent = n + " selected";
+    document.querySelectorAll("[data-needs-selection]").forEach((b) => { b.disabled = n === 0; });
+    if (all) all.checked = n > 0 && n === boxes().length;
+  };
+  if (all) all.addEventListener("change", () => { boxes().forEach((b) => { b.checked = all.checked; }); refresh(); });
+  boxes().forEach((b) => b.addEventListener("change", refresh));
+  refresh();
+}
+
+function showStatus(data) {
+  const badge = document.getElementById("status");
+  if (badge && data.status) {
+    badge.textContent = data.status;
+    badge.className = "badge big s-" + data.status;
+  }
+  if (Array.isArray(data.actions)) {
+    document.querySelectorAll("[data-action]").forEach((el) => {
+      el.hidden = !data.actions.includes(el.dataset.action);
+    });
+  }
+}
+
+function setupAsyncForms() {
+  const message = document.getElementById("message");
+  document.querySelectorAll("form[data-async]").forEach((form) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+      const buttons = form.querySelectorAll("button");
+      buttons.forEach((b) => { b.disabled = true; });
+      try {
+        const response = await fetch(form.action, {
+          method: "POST", body: new FormData(form, event.submitter),
+          headers: { Accept: "application/json" }, credentials: "same-origin",
+        });
+        const data = await response.json().catch(() => ({ ok: false, message: "Unexpected answer (" + response.status + ")" }));
+        if (data.redirect) { window.location.assign(data.redirect); return; }
+        showStatus(data);
+        if (message) { message.textContent = data.message; message.hidden = false; message.classList.toggle("error", !data.ok); }
+      } catch (err) {
+        if (message) { message.textContent = "The server did not answer: " + err; message.hidden = false; }
+      } finally {
+        buttons.forEach((b) => { b.disabled = false; });
+      }
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupBulk(); setupAsyncForms(); });
