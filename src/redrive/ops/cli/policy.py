@@ -49,16 +49,16 @@ def show(
     from redrive.ops.cli._render import console, table
 
     out = console()
-    out.print(f"topic {topic}" + (f", handler {handler}" if handler else ""), markup=False)
+    out.print(f"topic {topic}" + (f", handler {handler}" if handler else ""))
     for key, value in _policy_dict(policy).items():
-        out.print(f"  {key}: {value}", markup=False)
-    grid = table("ATTEMPT", "WAIT BEFORE (MAX)", "CUMULATIVE (MAX)")
+        out.print(f"  {key}: {value}")
+    grid = table("ATTEMPT>", "WAIT BEFORE (MAX)>", "CUMULATIVE (MAX)>")
     grid.add_row("1", "-", "0s")
     for number, delay, total in rows:
         grid.add_row(str(number + 1), _seconds(delay), _seconds(total))
     out.print(grid)
     for warning in warnings:
-        out.print(f"warning: {warning}", markup=False)
+        out.print(f"warning: {warning}")
 
 
 def traps(settings: Settings, topic: str, policy: RetryPolicy) -> list[str]:

@@ -83,7 +83,7 @@ def list_records(
         return
     out.print(records_table(page.items))
     if page.next_cursor:
-        out.print(f"more: --cursor {page.next_cursor}", markup=False)
+        out.print(f"more: --cursor {page.next_cursor}")
 
 
 @handle_errors
@@ -173,7 +173,7 @@ def groups(
         out.print("no error groups match")
         return
     out.print(groups_table(found))
-    out.print("next: redrive retry --group GROUP --dry-run", markup=False)
+    out.print("next: redrive retry --group GROUP --dry-run")
 
 
 @handle_errors
@@ -205,4 +205,4 @@ def audit(
         return
     out.print(audit_table(entries))
     if len(entries) == limit:
-        out.print(f"more: --cursor {entries[-1].id}", markup=False)
+        out.print(f"more: --cursor {entries[-1].id}")
