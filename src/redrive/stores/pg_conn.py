@@ -160,7 +160,7 @@ class Listener:
 
     def __init__(self, connector: Connector, channel: str, *, tick: float = 0.25) -> None:
         self._connector = connector
-        self._channel = channel
+        self.channel = channel
         self._tick = tick
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -216,7 +216,7 @@ class Listener:
         while not self._stop.is_set():
             try:
                 with self._connector.connect(autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self._ready.set()
                     if not first:
                         self._fire()  # something may have been scheduled while we were away

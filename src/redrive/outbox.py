@@ -1,0 +1,350 @@
+"""The transactional outbox: "event written" becomes part of the application's transaction.
+
+The application adds an event with its own connection, inside its own transaction
+(``outbox.add(conn, topic, payload, ...)``): if the business transaction rolls back, the
+event is gone too. A dispatcher (``Outbox.run()`` or ``redrive outbox run``) claims pending
+rows in batches and hands each event to an ``EventBus`` (whose failures become dead
+letters, retried per handler) or to a publisher callable (a broker). A delivery that fails
+is retried by the topic's policy; after ``max_attempts`` the row is marked ``dead`` *and*
+a dead letter with the full error context is recorded, so it shows in ``redrive list``.
+
+Delivery is at least once: a dispatcher that dies mid-batch leaves its lease to expire
+and another dispatcher delivers those rows again.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from redrive._clock import Clock, SystemClock
+from redrive.exceptions import ConfigError, InvalidTransition, NotFound, RedriveError, StoreError
+from redrive.models import JSON, Event
+from redrive.outbox_add import insert
+from redrive.outbox_dead import dead_letter, failure_text
+from redrive.outbox_model import DeadQuery, OutboxBackend, OutboxEvent, OutboxPage, Outcome
+from redrive.policy import RetryPolicy
+from redrive.stores.base import Store
+
+if TYPE_CHECKING:
+    from redrive.bus import EventBus
+    from redrive.config import Settings
+
+__all__ = ["Outbox", "OutboxEvent", "OutboxPage", "Publisher"]
+
+logger = logging.getLogger("redrive.outbox")
+
+Publisher = Callable[[Event], Awaitable[Any] | Any]
+"""Sends one event somewhere (a broker); raising means the delivery failed."""
+
+
+def backend_for(store: Store) -> OutboxBackend:
+    """The outbox SQL for the database behind ``store`` (PostgreSQL or a SQLite file)."""
+    from redrive.stores.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        from redrive.outbox_sqlite import SqliteOutbox
+
+        return SqliteOutbox(store.path)
+    if type(store).__name__ == "PostgresStore":
+        from redrive.outbox_pg import PgOutbox
+
+        return PgOutbox(store)  # type: ignore[arg-type]
+    raise ConfigError(f"the outbox needs a PostgreSQL or SQLite store, not {store.url}")
+
+
+class Outbox:
+    """A transactional outbox in the store's database, and its dispatcher.
+
+    :param store: the store (the outbox table lives in the same database).
+    :param bus: deliver events to this bus's handlers (their failures become dead letters).
+    :param publisher: or deliver them with this callable (sync or async).
+    :param name: the handler name on dead letters of failed deliveries.
+    :param policy: retries of failed deliveries when the settings name none for the topic.
+    :param ordering: ``"key"``: events of one key are delivered in order, and a failing
+        event holds back the later events of its key until it succeeds or goes dead.
+    :param lease: how long a claimed row is held before another dispatcher may take it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        bus: EventBus | None = None,
+        publisher: Publisher | None = None,
+        name: str | None = None,
+        settings: Settings | None = None,
+        policy: RetryPolicy | None = None,
+        batch_size: int = 100,
+        ordering: Literal["none", "key"] = "none",
+        lease: timedelta = timedelta(minutes=5),
+        poll_interval: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if bus is not None and publisher is not None:
+            raise ConfigError("give the outbox a bus or a publisher, not both")
+        if ordering not in ("none", "key"):
+            raise ConfigError(f"ordering must be 'none' or 'key', got {ordering!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        from redrive.config import Settings
+
+        self.store = store
+        self.bus = bus
+        self.publisher = publisher
+        self.name = name or (_callable_name(publisher) if publisher else "redrive.outbox")
+        self.settings = settings or (bus.settings if bus is not None else Settings())
+        self.policy = policy
+        self.batch_size = batch_size
+        self.ordering = ordering
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.clock = clock or SystemClock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        host = socket.gethostname()
+        self.consumer: dict[str, JSON] = {"service": "redrive-outbox", "host": host,
+                                          "pid": os.getpid()}  # fmt: skip
+        self._backend = backend_for(store)
+        self._async_publisher = publisher is not None and _is_async(publisher)
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # -- the application's side --------------------------------------------------------
+    def add(
+        self,
+        conn: Any,
+        topic: str,
+        payload: JSON = None,
+        *,
+        aggregate_type: str | None = None,
+        aggregate_id: str | int | None = None,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        correlation_id: str | None = None,
+        tenant_id: str | None = None,
+        max_attempts: int | None = None,
+    ) -> str:
+        """Add an event inside the caller's transaction on ``conn``; return the event id.
+
+        ``conn`` is the application's own psycopg connection (or cursor), SQLAlchemy
+        session or connection, or sqlite3 connection: nothing is committed here.
+        """
+        return insert(
+            conn, self._backend, topic=topic, payload=payload, aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id, key=key, headers=headers, correlation_id=correlation_id,
+            tenant_id=tenant_id, max_attempts=max_attempts, now=self.clock.now(),
+        )  # fmt: skip
+
+    # -- dispatching --------------------------------------------------------------------
+    async def dispatch(self) -> int:
+        """Claim one batch of due rows, deliver them, record the outcomes; return how many."""
+        if self.bus is None and self.publisher is None:
+            raise ConfigError("this outbox has no bus and no publisher to deliver to")
+        now = self.clock.now()
+        rows = await asyncio.to_thread(
+            self._backend.claim, now=now, lease_until=now + self.lease, owner=self.owner,
+            limit=self.batch_size, by_key=self.ordering == "key",
+        )  # fmt: skip
+        if not rows:
+            return 0
+        outcomes = list(await asyncio.gather(*(self._deliver(row) for row in rows)))
+        outcomes = await self._record_dead(rows, outcomes)
+        await asyncio.to_thread(
+            self._backend.finish, [o for o, _ in outcomes], now=self.clock.now(), owner=self.owner
+        )
+        return len(rows)
+
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
+        """Dispatch until ``stop`` is set (or :meth:`stop` is called).
+
+        Sleeps between batches until the next row is due, a NOTIFY from an insert
+        (PostgreSQL), or ``poll_interval``, whichever is first.
+        """
+        self._stopping = False
+        loop = asyncio.get_running_loop()
+        unlisten = await asyncio.to_thread(
+            self._backend.listen, lambda: loop.call_soon_threadsafe(self._wake.set)
+        )
+        watcher = asyncio.create_task(self._watch(stop)) if stop is not None else None
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    if await self.dispatch() >= self.batch_size:
+                        continue  # a full batch: more may be waiting
+                    wait = await self._next_wait()
+                except StoreError as exc:
+                    logger.warning("outbox dispatch failed: %s", exc)
+                    wait = self.poll_interval
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            await asyncio.to_thread(unlisten)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the batch in flight."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.stop()
+
+    async def _next_wait(self) -> float:
+        due = await asyncio.to_thread(self._backend.next_due_at)
+        if due is None:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, (due - self.clock.now()).total_seconds()))
+
+    async def _deliver(self, row: OutboxEvent) -> tuple[Outcome, BaseException | None]:
+        event = row.to_event()
+        try:
+            if self.bus is not None:
+                # The bus records each handler's failure as a dead letter and retries it
+                # per handler: the row is delivered once the bus has the event.
+                await self.bus.dispatch(event, origin={"outbox_id": row.id})
+            elif self._async_publisher:
+                await self.publisher(event)  # type: ignore[misc]
+            else:
+                await asyncio.to_thread(self.publisher, event)  # type: ignore[arg-type]
+        except Exception as error:
+            return self._failed(row, error), error
+        return Outcome(id=row.id, attempts=row.attempts + 1), None
+
+    def _failed(self, row: OutboxEvent, error: Exception) -> Outcome:
+        policy = self.policy_for(row)
+        attempt = row.attempts + 1
+        decision = policy.decide(attempt, error, self.clock.now(), random.random)
+        return Outcome(id=row.id, attempts=attempt, error=failure_text(error),
+                       retry_at=decision.retry_at, dead=decision.dead)  # fmt: skip
+
+    def policy_for(self, row: OutboxEvent) -> RetryPolicy:
+        """The retry policy of a row: the topic's, with the row's own max_attempts."""
+        policy = self.settings.policy_for(row.topic, self.name, None, fallback=self.policy)
+        return policy.replace(max_attempts=row.max_attempts) if row.max_attempts else policy
+
+    async def _record_dead(
+        self, rows: list[OutboxEvent], outcomes: list[tuple[Outcome, BaseException | None]]
+    ) -> list[tuple[Outcome, BaseException | None]]:
+        """Write a dead letter for each row that goes dead, before the row is marked dead.
+
+        If the store cannot take them, those rows stay pending and are tried again later:
+        a row is never dead without its dead letter.
+        """
+        now = self.clock.now()
+        by_id = {row.id: row for row in rows}
+        records = [
+            dead_letter(by_id[o.id], error, o.attempts, self.policy_for(by_id[o.id]),
+                        name=self.name, consumer=self.consumer, now=now)
+            for o, error in outcomes if o.dead and error is not None
+        ]  # fmt: skip
+        if not records:
+            return outcomes
+        try:
+            await asyncio.to_thread(self.store.add, records)
+        except StoreError as exc:
+            logger.warning("cannot record %d dead outbox events yet: %s", len(records), exc)
+            later = now + timedelta(seconds=self.poll_interval)
+            return [
+                (Outcome(id=o.id, attempts=o.attempts - 1, error=o.error, retry_at=later), e)
+                if o.dead else (o, e)
+                for o, e in outcomes
+            ]  # fmt: skip
+        return outcomes
+
+    # -- the repository (operators) -----------------------------------------------------
+    def get(self, outbox_id: int) -> OutboxEvent:
+        """The outbox row with that id; raises ``NotFound``."""
+        row = self._backend.get(outbox_id)
+        if row is None:
+            raise NotFound(f"no outbox event with id {outbox_id}")
+        return row
+
+    def fetch_dead_events(
+        self,
+        limit: int = 100,
+        cursor: int | None = None,
+        aggregate_type: str | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+    ) -> OutboxPage:
+        """Dead events, newest first, ``limit`` at a time; ``event_type`` is the topic,
+        ``since`` bounds when they went dead. Pass ``next_cursor`` for the next page."""
+        if limit < 1:
+            raise RedriveError(f"limit must be at least 1, got {limit}")
+        query = DeadQuery(aggregate_type=aggregate_type, event_type=event_type, since=since)
+        items = self._backend.fetch_dead(query, limit=limit + 1, cursor=cursor)
+        return OutboxPage(items[:limit], items[limit - 1].id if len(items) > limit else None)
+
+    def count_dead_events(
+        self,
+        aggregate_type: str | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many dead events match."""
+        query = DeadQuery(aggregate_type=aggregate_type, event_type=event_type, since=since)
+        return self._backend.count_dead(query)
+
+    def retry_dead_event(self, event_id: int) -> None:
+        """Put a dead event back to ``pending`` with fresh attempts.
+
+        Raises ``NotFound`` if there is no such event and ``InvalidTransition`` if it is
+        not dead (a pending event is already being retried; a done one was delivered).
+        """
+        if self._backend.retry_dead([event_id], now=self.clock.now()) == 1:
+            return
+        row = self.get(event_id)
+        raise InvalidTransition(f"outbox event {event_id} is {row.status}, not dead")
+
+    def retry_dead_events_batch(self, event_ids: Iterable[int]) -> int:
+        """Put these dead events back to ``pending``; return how many were dead."""
+        ids = list(dict.fromkeys(event_ids))
+        return sum(
+            self._backend.retry_dead(ids[start : start + 1000], now=self.clock.now())
+            for start in range(0, len(ids), 1000)
+        )
+
+    def cleanup_old_dead_events(self, older_than_days: int = 30) -> int:
+        """Delete dead events that went dead more than ``older_than_days`` ago."""
+        if older_than_days < 0:
+            raise RedriveError(f"older_than_days cannot be negative, got {older_than_days}")
+        return self._backend.cleanup_dead(self.clock.now() - timedelta(days=older_than_days))
+
+    def archive(self, older_than: timedelta, *, batch: int = 10_000) -> int:
+        """Move ``done`` rows delivered more than ``older_than`` ago to
+        ``redrive_outbox_archive``, a batch per transaction; return how many moved."""
+        before, moved = self.clock.now() - older_than, 0
+        while count := self._backend.archive_done(before, batch=batch):
+            moved += count
+        return moved
+
+    def close(self) -> None:
+        """Stop listening and release the outbox's own connections (not the store's)."""
+        self._backend.close()
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    call = fn if inspect.isroutine(fn) else type(fn).__call__
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+def _callable_name(fn: Any) -> str:
+    from redrive.engine import handler_name
+
+    return handler_name(fn)

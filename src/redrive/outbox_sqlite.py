@@ -1,0 +1,256 @@
+"""The outbox on SQLite, for the embedded case: ``redrive_outbox`` in the store's file.
+
+SQLite has one writer at a time, so a claim (``BEGIN IMMEDIATE``) never races another;
+the lease (``locked_until``) still lets a dispatcher that died hand its rows back.
+Times are ISO-8601 UTC text (they sort as times), JSON is text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
+from redrive.models import JSON, format_time, parse_time, utcnow
+from redrive.outbox_model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
+from redrive.stores.sql import Dialect
+
+_COLS = ", ".join(COLUMNS)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS redrive_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic TEXT NOT NULL,
+    payload TEXT NOT NULL, key TEXT, headers TEXT NOT NULL DEFAULT '{}', aggregate_type TEXT,
+    aggregate_id TEXT, correlation_id TEXT, tenant_id TEXT,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER, next_attempt_at TEXT NOT NULL,
+    last_error TEXT, last_error_at TEXT, created_at TEXT NOT NULL, processed_at TEXT,
+    dead_at TEXT, locked_by TEXT, locked_until TEXT
+);
+CREATE INDEX IF NOT EXISTS redrive_outbox_pending ON redrive_outbox (id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS redrive_outbox_pending_key ON redrive_outbox (key, id)
+    WHERE status = 'pending' AND key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS redrive_outbox_dead ON redrive_outbox (dead_at, id)
+    WHERE status = 'dead';
+CREATE INDEX IF NOT EXISTS redrive_outbox_done ON redrive_outbox (processed_at)
+    WHERE status = 'done';
+CREATE TABLE IF NOT EXISTS redrive_outbox_archive (
+    id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,
+    key TEXT, headers TEXT NOT NULL, aggregate_type TEXT, aggregate_id TEXT,
+    correlation_id TEXT, tenant_id TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+    max_attempts INTEGER, next_attempt_at TEXT NOT NULL, last_error TEXT, last_error_at TEXT,
+    created_at TEXT NOT NULL, processed_at TEXT, dead_at TEXT, locked_by TEXT,
+    locked_until TEXT, archived_at TEXT NOT NULL
+);
+"""
+_DIALECT = Dialect()
+
+
+def _row_to_event(row: Sequence[Any]) -> OutboxEvent:
+    data = dict(zip(COLUMNS, row, strict=True))
+    data["payload"] = _DIALECT.decode_json(data["payload"])
+    data["headers"] = _DIALECT.decode_json(data["headers"])
+    for name in ("next_attempt_at", "last_error_at", "created_at", "processed_at", "dead_at"):
+        data[name] = parse_time(data[name])
+    return OutboxEvent(**data)
+
+
+class SqliteOutbox:
+    """Outbox SQL on the SQLite file ``path`` (the store's file)."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        if path == ":memory:":
+            raise ConfigError("the outbox needs a database file, not :memory:", key="store_url")
+        self.path = str(Path(path))
+        self._timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self._conn().executescript(_SCHEMA)  # IF NOT EXISTS: safe when processes race
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite:///{self.path}: cannot create the outbox: {exc}") from exc
+
+    # -- connections -------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                       timeout=self._timeout)  # fmt: skip
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open sqlite:///{self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite:///{self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite:///{self.path}: {exc}") from exc
+
+    def _read(self, query: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn().execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite:///{self.path}: {exc}") from exc
+
+    # -- the application's inserts -------------------------------------------------------
+    def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
+        named = [f":{c}" for c in INSERT_COLUMNS]
+        marks = named if style == "named" else ["?"] * len(INSERT_COLUMNS)
+        columns = ", ".join(INSERT_COLUMNS)
+        return f"INSERT INTO redrive_outbox ({columns}) VALUES ({', '.join(marks)})"
+
+    def encode_json(self, value: JSON, *, driver: bool) -> Any:
+        return _DIALECT.encode_json(value)
+
+    def encode_time(self, value: datetime) -> Any:
+        return format_time(value)
+
+    # -- dispatching ---------------------------------------------------------------------
+    def claim(
+        self, *, now: datetime, lease_until: datetime, owner: str, limit: int, by_key: bool
+    ) -> list[OutboxEvent]:
+        t = format_time(now)
+        first_of_key = (
+            " AND (o.key IS NULL OR NOT EXISTS (SELECT 1 FROM redrive_outbox AS e "
+            "WHERE e.key = o.key AND e.status = 'pending' AND e.id < o.id))"
+        )
+        query = (
+            "UPDATE redrive_outbox SET locked_by = ?, locked_until = ? WHERE id IN (SELECT id "
+            "FROM redrive_outbox AS o WHERE status = 'pending' AND next_attempt_at <= ? "
+            f"AND (locked_until IS NULL OR locked_until <= ?){first_of_key if by_key else ''} "
+            f"ORDER BY id LIMIT ?) RETURNING {_COLS}"
+        )
+        with self._write() as conn:
+            rows = conn.execute(query, (owner, format_time(lease_until), t, t, limit)).fetchall()
+        return sorted((_row_to_event(row) for row in rows), key=lambda e: e.id)
+
+    def finish(self, outcomes: Sequence[Outcome], *, now: datetime, owner: str) -> None:
+        t = format_time(now)
+        done = [(t, o.id, owner) for o in outcomes if o.error is None]
+        failed = [
+            ("dead" if o.dead else "pending", o.attempts, format_time(o.retry_at), o.error, t,
+             t if o.dead else None, o.id, owner)
+            for o in outcomes if o.error is not None
+        ]  # fmt: skip
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE redrive_outbox SET status = 'done', processed_at = ?, "
+                "attempts = attempts + 1, locked_by = NULL, locked_until = NULL "
+                "WHERE id = ? AND locked_by = ?",
+                done,
+            )
+            conn.executemany(
+                "UPDATE redrive_outbox SET status = ?, attempts = ?, "
+                "next_attempt_at = coalesce(?, next_attempt_at), last_error = ?, "
+                "last_error_at = ?, dead_at = ?, locked_by = NULL, locked_until = NULL "
+                "WHERE id = ? AND locked_by = ?",
+                failed,
+            )
+
+    def next_due_at(self) -> datetime | None:
+        rows = self._read(
+            "SELECT min(max(next_attempt_at, coalesce(locked_until, next_attempt_at))) "
+            "FROM redrive_outbox WHERE status = 'pending'", (),
+        )  # fmt: skip
+        return parse_time(rows[0][0]) if rows and rows[0][0] else None
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None  # SQLite cannot notify: dispatchers poll
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    # -- the repository ------------------------------------------------------------------
+    def get(self, outbox_id: int) -> OutboxEvent | None:
+        rows = self._read(f"SELECT {_COLS} FROM redrive_outbox WHERE id = ?", (outbox_id,))
+        return _row_to_event(rows[0]) if rows else None
+
+    def fetch_dead(self, query: DeadQuery, *, limit: int, cursor: int | None) -> list[OutboxEvent]:
+        clause, params = _dead_where(query)
+        if cursor is not None:
+            clause += " AND id < ?"
+            params.append(cursor)
+        rows = self._read(
+            f"SELECT {_COLS} FROM redrive_outbox WHERE {clause} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_row_to_event(row) for row in rows]
+
+    def count_dead(self, query: DeadQuery) -> int:
+        clause, params = _dead_where(query)
+        return int(self._read(f"SELECT count(*) FROM redrive_outbox WHERE {clause}", params)[0][0])
+
+    def retry_dead(self, ids: Sequence[int], *, now: datetime) -> int:
+        changed = 0
+        with self._write() as conn:
+            for outbox_id in ids:
+                changed += conn.execute(
+                    "UPDATE redrive_outbox SET status = 'pending', attempts = 0, "
+                    "next_attempt_at = ?, dead_at = NULL WHERE id = ? AND status = 'dead'",
+                    (format_time(now), outbox_id),
+                ).rowcount
+        return changed
+
+    def cleanup_dead(self, before: datetime) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM redrive_outbox WHERE status = 'dead' AND dead_at < ?",
+                (format_time(before),),
+            ).rowcount
+
+    def archive_done(self, before: datetime, *, batch: int) -> int:
+        """Move one batch of done rows older than ``before`` to the archive."""
+        select = (
+            "SELECT id FROM redrive_outbox WHERE status = 'done' AND processed_at < ? "
+            "ORDER BY id LIMIT ?"
+        )
+        with self._write() as conn:
+            ids = [row[0] for row in conn.execute(select, (format_time(before), batch))]
+            if not ids:
+                return 0
+            marks = ", ".join("?" * len(ids))
+            conn.execute(
+                f"INSERT INTO redrive_outbox_archive SELECT *, ? FROM redrive_outbox "
+                f"WHERE id IN ({marks})",
+                (format_time(utcnow()), *ids),
+            )
+            return conn.execute(f"DELETE FROM redrive_outbox WHERE id IN ({marks})", ids).rowcount
+
+
+def _dead_where(query: DeadQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["status = 'dead'"]
+    params: list[Any] = []
+    for column, value in (("aggregate_type", query.aggregate_type), ("topic", query.event_type)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        clauses.append("dead_at >= ?")
+        params.append(format_time(query.since))
+    return " AND ".join(clauses), params
