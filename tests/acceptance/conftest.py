@@ -1,0 +1,17 @@
+"""Fixtures of the CLI acceptance tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli_support import Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """``redrive`` on a fresh SQLite file, run from an empty working directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    return Cli(db=tmp_path / "redrive.db", workdir=work)
