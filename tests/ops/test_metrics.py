@@ -154,6 +154,21 @@ class TestHookOverHttp:
         assert not [key for key in samples(text) if key[0] == "redrive_replays_total"]
 
 
+class TestFormat:
+    async def test_text_format_even_when_openmetrics_is_asked(
+        self, workload: Any, server: MetricsServer
+    ) -> None:
+        """The endpoint answers in the text format, where the counter and the gauge named
+        ``redrive_dead_letters*`` are distinct families."""
+        accept = "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"
+        async with httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{server.port}/metrics"
+            response = await client.get(url, headers={"Accept": accept})
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "# TYPE redrive_dead_letters_total counter" in response.text
+        assert "# TYPE redrive_dead_letters gauge" in response.text
+
+
 class TestStoreGauges:
     async def test_counts_by_topic_and_status(self, workload: Any, server: MetricsServer) -> None:
         """The store's records show by topic and status, zeros included."""

@@ -11,6 +11,11 @@ into ``EventBus(hooks=[...])`` and the collector reads ``DeadLetterQueue.stats()
 ``redrive serve`` mounts :func:`metrics_app` at ``/metrics``. Label values are bounded:
 topics, handler names and error class names only (never ids or messages), each capped at
 ``max_label_values`` distinct values, beyond which they are counted as ``other``.
+
+Both endpoints always answer in the classic text format, never OpenMetrics: the counter
+``redrive_dead_letters_total`` and the gauge ``redrive_dead_letters`` would both be the
+family ``redrive_dead_letters`` in OpenMetrics, which requires family names to be unique.
+Prometheus accepts the text format from every target.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.exposition import start_http_server as _start_http_server
+from prometheus_client.exposition import (
+    CONTENT_TYPE_LATEST,
+    ThreadingWSGIServer,
+    generate_latest,
+    make_wsgi_app,
+)
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -32,8 +42,6 @@ from redrive.hooks import Hook
 from redrive.models import DeadLetter, Event, Status
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from redrive.ops.alerts import Monitor
     from redrive.service import DeadLetterQueue
 
@@ -299,14 +307,12 @@ def metrics_app(
         if scope["type"] == "lifespan":  # when served on its own rather than mounted
             await _lifespan(receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        encoder, content_type = choose_encoder(headers.get(b"accept", b"").decode("latin-1"))
-        body = await asyncio.to_thread(encoder, combined)
+        body = await asyncio.to_thread(generate_latest, combined)
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", content_type.encode("latin-1"))],
+                "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode("latin-1"))],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -360,6 +366,24 @@ def start_http_server(
 
     .. versionadded:: 0.1
     """
-    combined = metrics_registry(service, monitor=monitor, registry=registry)
-    server, thread = _start_http_server(port, addr=addr, registry=combined)
+    wsgi = make_wsgi_app(metrics_registry(service, monitor=monitor, registry=registry))
+
+    def text_only(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        environ["HTTP_ACCEPT"] = "text/plain"  # never OpenMetrics: see the module docstring
+        result: Iterable[bytes] = wsgi(environ, start_response)
+        return result
+
+    server = make_server(addr, port, text_only, ThreadingWSGIServer, handler_class=_Quiet)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+        name="redrive-metrics",
+    )  # fmt: skip
+    thread.start()
     return MetricsServer(server, thread)
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
