@@ -31,6 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.alerts",
     "redrive.ops.cli.serve",
     "redrive.ops.cli.tokens",
+    "redrive.ops.cli.postgres",
+    "redrive.ops.cli.outbox",
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
