@@ -66,6 +66,10 @@ PatchOpt = Annotated[
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Include records replayed max_replays times already.")
 ]
+UptoOpt = Annotated[
+    str | None,
+    typer.Option("--upto", help="Only records up to this id: the bound a --dry-run prints."),
+]
 WaitOpt = Annotated[
     str,
     typer.Option("--wait", help="How long to wait for canary/watched records to settle."),
@@ -99,6 +103,7 @@ def retry(
     patch: PatchOpt = None,
     force: ForceOpt = False,
     wait: WaitOpt = "2m",
+    upto: UptoOpt = None,
     yes: YesOpt = False,
     actor: ActorOpt = None,
     note: NoteOpt = None,
@@ -116,7 +121,7 @@ def retry(
         topic=topic, handler=handler, error_type=error_type, group=group, tenant=tenant,
         correlation_id=correlation_id, version=version, since=since, until=until,
         search=search,
-    )  # fmt: skip
+    ).replace(max_id=upto)  # fmt: skip
     bulk = selection(ids, every, group, where, "retry")
     merge = _patch(patch)
     options = _options(rate, canary, abort_on_failure_rate, wait)
@@ -185,11 +190,17 @@ def _print_plan(plan: Any, as_json: bool) -> None:
             "groups": [{"fingerprint": g.fingerprint, "topic": g.topic, "count": g.count,
                         "error_type": g.error_type} for g in plan.groups],
             "samples": [r.id for r in plan.samples], "filter": filter_to_dict(plan.where),
+            "upto": plan.where.max_id or None,
         })  # fmt: skip
         return
     from redrive.ops.cli._render import console, show_plan
 
-    show_plan(console(), plan)
+    out = console()
+    show_plan(out, plan)
+    if plan.count and plan.where.max_id:
+        out.print(
+            f"to replay exactly this plan, run it again with: --upto {plan.where.max_id} --yes"
+        )
 
 
 def _empty(guarded: int) -> ReplayReport:
