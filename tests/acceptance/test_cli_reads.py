@@ -136,8 +136,9 @@ class TestGlobal:
 
     def test_each_command_help_has_an_example(self, cli: Cli) -> None:
         """Every command's --help shows an example."""
-        for name in ("list", "show", "stats", "groups", "retry", "resolve", "discard", "delete",
-                     "purge", "archive", "import", "export", "audit", "demo", "worker"):  # fmt: skip
+        names = ("list", "show", "stats", "groups", "retry", "resolve", "discard", "delete",
+                 "purge", "archive", "import", "export", "audit", "demo", "worker")  # fmt: skip
+        for name in names:
             assert "Example: redrive" in cli(name, "--help").stdout, name
         assert "Example: redrive" in cli("policy", "show", "--help").stdout
 
