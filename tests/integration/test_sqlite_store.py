@@ -11,7 +11,8 @@ from redrive import ConfigError, StoreUnavailable, open_store
 from redrive.models import Status
 from redrive.stores.base import Filter
 from redrive.stores.sql import COLUMN_LIST, COLUMNS, Dialect, record_to_row
-from redrive.stores.sqlite import SQLiteStore, _statements, migrations
+from redrive.stores.sqlite import SQLiteStore
+from redrive.stores.sqlite_conn import _statements, migrations
 from redrive.testing import MemoryStore
 from tests.factories import make_record
 

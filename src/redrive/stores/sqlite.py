@@ -1,26 +1,19 @@
 """SQLiteStore: the embedded default. Stdlib sqlite3, WAL, safe for several processes.
 
-Each thread gets its own connection (WAL lets readers run beside the one writer); writes
-take the write lock up front (``BEGIN IMMEDIATE``) so two processes never deadlock on a
-lock upgrade, and wait up to ``busy_timeout`` for each other. ``synchronous=FULL`` makes
-every commit durable before it returns. An in-memory database (``sqlite:///:memory:``)
-uses one connection under a lock.
+This module holds the dead-letter queries; connections, transactions and migrations are in
+``sqlite_conn``, the audit trail and key/value in ``sqlite_meta``. Counts, the dead-letter
+timeline and error groups are kept by triggers (see the migrations).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from redrive.exceptions import StoreError, StoreUnavailable
-from redrive.models import JSON, DeadLetter, Status
-from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
+from redrive.models import DeadLetter, Status
+from redrive.stores.base import Change, Filter, Group, Page, Stats
 from redrive.stores.sql import (
     COLUMN_LIST,
     COLUMNS,
@@ -30,6 +23,10 @@ from redrive.stores.sql import (
     record_to_row,
     row_to_record,
 )
+from redrive.stores.sqlite_conn import migrations
+from redrive.stores.sqlite_meta import SQLiteAuditAndMeta
+
+__all__ = ["SQLiteStore", "migrations"]
 
 _INSERT = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _UPDATE_ALL = (
@@ -39,17 +36,7 @@ _UPDATE_ALL = (
 _BATCH = 500  # ids per statement: well under SQLite's limit of bound parameters
 
 
-def migrations() -> list[tuple[int, str]]:
-    """(version, SQL) of each schema migration, in order."""
-    folder = resources.files("redrive.stores") / "migrations" / "sqlite"
-    found = []
-    for item in folder.iterdir():
-        if item.name.endswith(".sql"):
-            found.append((int(item.name.split("_", 1)[0]), item.read_text("utf-8")))
-    return sorted(found)
-
-
-class SQLiteStore:
+class SQLiteStore(SQLiteAuditAndMeta):
     """A store in one SQLite file.
 
     :param path: the database file, or ``:memory:``.
@@ -60,96 +47,6 @@ class SQLiteStore:
     """
 
     dialect = Dialect()
-
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True):
-        self.path = str(path)
-        self.url = f"sqlite:///{self.path}"
-        self._busy_ms = int(busy_timeout * 1000)
-        self._memory = self.path == ":memory:"
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        self._all: list[sqlite3.Connection] = []
-        self._closed = False
-        if not self._memory:
-            parent = Path(self.path).expanduser().parent
-            if not parent.is_dir():
-                raise StoreUnavailable(f"cannot open {self.url}: no directory {parent}")
-        if migrate:
-            self.migrate()
-
-    # -- connections -------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=self._busy_ms / 1000,
-            )
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            if not self._memory:
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open {self.url}: {exc}") from exc
-        with self._lock:
-            self._all.append(conn)
-        return conn
-
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        if self._closed:
-            raise StoreError(f"{self.url} is closed")
-        if self._memory:
-            with self._lock:
-                if not self._all:
-                    self._open()
-                yield self._all[0]
-            return
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._open()
-        yield conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._conn() as conn, _wrapped(self.url):
-            yield conn
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its first statement."""
-        with self._conn() as conn, _wrapped(self.url):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    # -- lifecycle ---------------------------------------------------------------------
-    def migrate(self) -> int:
-        with self._write() as conn:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for version, sql in migrations():
-                if version > current:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {version}")
-                    current = version
-            return int(current)
-
-    def ping(self) -> None:
-        with self._read() as conn:
-            conn.execute("SELECT 1").fetchone()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
 
     # -- the engine's writes -----------------------------------------------------------
     def add(self, records: Sequence[DeadLetter]) -> None:
@@ -397,72 +294,6 @@ class SQLiteStore:
             # rowcount counts the statement's own rows, not the triggers' (sqlite3_changes).
             return conn.executemany(sql, rows).rowcount
 
-    # -- audit trail -------------------------------------------------------------------
-    def add_audit(self, entry: AuditEntry) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO redrive_audit (id, at, actor, action, count, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.id, self.dialect.encode_time(entry.at), entry.actor, entry.action,
-                 entry.count, self.dialect.encode_json(dict(entry.detail))),
-            )  # fmt: skip
-
-    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
-        sql = "SELECT id, at, actor, action, count, detail FROM redrive_audit"
-        params: list[Any] = []
-        if cursor is not None:
-            sql += " WHERE id < ?"
-            params.append(cursor)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [
-            AuditEntry(id=i, at=self.dialect.decode_time(at), actor=actor, action=action,  # type: ignore[arg-type]
-                       count=count, detail=self.dialect.decode_json(detail))
-            for i, at, actor, action, count, detail in rows
-        ]  # fmt: skip
-
-    # -- meta ----------------------------------------------------------------------------
-    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT value, version FROM redrive_meta WHERE namespace = ? AND key = ?",
-                (namespace, key),
-            ).fetchone()
-        return None if row is None else (self.dialect.decode_json(row[0]), int(row[1]))
-
-    def meta_put(
-        self, namespace: str, key: str, value: JSON, *, version: int | None = None
-    ) -> bool:
-        encoded = self.dialect.encode_json(value)
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT version FROM redrive_meta WHERE namespace = ? AND key = ?", (namespace, key)
-            ).fetchone()
-            current = 0 if row is None else int(row[0])
-            if version is not None and version != current:
-                return False
-            conn.execute(
-                "INSERT INTO redrive_meta (namespace, key, value, version) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (namespace, key) "
-                "DO UPDATE SET value = excluded.value, version = excluded.version",
-                (namespace, key, encoded, current + 1),
-            )
-            return True
-
-    def meta_list(self, namespace: str) -> dict[str, JSON]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT key, value FROM redrive_meta WHERE namespace = ? ORDER BY key", (namespace,)
-            )
-            return {key: self.dialect.decode_json(value) for key, value in rows}
-
-    def meta_delete(self, namespace: str, key: str) -> bool:
-        with self._write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM redrive_meta WHERE namespace = ? AND key = ?", (namespace, key)
-            )
-            return cursor.rowcount > 0
-
 
 def _due_order(record: DeadLetter) -> tuple[str, str]:
     due = record.next_attempt_at
@@ -477,31 +308,3 @@ def _handler_clause(handlers: Collection[tuple[str, str]] | None) -> tuple[str, 
         return " AND 0", []
     values = ", ".join("(?, ?)" for _ in pairs)
     return f" AND (topic, handler) IN (VALUES {values})", [part for pair in pairs for part in pair]
-
-
-def _statements(sql: str) -> Iterator[str]:
-    """Split a migration into statements; trigger bodies keep their inner semicolons."""
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        yield buffer.strip()
-
-
-@contextlib.contextmanager
-def _wrapped(url: str) -> Iterator[None]:
-    """Map sqlite3 errors to the store's errors, naming the store but nothing secret."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "unable to open" in text or "locked" in text or "disk I/O" in text:
-            raise StoreUnavailable(f"{url}: {text}") from exc
-        raise StoreError(f"{url}: {text}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{url}: {exc}") from exc

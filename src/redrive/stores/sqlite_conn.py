@@ -1,0 +1,154 @@
+"""Connections, transactions and schema migrations of the SQLite store.
+
+Each thread gets its own connection (WAL lets readers run beside the one writer); writes
+take the write lock up front (``BEGIN IMMEDIATE``) so two processes never deadlock on a
+lock upgrade, and wait up to ``busy_timeout`` for each other. ``synchronous=FULL`` makes
+every commit durable before it returns. An in-memory database uses one connection under a
+lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from redrive.exceptions import StoreError, StoreUnavailable
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, SQL) of each schema migration, in order."""
+    folder = resources.files("redrive.stores") / "migrations" / "sqlite"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            found.append((int(item.name.split("_", 1)[0]), item.read_text("utf-8")))
+    return sorted(found)
+
+
+class SQLiteConnections:
+    """Per-thread connections to one SQLite database, with read and write transactions."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True):
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_ms = int(busy_timeout * 1000)
+        self._memory = self.path == ":memory:"
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        if not self._memory:
+            parent = Path(self.path).expanduser().parent
+            if not parent.is_dir():
+                raise StoreUnavailable(f"cannot open {self.url}: no directory {parent}")
+        if migrate:
+            self.migrate()
+
+    # -- connections -------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_ms / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.url}: {exc}") from exc
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StoreError(f"{self.url} is closed")
+        if self._memory:
+            with self._lock:
+                if not self._all:
+                    self._open()
+                yield self._all[0]
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._conn() as conn, _wrapped(self.url):
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first statement."""
+        with self._conn() as conn, _wrapped(self.url):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply the migrations newer than the file's ``user_version``, in one transaction."""
+        with self._write() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, sql in migrations():
+                if version > current:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version}")
+                    current = version
+            return int(current)
+
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self._read() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        """Close every connection; the store is unusable afterwards."""
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split a migration into statements; trigger bodies keep their inner semicolons."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+@contextlib.contextmanager
+def _wrapped(url: str) -> Iterator[None]:
+    """Map sqlite3 errors to the store's errors, naming the store but nothing secret."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "unable to open" in text or "locked" in text or "disk I/O" in text:
+            raise StoreUnavailable(f"{url}: {text}") from exc
+        raise StoreError(f"{url}: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{url}: {exc}") from exc
