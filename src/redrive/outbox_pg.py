@@ -23,8 +23,7 @@ from redrive.stores.postgres import PostgresStore
 Conn = psycopg.Connection[tuple[Any, ...]]
 _COLS = ", ".join(COLUMNS)
 _READY = (
-    "status = 'pending' AND next_attempt_at <= %s "
-    "AND (locked_until IS NULL OR locked_until <= %s)"
+    "status = 'pending' AND next_attempt_at <= %s AND (locked_until IS NULL OR locked_until <= %s)"
 )
 # Per-key ordering: a row waits while an earlier row of its key is still pending.
 _FIRST_OF_KEY = (

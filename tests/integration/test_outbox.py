@@ -178,9 +178,7 @@ class TestDispatch:
         assert record.origin["outbox_id"] == 1
         assert "broker refused" in record.traceback
 
-    async def test_key_ordering_holds_back_later_events_of_a_failing_key(
-        self, db: Backend
-    ) -> None:
+    async def test_key_ordering_holds_back_later_events_of_a_failing_key(self, db: Backend) -> None:
         """With ordering='key', a failing event delays its key's later events, not others."""
         clock = FakeClock()
         delivered: list[Event] = []

@@ -202,3 +202,16 @@ def test_expired_lease_of_a_dead_worker_is_taken_over(pg: PostgresStore) -> None
     again = pg.claim_due(now=later, lease_until=later + timedelta(seconds=30), owner="b", limit=10)
     assert [r.id for r in again] == [r.id for r in first]
     assert again[0].lease_owner == "b"
+
+
+def test_migrate_command_prints_the_version_without_the_password(postgres_url: str) -> None:
+    """redrive migrate applies the migrations and prints the masked URL and version."""
+    from typer.testing import CliRunner
+
+    from redrive.ops.cli.app import app
+
+    url = postgres_url.replace("postgres@", "postgres:s3cret@")
+    result = CliRunner().invoke(app, ["--store", url, "migrate", "--schema", "dlq"])
+    assert result.exit_code == 0, result.output
+    assert f"(schema dlq): schema at version {latest_version()}" in result.output
+    assert "s3cret" not in result.output

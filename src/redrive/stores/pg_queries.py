@@ -169,8 +169,7 @@ def transition(ids: list[str], change: Change, dialect: Dialect) -> tuple[str, l
         sets += ["replays = replays + 1", "attempts = 0"]
     sets += ["lease_owner = NULL", "lease_expires_at = NULL"]
     sql = (
-        f"UPDATE {TABLE} SET {', '.join(sets)} "
-        "WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id"
+        f"UPDATE {TABLE} SET {', '.join(sets)} WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id"
     )
     return sql, [*params, ids, [s.value for s in change.from_statuses]]
 

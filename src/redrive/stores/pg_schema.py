@@ -78,8 +78,9 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             except psycopg.Error as exc:
                 raise StoreError(f"migration {number:04d}_{name} failed: {exc}") from exc
             conn.execute(
-                sql.SQL("INSERT INTO {}.redrive_schema_version (version, name) VALUES (%s, %s)")
-                .format(ident),
+                sql.SQL(
+                    "INSERT INTO {}.redrive_schema_version (version, name) VALUES (%s, %s)"
+                ).format(ident),
                 (number, name),
             )
         version = number
