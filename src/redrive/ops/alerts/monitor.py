@@ -244,26 +244,30 @@ class Monitor:
         ]
         await asyncio.gather(*sends)
 
-    async def _send(self, sink: Sink, alert: Alert) -> bool:
+    async def _send(self, sink: Sink, alert: Alert) -> None:
+        reason = await self._attempt(sink, alert)
+        if reason is not None:
+            self.sink_failures[sink.name] = self.sink_failures.get(sink.name, 0) + 1
+            logger.warning("alert sink failed: %s (alert %s)", reason, alert.alert_id)
+
+    async def _attempt(self, sink: Sink, alert: Alert) -> str | None:
+        """None when delivered, else why not (safe to log: no URL, no secret)."""
         try:
             await asyncio.wait_for(sink.send(alert), self._sink_timeout)
-            return True
         except SinkError as exc:
-            reason = str(exc)
+            return str(exc)
         except TimeoutError:
-            reason = f"{sink.name}: timed out after {self._sink_timeout:g}s"
+            return f"{sink.name}: timed out after {self._sink_timeout:g}s"
         except Exception as exc:  # a bug in a custom sink: name its class, not its message
-            reason = f"{sink.name}: {type(exc).__name__}"
-        self.sink_failures[sink.name] = self.sink_failures.get(sink.name, 0) + 1
-        logger.warning("alert sink failed: %s (alert %s)", reason, alert.alert_id)
-        return False
+            return f"{sink.name}: {type(exc).__name__}"
+        return None
 
     async def send_test(self, sink_name: str) -> None:
-        """Send a test alert to one sink; raises ``KeyError`` or ``SinkError``."""
+        """Send a test alert to one sink; raises ``KeyError`` or ``SinkError`` (why)."""
         sink = self.sinks[sink_name]
-        alert = test_alert(self.clock.now(), self.config.public_url)
-        if not await self._send(sink, alert):
-            raise SinkError(f"{sink_name}: the test alert was not delivered (see the log)")
+        reason = await self._attempt(sink, test_alert(self.clock.now(), self.config.public_url))
+        if reason is not None:
+            raise SinkError(reason)
 
     # -- running -----------------------------------------------------------------------
     async def run_forever(self) -> None:

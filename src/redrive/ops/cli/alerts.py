@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from typing import TYPE_CHECKING, Annotated
@@ -46,6 +47,8 @@ def monitor(
 ) -> None:
     """Evaluate the alert rules every interval and notify the configured sinks."""
     mon = _monitor(ctx)
+    if not logging.getLogger().handlers:  # the log sink and sink failures must show
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
         alerts = asyncio.run(mon.evaluate_once())
         if ctx.obj.json:
