@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import Receiver, Workload
+from tests.ops.conftest import Receiver, Workload, wait_until
 
 SECRET_URL_PATH = "/hook/T0000/SECRETTOKEN"
 
@@ -122,3 +123,28 @@ def test_missing_secret_is_one_line(config: Path, tmp_path: Path) -> None:
         "alerts.sinks.hook.url_env: environment variable HOOK_URL is not set"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_monitor_runs_until_sigterm(
+    workload: Workload, config: Path, receiver: Receiver, tmp_path: Path
+) -> None:
+    """``redrive monitor`` notifies at its first evaluation and exits 0 on SIGTERM."""
+    await workload.dead("rfq", 10)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("REDRIVE_")}
+    environ.update(env(receiver))
+    command = [sys.executable, "-c", "from redrive.ops.cli import main; main()"]
+    process = subprocess.Popen(  # noqa: ASYNC220 - the loop has nothing to do meanwhile
+        [*command, "--config", str(config), "monitor"],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: len(receiver.requests) == 1, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "monitoring every 60s; sinks: hook" in out
