@@ -17,6 +17,7 @@ import pytest
 
 from redrive import EventBus, RetryPolicy
 from redrive.service import DeadLetterQueue
+from redrive.stores.base import Store
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import FakeClock
 
@@ -118,7 +119,7 @@ class Workload:
     """Publishes events whose handler fails with a non-retriable error: each one is a
     dead letter at once, so tests set counts exactly."""
 
-    def __init__(self, store: SQLiteStore, clock: FakeClock) -> None:
+    def __init__(self, store: Store, clock: FakeClock) -> None:
         self.bus = EventBus(store, clock=clock, policy=RetryPolicy(max_attempts=1))
         self.topics: set[str] = set()
 

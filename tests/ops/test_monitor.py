@@ -270,3 +270,40 @@ class TestRunning:
         [resolved] = await other.evaluate_once()  # the lock was given up: no wait
         assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
         assert resolved.status == "resolved"
+
+
+@pytest.mark.postgres
+class TestReplicasOnPostgres:
+    async def test_replicas_on_separate_connections_send_once(
+        self, postgres_url: str, clock: FakeClock, receiver: Receiver
+    ) -> None:
+        """Three replicas, each with its own PostgreSQL connection pool, racing through
+        fire, escalation and resolution: each notification is sent exactly once."""
+        from redrive.bootstrap import open_store
+
+        stores = [open_store(postgres_url) for _ in range(3)]
+        try:
+            work = Workload(stores[0], clock)
+            replicas = []
+            for store in stores:
+                replica = make_monitor(DeadLetterQueue(store, clock=clock), clock, receiver)
+                replica.owner = "same-owner"  # all pass the lock: only the CAS decides
+                replicas.append(replica)
+
+            async def race() -> None:
+                clock.advance(1)
+                await asyncio.gather(*(replica.evaluate_once() for replica in replicas))
+
+            await work.dead("rfq", 10)
+            await race()
+            await work.dead("rfq", 40)
+            await race()
+            service = DeadLetterQueue(stores[0], clock=clock)
+            service.resolve([r.id for r in service.list(status="dead", limit=100).items])
+            await race()
+            await work.bus.stop()
+        finally:
+            for store in stores:
+                store.close()
+        kinds = [(b["status"], b["severity"]) for b in receiver.bodies()]
+        assert kinds == [("firing", "warning"), ("firing", "critical"), ("resolved", "critical")]
