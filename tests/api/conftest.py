@@ -86,7 +86,7 @@ def api(api_store: Store, api_settings: Settings) -> Iterator[Api]:
     with Server(create_app(service, api_settings)) as url:
         clients = {
             role: httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                               timeout=30)  # fmt: skip
+                               timeout=30)
             for role, token in secrets.items()
         }
         clients["anonymous"] = httpx.Client(base_url=url, timeout=30)

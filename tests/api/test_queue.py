@@ -90,8 +90,8 @@ def test_export_csv_neutralises_formulas(api: Api) -> None:
 def test_archive_then_import_round_trips(api: Api, tmp_path: Path) -> None:
     """Archived records leave the store and come back with an import."""
     records = api.add(2, topic="old")
-    moved = api.admin.post("/api/v1/archive",
-                           json={"file": "old.jsonl", "filter": {"topic": "old"}}).json()  # fmt: skip
+    body = {"file": "old.jsonl", "filter": {"topic": "old"}}
+    moved = api.admin.post("/api/v1/archive", json=body).json()
     assert moved["changed"] == 2 and api.service.count() == 0
     assert (tmp_path / "archive" / "old.jsonl").is_file()
     restored = api.admin.post("/api/v1/import", json={"file": "old.jsonl"}).json()

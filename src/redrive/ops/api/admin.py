@@ -27,6 +27,7 @@ from redrive.ops.api.schemas import (
 
 router = APIRouter()
 
+
 @router.get("/stats", response_model=StatsOut, responses=responses(403), tags=["queue"])
 def get_stats(caller: Caller = viewer) -> JSONResponse:
     """Counts by status and topic, the oldest dead letter per topic, new dead letters."""

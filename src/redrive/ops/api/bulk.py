@@ -43,9 +43,7 @@ def retry_many(body: RetryBulkIn, caller: Caller = operator) -> JSONResponse:
     if body.rate is not None:
         return _out(_paced(caller, ids, where, body, delay), dry_run=False)
     if body.patch is not None:
-        report = caller.service.replay(ids, where=where, patch=body.patch, force=body.force,
-                                       delay=delay, actor=caller.actor, note=body.note)  # fmt: skip
-        return _out(_result(report), dry_run=False)
+        return _out(_replay(caller, ids, where, body, delay, body.note), dry_run=False)
     result = caller.service.retry(ids, where=where, delay=delay, force=body.force,
                                   actor=caller.actor, note=body.note)  # fmt: skip
     return _out(result, dry_run=False)
@@ -123,10 +121,21 @@ def _paced(
     note = f"{body.note + '; ' if body.note else ''}paced at {rate:g}/s"
     for number, batch in enumerate(batches):
         slice_delay = delay + timedelta(seconds=number * size / rate)
-        report = service.replay(batch, patch=body.patch, delay=slice_delay,
-                                actor=caller.actor, note=note)  # fmt: skip
-        result += _result(report, len(batch))
+        result += _replay(caller, batch, None, body, slice_delay, note)
     return result
+
+
+def _replay(
+    caller: Caller, ids: list[str] | None, where: Filter | None, body: RetryBulkIn,
+    delay: timedelta, note: str | None,
+) -> Result:  # fmt: skip
+    """``service.replay`` (it applies the patch and keeps each original in the history)."""
+    if ids is not None and caller.service.count(Filter(ids=tuple(ids))) == 0:
+        # Nothing to replay; the service's patch path needs at least one existing id.
+        return Result(0, 0, 0, len(ids))
+    report = caller.service.replay(ids, where=where, patch=body.patch, force=body.force,
+                                   delay=delay, actor=caller.actor, note=note)  # fmt: skip
+    return _result(report, len(ids) - report.missing if ids is not None else None)
 
 
 def _result(report: ReplayReport, matched: int | None = None) -> Result:

@@ -62,8 +62,9 @@ def export(
     lines = _jsonl(caller, where) if format == "jsonl" else _csv(caller, where)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     name = f"dead-letters.{format}"
-    return StreamingResponse(lines, media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        lines, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.post("/archive", response_model=BulkOut, responses=responses(403))

@@ -143,7 +143,9 @@ def bulk(
     check(session, csrf, Role.OPERATOR)
     service, actor = ctx.service, session.token.name
     method: dict[str, Callable[..., Result]] = {
-        "retry": service.retry, "resolve": service.resolve, "discard": service.discard
+        "retry": service.retry,
+        "resolve": service.resolve,
+        "discard": service.discard,
     }
     result = method[action](ids, actor=actor) if ids else None
     response = RedirectResponse(safe_next(request, back), status_code=303)

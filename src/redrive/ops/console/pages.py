@@ -41,9 +41,7 @@ def signin_page(request: Request, next: str | None = Query(None, max_length=2000
 
 
 @router.get("/")
-def overview(
-    request: Request, range: str = Query("24h", pattern="^(24h|7d)$")
-) -> HTMLResponse:
+def overview(request: Request, range: str = Query("24h", pattern="^(24h|7d)$")) -> HTMLResponse:
     """Counts per topic and status, dead letters over time, top groups, oldest per topic."""
     ctx, session = current(request)
     service = ctx.service
