@@ -282,6 +282,55 @@ def plan_replay(dlq: DeadLetterQueue, where: Filter, *, force: bool, samples: in
     )  # fmt: skip
 
 
+class ReplayRun:
+    """One replay: its selection (explicit ids, or a bounded filter), the changes per wave,
+    and the tally the service records in the audit trail."""
+
+    def __init__(
+        self, dlq: DeadLetterQueue, ids: list[str] | None, where: Filter | None, *,
+        patch: JSON, delay: timedelta, actor: str, note: str | None,
+    ) -> None:  # fmt: skip
+        from redrive.service import Result
+
+        self.dlq, self.ids, self.where = dlq, ids, where
+        self.patch, self.delay, self.actor, self.note = patch, delay, actor, note
+        self.originals: dict[str, JSON] = {}
+        self.tally = Result(0, 0, 0)
+
+    def execute(
+        self, options: ReplayOptions, progress: Callable[[int], None] | None
+    ) -> ReplayReport:
+        """Replay in waves under ``options``; return the report."""
+        from redrive.service import BATCH
+
+        if self.ids is not None:
+            wanted = self.ids
+            batches: Iterable[list[str]] = (
+                wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)
+            )
+            total = len(wanted)
+        else:
+            assert self.where is not None
+            batches, total = self.dlq.iter_ids(self.where), self.dlq.store.count(self.where)
+        runner = SafeReplay(self.dlq, options, schedule=self._schedule, progress=progress)
+        return runner.run(batches, total)
+
+    def _schedule(self, wave: list[str]) -> Result:
+        result = schedule_wave(
+            self.dlq, wave, self.ids is not None, self.delay, self.patch, self.actor,
+            self.note, self.originals,
+        )  # fmt: skip
+        self.tally += result
+        return result
+
+    def audit_detail(self, report: ReplayReport) -> dict[str, JSON]:
+        """What the audit entry adds to the counts: the outcome and any patch."""
+        extra: dict[str, JSON] = {k: v for k, v in report.to_dict().items() if v}
+        if self.patch is not None:
+            extra.update(patch=self.patch, original_payloads=self.originals)
+        return extra
+
+
 AUDITED_ORIGINALS = 100
 """Original payloads of a patched replay kept in its audit entry (each record's history
 keeps its own in any case)."""

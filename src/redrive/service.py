@@ -25,9 +25,8 @@ from redrive.replay import (
     ReplayOptions,
     ReplayPlan,
     ReplayReport,
-    SafeReplay,
+    ReplayRun,
     plan_replay,
-    schedule_wave,
 )
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
 from redrive.transfer import FormatError
@@ -309,33 +308,13 @@ class DeadLetterQueue:
             record's history keeps the patch and its original payload.
         :param progress: called with the number of records handled after each wave.
         """
-        options = options or ReplayOptions()
         actor = actor or self.actor
-        originals: dict[str, JSON] = {}
-        if ids is not None:
-            wanted = builtins.list(dict.fromkeys(ids))
-            batches: Iterable[builtins.list[str]] = (
-                wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)
-            )
-            total = len(wanted)
-        else:
+        wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
+        if wanted is None:
             where = self.replay_filter(where or Filter(), force=force)
-            batches, total = self.iter_ids(where), self.store.count(where)
-        tally = Result(0, 0, 0)
-
-        def schedule(wave: builtins.list[str]) -> Result:
-            nonlocal tally
-            result = schedule_wave(
-                self, wave, ids is not None, delay, patch, actor, note, originals
-            )
-            tally += result
-            return result
-
-        report = SafeReplay(self, options, schedule=schedule, progress=progress).run(batches, total)
-        extra: dict[str, JSON] = {k: v for k, v in report.to_dict().items() if v}
-        if patch is not None:
-            extra.update(patch=patch, original_payloads=originals)
-        self._audit("retry", tally, where, ids, actor, note, extra)
+        run = ReplayRun(self, wanted, where, patch=patch, delay=delay, actor=actor, note=note)
+        report = run.execute(options or ReplayOptions(), progress)
+        self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
         return report
 
     # -- files -------------------------------------------------------------------------
