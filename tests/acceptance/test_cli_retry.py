@@ -166,3 +166,13 @@ def test_canary_without_a_worker_stops_and_keeps_the_rest_dead(cli: Cli) -> None
     assert result.exit_code == 1
     assert "did not settle" in result.stdout
     assert sorted(cli.statuses(records)) == ["dead"] * 3 + ["scheduled"] * 2
+
+
+def test_audit_masks_redacted_original_payloads(cli: Cli) -> None:
+    """The audit trail's original payloads go through the config's redact patterns."""
+    (record,) = cli.seed(1, payload={"password": "hunter2", "amount": "x"})
+    config = cli.workdir / "redrive.toml"
+    config.write_text('redact = ["password"]\n')
+    cli("--config", str(config), "retry", record.id, "--patch", '{"amount": 1}')
+    detail = json.loads(cli("--config", str(config), "audit", "--json").stdout)[0]["detail"]
+    assert detail["original_payloads"][record.id] == {"password": "***", "amount": "x"}

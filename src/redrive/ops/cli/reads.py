@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,9 @@ from redrive.ops.cli._common import (
     service,
     wants_json,
 )
+
+if TYPE_CHECKING:
+    from redrive.redact import Redactor
 
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="Rows to show.")]
 CursorOpt = Annotated[
@@ -191,9 +194,10 @@ def audit(
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
+        mask = redactor(ctx)
         echo_json([
             {"id": e.id, "at": format_time(e.at), "actor": e.actor, "action": e.action,
-             "count": e.count, "detail": dict(e.detail)}
+             "count": e.count, "detail": _masked(dict(e.detail), mask)}
             for e in entries
         ])  # fmt: skip
         return
@@ -206,3 +210,11 @@ def audit(
     out.print(audit_table(entries))
     if len(entries) == limit:
         out.print(f"more: --cursor {entries[-1].id}")
+
+
+def _masked(detail: dict[str, Any], mask: Redactor) -> dict[str, Any]:
+    """An audit detail with the original payloads of a patched replay masked."""
+    originals = detail.get("original_payloads")
+    if isinstance(originals, dict):
+        detail["original_payloads"] = {k: mask.payload(v) for k, v in originals.items()}
+    return detail
