@@ -29,7 +29,7 @@ from redrive.replay import (
     plan_replay,
 )
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
-from redrive.transfer import FormatError
+from redrive.transfer import FormatError, redacted
 
 __all__ = [
     "AuditEntry",
@@ -45,6 +45,7 @@ __all__ = [
     "Stats",
     "filter_to_dict",
     "make_filter",
+    "redacted",
 ]
 
 BATCH = 1000

@@ -288,6 +288,26 @@ def _ids(lines: Iterable[bytes]) -> list[str]:
     return ids
 
 
+def redacted(data: dict[str, JSON], redactor: Redactor | None) -> dict[str, JSON]:
+    """A record's JSON shape as operators may see it: payload, headers and the original
+    payloads that patched replays keep in the history, masked."""
+    if not redactor:
+        return data
+    masked = redactor.record(data)
+    history = []
+    for entry in data.get("history") or ():
+        detail = entry.get("detail") or {}
+        if "original_payload" in detail:
+            masked_detail = {
+                **detail,
+                "original_payload": redactor.payload(detail["original_payload"]),
+            }
+            entry = {**entry, "detail": masked_detail}
+        history.append(entry)
+    masked["history"] = history
+    return masked
+
+
 # -- the service's file operations ------------------------------------------------------
 def export(
     dlq: DeadLetterQueue, out: IO[str], where: Filter, fmt: str,
@@ -299,7 +319,7 @@ def export(
     writer = ExportWriter(out, fmt)
     for record in dlq.iter_records(dlq.snapshot(where)):
         data = record.to_dict()
-        writer.write(redactor.record(data) if redactor else data)
+        writer.write(redacted(data, redactor))
         if progress is not None and writer.count % BATCH == 0:
             progress(BATCH)
     writer.close()

@@ -176,3 +176,14 @@ def test_audit_masks_redacted_original_payloads(cli: Cli) -> None:
     cli("--config", str(config), "retry", record.id, "--patch", '{"amount": 1}')
     detail = json.loads(cli("--config", str(config), "audit", "--json").stdout)[0]["detail"]
     assert detail["original_payloads"][record.id] == {"password": "***", "amount": "x"}
+
+
+def test_show_masks_the_original_payload_in_the_history(cli: Cli) -> None:
+    """show --json masks redacted fields in the original payload a patch kept."""
+    (record,) = cli.seed(1, payload={"password": "hunter2", "amount": "x"})
+    config = cli.workdir / "redrive.toml"
+    config.write_text('redact = ["password"]\n')
+    cli("retry", record.id, "--patch", '{"amount": 1}')
+    shown = json.loads(cli("--config", str(config), "show", record.id, "--json").stdout)
+    assert shown["history"][-1]["detail"]["original_payload"]["password"] == "***"
+    assert "hunter2" not in cli("--config", str(config), "show", record.id).stdout

@@ -145,7 +145,9 @@ def records_table(records: Sequence[DeadLetter]) -> Grid:
 
 def show_record(out: Out, record: DeadLetter, redactor: Redactor) -> None:
     """Every field, the payload pretty-printed, the traceback and the attempt timeline."""
-    data = redactor.record(record.to_dict())
+    from redrive.service import redacted
+
+    data = redacted(record.to_dict(), redactor)
     fields = table("FIELD!", "VALUE", show_header=False)
     for key in ("id", "status", "topic", "handler", "event_id", "key", "correlation_id",
                 "tenant_id", "source", "error_type", "error_message", "fingerprint",

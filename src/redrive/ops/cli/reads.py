@@ -74,8 +74,10 @@ def list_records(
     )  # fmt: skip
     page = service(ctx).list(where, limit=limit, cursor=cursor)
     if wants_json(ctx, json_output):
+        from redrive.service import redacted
+
         mask = redactor(ctx)
-        items = [mask.record(record.to_dict()) for record in page.items]
+        items = [redacted(record.to_dict(), mask) for record in page.items]
         echo_json({"items": items, "next_cursor": page.next_cursor})
         return
     from redrive.ops.cli._render import console, records_table
@@ -102,7 +104,9 @@ def show(
     record = service(ctx).get(record_id)
     mask = redactor(ctx)
     if wants_json(ctx, json_output):
-        echo_json(mask.record(record.to_dict()))
+        from redrive.service import redacted
+
+        echo_json(redacted(record.to_dict(), mask))
         return
     from redrive.ops.cli._render import console, show_record
 
