@@ -83,8 +83,10 @@ def export(
         until=until, search=search,
     )  # fmt: skip
     dlq, mask = service(ctx, actor), redactor(ctx)
-    with _target(output) as out:
-        count = dlq.export(out, where=where, fmt=fmt, redactor=mask)
+    where = dlq.snapshot(where)
+    total = dlq.count(where) if sys.stderr.isatty() else 0  # counted only for the bar
+    with _target(output) as out, progress_bar(total, "export") as advance:
+        count = dlq.export(out, where=where, fmt=fmt, redactor=mask, progress=advance)
     if output is not None:
         typer.echo(f"exported {plural(count, 'record')} to {output}", err=True)
 
