@@ -39,13 +39,14 @@ function setupAsyncForms() {
       const buttons = form.querySelectorAll("button");
       buttons.forEach((b) => { b.disabled = true; });
       try {
-        const response = await fetch(form.action, {
+        // getAttribute: form.action would be the input named "action" (DOM clobbering).
+        const response = await fetch(form.getAttribute("action"), {
           method: "POST", body: new FormData(form, event.submitter),
           headers: { Accept: "application/json" }, credentials: "same-origin",
         });
         const data = await response.json().catch(() => ({ ok: false, message: "Unexpected answer (" + response.status + ")" }));
         if (data.redirect) { window.location.assign(data.redirect); return; }
-        showStatus(data);
+        if (typeof data.status === "string") showStatus(data);  // a problem's status is a number
         if (message) { message.textContent = data.message; message.hidden = false; message.classList.toggle("error", !data.ok); }
       } catch (err) {
         if (message) { message.textContent = "The server did not answer: " + err; message.hidden = false; }
