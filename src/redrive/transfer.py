@@ -322,6 +322,8 @@ def export(
         writer.write(redacted(data, redactor))
         if progress is not None and writer.count % BATCH == 0:
             progress(BATCH)
+    if progress is not None and writer.count % BATCH:
+        progress(writer.count % BATCH)
     writer.close()
     return writer.count
 
