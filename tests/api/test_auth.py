@@ -129,3 +129,21 @@ def test_metrics_are_served_without_a_token(api: Api) -> None:
     response = api.anonymous.get("/metrics")
     assert response.status_code == 200
     assert "# TYPE" in response.text
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("prometheus_client") is None, reason="needs prometheus_client"
+)
+def test_metrics_can_require_a_token(api: Api) -> None:
+    """With [api] metrics_auth = true, /metrics answers 401 without a token."""
+    from redrive.config import Settings
+    from redrive.ops.api import create_app
+    from tests.api.server import Server
+
+    app = create_app(api.service, Settings(sections={"api": {"metrics_auth": True}}))
+    with Server(app) as url:
+        import httpx
+
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        headers = {"Authorization": f"Bearer {api.tokens['viewer']}"}
+        assert httpx.get(f"{url}/metrics", headers=headers).status_code == 200

@@ -49,6 +49,7 @@ class TestList:
             ({"group": "abc123"}, {"fingerprint": "abc123"}),
             ({"tenant": "acme"}, {"tenant_id": "acme"}),
             ({"correlation_id": "c-9"}, {"correlation_id": "c-9"}),
+            ({"version": "2.1"}, {"version": "2.1"}),
             ({"q": "needle"}, {"error_message": "a needle in a haystack"}),
             ({"q": "ZEBRA"}, {"payload": {"animal": "ZEBRA"}}),
         ],

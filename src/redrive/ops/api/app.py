@@ -23,7 +23,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from redrive.config import Settings
-from redrive.exceptions import StoreError
 from redrive.ops.api import admin, bulk, files, problems, records
 from redrive.ops.api.context import Context, get_context
 from redrive.ops.api.limits import BodyLimit
@@ -107,7 +106,8 @@ def _health_router() -> APIRouter:
         """The store answers (no auth); 503 if it does not."""
         try:
             get_context(request).service.count()
-        except StoreError:
+        except Exception as exc:  # any failure means not ready; the log says which
+            problems.logger.warning("readiness check failed: %s", type(exc).__name__)
             return problems.problem_response(request, 503, "the store is unreachable")
         return JSONResponse({"status": "ok"})
 

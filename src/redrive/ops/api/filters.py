@@ -21,14 +21,15 @@ def filter_query(
     group: str | None = Query(None, max_length=500, description="A fingerprint."),
     tenant: str | None = Query(None, max_length=500),
     correlation_id: str | None = Query(None, max_length=500),
+    version: str | None = Query(None, max_length=200, description="App version."),
     since: str | None = Query(None, max_length=64, description="ISO-8601 time or age (2h, 7d)."),
     until: str | None = Query(None, max_length=64, description="ISO-8601 time or age."),
     q: str | None = Query(None, max_length=500, description="Text in message or payload."),
 ) -> FilterIn:
     """The listing filters, as query parameters (``status`` may repeat)."""
     return FilterIn(status=status, topic=topic, handler=handler, error_type=error_type,
-                    group=group, tenant=tenant, correlation_id=correlation_id, since=since,
-                    until=until, q=q)  # fmt: skip
+                    group=group, tenant=tenant, correlation_id=correlation_id,
+                    version=version, since=since, until=until, q=q)  # fmt: skip
 
 
 def to_filter(data: FilterIn, now: datetime) -> Filter:
@@ -41,6 +42,7 @@ def to_filter(data: FilterIn, now: datetime) -> Filter:
         fingerprint=data.group or None,
         tenant_id=data.tenant or None,
         correlation_id=data.correlation_id or None,
+        version=data.version or None,
         created_after=parse_when(data.since, now, "since"),
         created_before=parse_when(data.until, now, "until"),
         search=data.q or None,

@@ -31,6 +31,7 @@ class FilterIn(_In):
     group: str | None = Field(default=None, max_length=500, description="A fingerprint.")
     tenant: str | None = Text
     correlation_id: str | None = Text
+    version: str | None = Field(default=None, max_length=200, description="App version.")
     since: str | None = Field(
         default=None, max_length=64, description="Created after: ISO-8601 time or age (2h, 7d)."
     )
