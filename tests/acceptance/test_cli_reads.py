@@ -130,15 +130,14 @@ class TestGlobal:
     def test_help_lists_every_command(self, cli: Cli) -> None:
         """redrive --help names each operator command."""
         result = cli("--help")
-        for name in ("list", "show", "stats", "groups", "retry", "resolve", "discard", "delete",
-                     "purge", "archive", "import", "export", "audit", "policy", "demo", "worker"):
-            assert f"  {name} " in result.stdout, name  # fmt: skip
+        names = "list show stats groups retry resolve discard delete purge archive import"
+        for name in (*names.split(), "export", "audit", "policy", "demo", "worker"):
+            assert f"  {name} " in result.stdout, name
 
     def test_each_command_help_has_an_example(self, cli: Cli) -> None:
         """Every command's --help shows an example."""
-        names = ("list", "show", "stats", "groups", "retry", "resolve", "discard", "delete",
-                 "purge", "archive", "import", "export", "audit", "demo", "worker")  # fmt: skip
-        for name in names:
+        names = "list show stats groups retry resolve discard delete purge archive import"
+        for name in (*names.split(), "export", "audit", "demo", "worker"):
             assert "Example: redrive" in cli(name, "--help").stdout, name
         assert "Example: redrive" in cli("policy", "show", "--help").stdout
 
@@ -180,4 +179,3 @@ class TestAudit:
         (record,) = cli.seed(1)
         cli("discard", record.id)
         assert json.loads(cli("audit", "--json").stdout)[0]["actor"] == getpass.getuser()
-
