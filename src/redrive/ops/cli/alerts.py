@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,6 +44,8 @@ def monitor(
     ] = None,
 ) -> None:
     """Evaluate the alert rules every interval and notify the configured sinks."""
+    import asyncio  # here, not at the top: `redrive --help` must stay fast
+
     mon = _monitor(ctx)
     if not logging.getLogger().handlers:  # the log sink and sink failures must show
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -73,6 +73,9 @@ def monitor(
 
 
 async def _run(mon: Monitor) -> None:
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(mon.stop()))
@@ -85,6 +88,8 @@ def test(
     sink: Annotated[str, typer.Option("--sink", help="The sink's name in [alerts.sinks].")],
 ) -> None:
     """Send a test alert to one sink."""
+    import asyncio
+
     from redrive.ops.alerts import SinkError
 
     mon = _monitor(ctx)
