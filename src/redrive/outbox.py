@@ -8,8 +8,11 @@ letters, retried per handler) or to a publisher callable (a broker). A delivery 
 is retried by the topic's policy; after ``max_attempts`` the row is marked ``dead`` *and*
 a dead letter with the full error context is recorded, so it shows in ``redrive list``.
 
-Delivery is at least once: a dispatcher that dies mid-batch leaves its lease to expire
-and another dispatcher delivers those rows again.
+Delivery is at least once. On PostgreSQL a batch is delivered while the transaction that
+locked its rows (``FOR UPDATE SKIP LOCKED``) stays open, and its outcomes are written in
+that transaction: a dispatcher that dies mid-batch loses its connection and the rows are
+free at once. A batch slower than ``hold`` (and every batch on SQLite) is protected by a
+lease instead: a dispatcher that dies leaves it to expire, then the rows are delivered again.
 
 .. versionadded:: 0.1
 """
@@ -47,6 +50,8 @@ logger = logging.getLogger("redrive.outbox")
 
 Publisher = Callable[[Event], Awaitable[Any] | Any]
 """Sends one event somewhere (a broker); raising means the delivery failed."""
+Delivered = tuple[Outcome, BaseException | None]
+"""What one delivery did, and the error when it failed."""
 
 
 def backend_for(store: Store) -> OutboxBackend:
@@ -75,6 +80,11 @@ class Outbox:
     :param ordering: ``"key"``: events of one key are delivered in order, and a failing
         event holds back the later events of its key until it succeeds or goes dead.
     :param lease: how long a claimed row is held before another dispatcher may take it.
+    :param hold: PostgreSQL: how long a batch may keep its rows locked by its open
+        transaction; rows still being delivered then are leased and the transaction
+        commits. ``timedelta(0)``: always lease (one more write per row).
+
+    .. versionchanged:: 0.1 ``hold``: locked batches on PostgreSQL.
 
     .. versionadded:: 0.1
     """
@@ -91,6 +101,7 @@ class Outbox:
         batch_size: int = 100,
         ordering: Literal["none", "key"] = "none",
         lease: timedelta = timedelta(minutes=5),
+        hold: timedelta = timedelta(seconds=10),
         poll_interval: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
@@ -100,6 +111,8 @@ class Outbox:
             raise ConfigError(f"ordering must be 'none' or 'key', got {ordering!r}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if hold >= lease:
+            raise ConfigError(f"hold ({hold}) must be shorter than the lease ({lease})")
         from redrive.config import Settings
 
         self.store = store
@@ -111,6 +124,7 @@ class Outbox:
         self.batch_size = batch_size
         self.ordering = ordering
         self.lease = lease
+        self.hold = hold
         self.poll_interval = poll_interval
         self.clock = clock or SystemClock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -153,6 +167,8 @@ class Outbox:
         """Claim one batch of due rows, deliver them, record the outcomes; return how many."""
         if self.bus is None and self.publisher is None:
             raise ConfigError("this outbox has no bus and no publisher to deliver to")
+        if self._backend.locks_rows and self.hold > timedelta(0):
+            return await self._dispatch_locked()
         now = self.clock.now()
         rows = await asyncio.to_thread(
             self._backend.claim, now=now, lease_until=now + self.lease, owner=self.owner,
@@ -160,12 +176,50 @@ class Outbox:
         )  # fmt: skip
         if not rows:
             return 0
-        outcomes = list(await asyncio.gather(*(self._deliver(row) for row in rows)))
-        outcomes = await self._record_dead(rows, outcomes)
+        results: dict[int, Delivered] = {}
+        await self._deliver_all(rows, results)
+        await self._finish_leased(rows, results)
+        return len(rows)
+
+    async def _dispatch_locked(self) -> int:
+        """Deliver a batch inside the transaction that locked it, and write its outcomes
+        there; after ``hold``, lease the rows still in flight and commit what is known."""
+        batch = await asyncio.to_thread(
+            self._backend.lock, now=self.clock.now(), limit=self.batch_size,
+            by_key=self.ordering == "key", stuck_after=self.lease,
+        )  # fmt: skip
+        if batch is None:
+            return 0
+        results: dict[int, Delivered] = {}
+        delivery = asyncio.ensure_future(self._deliver_all(batch.rows, results))
+        try:
+            await asyncio.wait((delivery,), timeout=self.hold.total_seconds())
+            finished = dict(results)  # what completes from here on belongs to the lease
+            outcomes = await self._record_dead(batch.rows, list(finished.values()))
+        except BaseException:
+            delivery.cancel()
+            batch.release()  # nothing written: the rows are free for any dispatcher
+            raise
+        late = [row for row in batch.rows if row.id not in finished]
+        now = self.clock.now()
+        try:
+            await asyncio.to_thread(
+                batch.commit, [o for o, _ in outcomes], now=now, leased=[r.id for r in late],
+                lease_until=now + self.lease, owner=self.owner,
+            )  # fmt: skip
+        except BaseException:
+            delivery.cancel()  # the server released the rows: they are delivered again
+            raise
+        if late:
+            await delivery
+            await self._finish_leased(late, results)
+        return len(batch.rows)
+
+    async def _finish_leased(self, rows: list[OutboxEvent], results: dict[int, Delivered]) -> None:
+        outcomes = await self._record_dead(rows, [results[row.id] for row in rows])
         await asyncio.to_thread(
             self._backend.finish, [o for o, _ in outcomes], now=self.clock.now(), owner=self.owner
         )
-        return len(rows)
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
         """Dispatch until ``stop`` is set (or :meth:`stop` is called).
@@ -211,7 +265,11 @@ class Outbox:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, (due - self.clock.now()).total_seconds()))
 
-    async def _deliver(self, row: OutboxEvent) -> tuple[Outcome, BaseException | None]:
+    async def _deliver_all(self, rows: list[OutboxEvent], results: dict[int, Delivered]) -> None:
+        """Deliver ``rows`` concurrently; each outcome lands in ``results`` as it is known."""
+        await asyncio.gather(*(self._deliver(row, results) for row in rows))
+
+    async def _deliver(self, row: OutboxEvent, results: dict[int, Delivered]) -> None:
         event = row.to_event()
         try:
             if self.bus is not None:
@@ -223,8 +281,9 @@ class Outbox:
             else:
                 await asyncio.to_thread(self.publisher, event)  # type: ignore[arg-type]
         except Exception as error:
-            return self._failed(row, error), error
-        return Outcome(id=row.id, attempts=row.attempts + 1), None
+            results[row.id] = (self._failed(row, error), error)
+        else:
+            results[row.id] = (Outcome(id=row.id, attempts=row.attempts + 1), None)
 
     def _failed(self, row: OutboxEvent, error: Exception) -> Outcome:
         policy = self.policy_for(row)
@@ -239,8 +298,8 @@ class Outbox:
         return policy.replace(max_attempts=row.max_attempts) if row.max_attempts else policy
 
     async def _record_dead(
-        self, rows: list[OutboxEvent], outcomes: list[tuple[Outcome, BaseException | None]]
-    ) -> list[tuple[Outcome, BaseException | None]]:
+        self, rows: list[OutboxEvent], outcomes: list[Delivered]
+    ) -> list[Delivered]:
         """Write a dead letter for each row that goes dead, before the row is marked dead.
 
         If the store cannot take them, those rows stay pending and are tried again later:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from redrive.models import JSON, Event
@@ -101,10 +101,33 @@ class DeadQuery:
     since: datetime | None = None
 
 
+class Batch(Protocol):
+    """Rows locked by an open transaction until :meth:`commit` or :meth:`release`."""
+
+    rows: list[OutboxEvent]
+
+    def commit(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: datetime,
+        leased: Sequence[int] = (),
+        lease_until: datetime | None = None,
+        owner: str = "",
+    ) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class OutboxBackend(Protocol):
-    """The SQL of one database for the outbox (PostgreSQL or SQLite)."""
+    """The SQL of one database for the outbox (PostgreSQL or SQLite).
+
+    ``locks_rows``: the backend can keep a batch locked by an open transaction while it
+    is delivered (:meth:`lock`); otherwise every batch is claimed under a lease.
+    """
 
     kind: str
+    locks_rows: bool
 
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str: ...
 
@@ -115,6 +138,10 @@ class OutboxBackend(Protocol):
     def claim(
         self, *, now: datetime, lease_until: datetime, owner: str, limit: int, by_key: bool
     ) -> list[OutboxEvent]: ...
+
+    def lock(
+        self, *, now: datetime, limit: int, by_key: bool, stuck_after: timedelta
+    ) -> Batch | None: ...
 
     def finish(self, outcomes: Sequence[Outcome], *, now: datetime, owner: str) -> None: ...
 

@@ -1,14 +1,16 @@
 """The outbox on PostgreSQL: ``redrive_outbox`` in the store's schema (migration 0002).
 
-Dispatchers claim with ``FOR UPDATE SKIP LOCKED`` and hold a lease (``locked_until``)
-while they deliver, so a dispatcher that dies leaves its rows to be claimed again.
+Dispatchers lock a batch with ``FOR UPDATE SKIP LOCKED`` in a transaction that stays open
+while they deliver it (``lock``, see ``outbox_pg_batch``); batches slower than the
+outbox's ``hold``, and outboxes with ``hold=0``, fall back to a lease (``claim``,
+``locked_until``), so a dispatcher that dies leaves its rows to be claimed again.
 Inserts NOTIFY ``redrive_outbox_<schema>`` at commit, which wakes idle dispatchers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -16,6 +18,7 @@ from psycopg import sql
 
 from redrive.models import JSON, parse_time
 from redrive.outbox_model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
+from redrive.outbox_pg_batch import PgBatch, Sessions, lock_sql
 from redrive.stores.pg_conn import Listener
 from redrive.stores.pg_queries import PgDialect, dumps
 from redrive.stores.postgres import PostgresStore
@@ -44,11 +47,13 @@ class PgOutbox:
     """Outbox SQL for a ``PostgresStore`` (its pool, retries and schema)."""
 
     kind = "postgresql"
+    locks_rows = True
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self.table = sql.Identifier(store.schema, "redrive_outbox")
         self._listener = Listener(store._db, f"redrive_outbox_{store.schema}"[:63])
+        self._sessions = Sessions(store._db)
 
     # -- the application's inserts -------------------------------------------------------
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
@@ -83,6 +88,31 @@ class PgOutbox:
         rows = self.store.run(lambda conn, _: conn.execute(query, params).fetchall())
         return sorted((row_to_event(row) for row in rows), key=lambda e: e.id)
 
+    def lock(
+        self, *, now: datetime, limit: int, by_key: bool, stuck_after: timedelta
+    ) -> PgBatch | None:
+        """Lock up to ``limit`` due rows in a transaction left open; None if none are due."""
+        query = lock_sql(_READY, _FIRST_OF_KEY if by_key else "")
+
+        idle_ms = str(max(1000, int(stuck_after.total_seconds() * 1000)))
+
+        def select(_: int, remaining: float) -> PgBatch | None:
+            conn = self._sessions.take(remaining)
+            try:
+                rows = conn.execute(query, (idle_ms, now, now, limit)).fetchall()
+            except BaseException:
+                conn.close()  # broken or failed: the pool replaces it
+                self._sessions.give(conn)
+                raise
+            if not rows:
+                conn.rollback()
+                self._sessions.give(conn)
+                return None
+            return PgBatch(self._sessions, conn, [row_to_event(row) for row in rows])
+
+        result: PgBatch | None = self.store._db.retrying(select)
+        return result
+
     def finish(self, outcomes: Sequence[Outcome], *, now: datetime, owner: str) -> None:
         done = [o.id for o in outcomes if o.error is None]
         retry = [o for o in outcomes if o.error is not None and not o.dead]
@@ -98,7 +128,7 @@ class PgOutbox:
                 )
             for batch, status in ((retry, "pending"), (dead, "dead")):
                 if batch:
-                    conn.execute(_failed_sql(status), _failed_params(batch, now, owner))
+                    conn.execute(failed_sql(status), failed_params(batch, now, owner))
 
         self.store.run(work)
 
@@ -168,23 +198,30 @@ class PgOutbox:
         return int(self.store.run(lambda conn, _: conn.execute(text, params).rowcount))
 
 
-def _failed_sql(status: str) -> str:
+def failed_sql(status: str, *, owned: bool = True) -> str:
+    """Record failed deliveries (``pending`` to retry, or ``dead``); ``owned``: only rows
+    still under this dispatcher's lease (the last parameter)."""
     dead_at = ", dead_at = v.at" if status == "dead" else ""
+    mine = " AND o.locked_by = %s" if owned else ""
     return (
         f"UPDATE redrive_outbox AS o SET status = '{status}', attempts = v.attempts, "
         "next_attempt_at = coalesce(v.retry_at, o.next_attempt_at), last_error = v.error, "
         f"last_error_at = v.at, locked_by = NULL, locked_until = NULL{dead_at} "
         "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::int[]) AS attempts, "
         "unnest(%s::timestamptz[]) AS retry_at, unnest(%s::text[]) AS error, "
-        "%s::timestamptz AS at) AS v WHERE o.id = v.id AND o.locked_by = %s"
+        f"%s::timestamptz AS at) AS v WHERE o.id = v.id{mine}"
     )
 
 
-def _failed_params(batch: Sequence[Outcome], now: datetime, owner: str) -> tuple[Any, ...]:
-    return (
+def failed_params(
+    batch: Sequence[Outcome], now: datetime, owner: str | None = None
+) -> tuple[Any, ...]:
+    """The parameters of :func:`failed_sql` (``owner`` when ``owned``)."""
+    params = (
         [o.id for o in batch], [o.attempts for o in batch], [o.retry_at for o in batch],
-        [(o.error or "").replace("\x00", "\ufffd") for o in batch], now, owner,
+        [(o.error or "").replace("\x00", "\ufffd") for o in batch], now,
     )  # fmt: skip
+    return params if owner is None else (*params, owner)
 
 
 def _dead_where(query: DeadQuery) -> tuple[str, list[Any]]:

@@ -11,13 +11,20 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 from redrive.models import JSON, format_time, parse_time, utcnow
-from redrive.outbox_model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
+from redrive.outbox_model import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    Batch,
+    DeadQuery,
+    OutboxEvent,
+    Outcome,
+)
 from redrive.stores.sql import Dialect
 
 _COLS = ", ".join(COLUMNS)
@@ -63,6 +70,7 @@ class SqliteOutbox:
     """Outbox SQL on the SQLite file ``path`` (the store's file)."""
 
     kind = "sqlite"
+    locks_rows = False  # one writer at a time: a batch held open would block the app
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         if path == ":memory:":
@@ -146,6 +154,12 @@ class SqliteOutbox:
         with self._write() as conn:
             rows = conn.execute(query, (owner, format_time(lease_until), t, t, limit)).fetchall()
         return sorted((_row_to_event(row) for row in rows), key=lambda e: e.id)
+
+    def lock(
+        self, *, now: datetime, limit: int, by_key: bool, stuck_after: timedelta
+    ) -> Batch | None:
+        """SQLite never keeps a batch locked (``locks_rows`` is False): use :meth:`claim`."""
+        return None
 
     def finish(self, outcomes: Sequence[Outcome], *, now: datetime, owner: str) -> None:
         t = format_time(now)

@@ -118,13 +118,21 @@ class Connector:
         (the connection broke after COMMIT was sent), so writes use it to stay idempotent.
         """
         self._ensure_open()
+
+        def pooled(attempt: int, remaining: float) -> T:
+            with self.pool.connection(timeout=remaining) as conn, conn.transaction():
+                return work(conn, attempt)
+
+        return self.retrying(pooled)
+
+    def retrying(self, call: Callable[[int, float], T]) -> T:
+        """``call(attempt, seconds_left)``, retried with backoff while its failures are
+        transient, until ``retry_timeout``; driver errors are raised as store errors."""
         deadline = time.monotonic() + self.retry_timeout
         delay, attempt = 0.05, 0
         while True:
             try:
-                remaining = max(0.1, deadline - time.monotonic())
-                with self.pool.connection(timeout=remaining) as conn, conn.transaction():
-                    return work(conn, attempt)
+                return call(attempt, max(0.1, deadline - time.monotonic()))
             except (psycopg.Error, PoolTimeout) as exc:
                 if not is_transient(exc):
                     raise StoreError(f"{self.url}: {describe(exc)}") from exc
@@ -136,6 +144,16 @@ class Connector:
                 self._drop_stale()
                 time.sleep(delay)  # backoff between reconnection attempts
                 delay, attempt = min(delay * 2, 2.0), attempt + 1
+
+    def borrow(self, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
+        """A pooled connection kept across calls (the outbox's locked batches keep one
+        transaction open while they deliver); hand it back with :meth:`give_back`."""
+        self._ensure_open()
+        return self.pool.getconn(timeout=timeout)
+
+    def give_back(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Return a borrowed connection (the pool rolls back or replaces a broken one)."""
+        self.pool.putconn(conn)
 
     def _drop_stale(self) -> None:
         """After a connection broke, test the idle ones so the retry gets a live one."""
