@@ -350,6 +350,8 @@ def schedule_wave(
     if explicit:
         found = dlq.store.ids(Filter(ids=tuple(wave)), limit=len(wave))
         wave, missing = found, len(wave) - len(found)
+    if not wave:  # an empty id filter would mean "every record": never pass one on
+        return Result(0, 0, 0, missing)
     detail: dict[str, JSON] = {"actor": actor, **({"note": note} if note else {})}
     change = Change(
         to=Status.SCHEDULED, from_statuses=REPLAYABLE, now=now, next_attempt_at=now + delay,

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from redrive.models import Attempt, Status, utcnow
-from redrive.stores.base import AuditEntry, Change, Filter, Store
+from redrive.stores.base import AuditEntry, Change, Filter, Page, Store
 from tests.factories import make_record
 
 
@@ -93,6 +93,11 @@ class TestWritesAndReads:
         store.add([make_record(error_message="code a_b"), make_record(error_message="code axb")])
         assert store.count(Filter(search="100%")) == 1
         assert store.count(Filter(search="a_b")) == 1
+
+    def test_limit_zero_is_an_empty_page(self, store: Store) -> None:
+        """A page of zero records is empty and has no cursor."""
+        store.add([make_record()])
+        assert store.find(Filter(), limit=0) == Page([], None)
 
     def test_ids_ascend_in_batches(self, store: Store) -> None:
         """ids() returns matching ids in ascending order after a given id."""

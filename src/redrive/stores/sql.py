@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from redrive.models import Attempt, DeadLetter, Event, Status, format_time, parse_time
-from redrive.stores.base import Filter
+from redrive.stores.base import Filter, Page
 
 TABLE = "redrive_dead_letters"
 
@@ -113,6 +113,14 @@ def row_to_record(row: Sequence[Any], dialect: Dialect) -> DeadLetter:
         resolved_at=t(resolved_at), replays=replays, lease_owner=lease_owner,
         lease_expires_at=t(lease_expires_at),
     )  # fmt: skip
+
+
+def page_of(rows: Sequence[Sequence[Any]], limit: int, dialect: Dialect) -> Page:
+    """A page from rows selected with ``LIMIT limit + 1``: the extra row says there is more."""
+    if limit <= 0:
+        return Page([], None)
+    items = [row_to_record(row, dialect) for row in rows[:limit]]
+    return Page(items, items[-1].id if len(rows) > limit else None)
 
 
 _EQUALS = (

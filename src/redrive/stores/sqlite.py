@@ -20,6 +20,7 @@ from redrive.stores.sql import (
     TABLE,
     Dialect,
     build_where,
+    page_of,
     record_to_row,
     row_to_record,
 )
@@ -113,9 +114,8 @@ class SQLiteStore(SQLiteAuditAndMeta):
             params.append(cursor)
         sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT ?"
         with self._read() as conn:
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-        items = [row_to_record(row, self.dialect) for row in rows[:limit]]
-        return Page(items, items[-1].id if len(rows) > limit else None)
+            rows = conn.execute(sql, (*params, max(limit, 0) + 1)).fetchall()
+        return page_of(rows, limit, self.dialect)
 
     def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
         clause, params = build_where(where, self.dialect)
