@@ -36,6 +36,7 @@ from redrive.exceptions import ConfigError, InvalidTransition, NotFound, Redrive
 from redrive.models import JSON, Event
 from redrive.outbox_add import insert
 from redrive.outbox_dead import dead_letter, failure_text
+from redrive.outbox_eager import gather_eagerly
 from redrive.outbox_model import DeadQuery, OutboxBackend, OutboxEvent, OutboxPage, Outcome
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
@@ -267,7 +268,7 @@ class Outbox:
 
     async def _deliver_all(self, rows: list[OutboxEvent], results: dict[int, Delivered]) -> None:
         """Deliver ``rows`` concurrently; each outcome lands in ``results`` as it is known."""
-        await asyncio.gather(*(self._deliver(row, results) for row in rows))
+        await gather_eagerly([self._deliver(row, results) for row in rows])
 
     async def _deliver(self, row: OutboxEvent, results: dict[int, Delivered]) -> None:
         event = row.to_event()
