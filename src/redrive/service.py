@@ -431,6 +431,18 @@ class DeadLetterQueue:
             if progress is not None:
                 progress(len(batch))
 
+    def record(
+        self, action: str, *, detail: Mapping[str, JSON] | None = None, count: int = 1,
+        actor: str | None = None,
+    ) -> None:  # fmt: skip
+        """Add an audit entry for an action that changes no record (tokens, settings)."""
+        actor = actor or self.actor
+        entry = AuditEntry(id=new_id(), at=self.clock.now(), actor=actor, action=action,
+                           count=count, detail=dict(detail or {}))  # fmt: skip
+        self.store.add_audit(entry)
+        if self.hooks:
+            self.hooks.on_change(action, count, actor)
+
     def _audit(
         self, action: str, result: Result, where: Filter | None, ids: Iterable[str] | None,
         actor: str | None, note: str | None, extra: Mapping[str, JSON] | None = None,

@@ -68,6 +68,17 @@ class TestTokens:
         headers = {"Authorization": f"Bearer {token}"}
         problem(api.anonymous.get("/api/v1/stats", headers=headers), 401)
 
+    def test_token_changes_are_audited(self, api: Api) -> None:
+        """Creating and revoking a token is audited under the admin token's name."""
+        api.admin.post("/api/v1/tokens", json={"name": "ci", "role": "viewer"})
+        api.admin.delete("/api/v1/tokens/ci")
+        entries = api.admin.get("/api/v1/audit").json()["items"][:2]
+        assert [(e["action"], e["actor"], e["detail"]["name"]) for e in entries] == [
+            ("token.revoke", "admin-token", "ci"),
+            ("token.create", "admin-token", "ci"),
+        ]
+        assert "token" not in entries[1]["detail"]
+
     def test_duplicate_token_name_is_422(self, api: Api) -> None:
         """Creating a token with a name in use is refused with 422."""
         problem(api.admin.post("/api/v1/tokens", json={"name": "viewer-token"}), 422)
@@ -117,7 +128,7 @@ class TestRoles:
         """A change made with a token is audited under the token's name, not the OS user."""
         [record] = api.add()
         api.operator.post(f"/api/v1/dead-letters/{record.id}/resolve")
-        [entry] = api.admin.get("/api/v1/audit").json()["items"]
+        entry = api.admin.get("/api/v1/audit").json()["items"][0]
         assert (entry["actor"], entry["action"], entry["count"]) == ("operator-token", "resolve", 1)
 
 

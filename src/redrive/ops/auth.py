@@ -87,11 +87,17 @@ class Tokens:
     """
 
     def __init__(self, service: DeadLetterQueue) -> None:
+        self._service = service
         self._store = service.store
         self._clock = service.clock
 
-    def create(self, name: str, role: Role | str = Role.VIEWER) -> tuple[str, TokenInfo]:
-        """Make a token; return it (shown once, never stored) and its public fields."""
+    def create(
+        self, name: str, role: Role | str = Role.VIEWER, *, actor: str | None = None
+    ) -> tuple[str, TokenInfo]:
+        """Make a token; return it (shown once, never stored) and its public fields.
+
+        The audit trail records who created it (``actor``, else the service's actor).
+        """
         if not _NAME.match(name):
             raise TokenError(
                 f"a token name is 1-64 letters, digits, '_', '.', '@' or '-', got {name!r}"
@@ -109,6 +115,8 @@ class Tokens:
                  "created_at": format_time(now)}  # fmt: skip
         if not self._store.meta_put(TOKENS, token_id, value, version=0):
             raise TokenError("token id collision; try again")
+        detail = {"name": name, "role": role.value, "id": token_id}
+        self._service.record("token.create", detail=detail, actor=actor)
         return token, TokenInfo(id=token_id, name=name, role=role, created_at=now)
 
     def list(self) -> list[TokenInfo]:
@@ -116,11 +124,13 @@ class Tokens:
         infos = [_info(key, value) for key, value in self._store.meta_list(TOKENS).items()]
         return sorted(infos, key=lambda info: info.name)
 
-    def revoke(self, name_or_id: str) -> TokenInfo:
+    def revoke(self, name_or_id: str, *, actor: str | None = None) -> TokenInfo:
         """Delete a token (by name or id) and so end its sessions; raises ``NotFound``."""
         for info in self.list():
             if name_or_id in (info.name, info.id):
                 self._store.meta_delete(TOKENS, info.id)
+                detail = {"name": info.name, "role": info.role.value, "id": info.id}
+                self._service.record("token.revoke", detail=detail, actor=actor)
                 return info
         raise NotFound(f"no token named {name_or_id!r}")
 

@@ -99,7 +99,7 @@ def list_tokens(caller: Caller = admin) -> JSONResponse:
              responses=responses(403), tags=["tokens"])  # fmt: skip
 def create_token(body: TokenIn, caller: Caller = admin) -> JSONResponse:
     """Create a token; the response holds it once, only its hash is stored."""
-    token, info = caller.ctx.tokens.create(body.name, body.role)
+    token, info = caller.ctx.tokens.create(body.name, body.role, actor=caller.actor)
     return JSONResponse({**info.to_dict(), "token": token}, status_code=201)
 
 
@@ -107,5 +107,5 @@ def create_token(body: TokenIn, caller: Caller = admin) -> JSONResponse:
                responses=responses(403, 404), tags=["tokens"])  # fmt: skip
 def revoke_token(name: str = Path(max_length=64), caller: Caller = admin) -> Response:
     """Revoke a token by name (its console sessions end too)."""
-    caller.ctx.tokens.revoke(name)
+    caller.ctx.tokens.revoke(name, actor=caller.actor)
     return Response(status_code=204)
