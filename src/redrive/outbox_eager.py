@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import types
 from collections.abc import Coroutine, Generator
 from typing import Any
 
@@ -35,28 +34,35 @@ async def gather_eagerly(coros: list[Step]) -> None:
             for never_started in coros[index + 1 :]:
                 never_started.close()
             raise
-        waiting.append(loop.create_task(_resume(coro, first), context=context))
+        waiting.append(loop.create_task(_Resume(coro, first), context=context))
     if waiting:
         await asyncio.gather(*waiting)
 
 
-@types.coroutine
-def _resume(coro: Step, waiting_on: Any) -> Generator[Any, Any, None]:
-    """Finish a started coroutine inside a task: hand the task what the coroutine waits
-    on, and pass back whatever the task sends or throws (results, cancellation)."""
-    while True:
-        try:
-            value = yield waiting_on
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # cancellation included: the coroutine decides
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                waiting_on = coro.send(value)
-            except StopIteration:
-                return
+class _Resume(Coroutine[Any, Any, None]):
+    """The rest of a started coroutine, run by a task: the task's first step gets what
+    the coroutine already waits on; every later send or throw (results, cancellation,
+    even before that first step) goes to the coroutine itself."""
+
+    def __init__(self, coro: Step, waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on: Any = waiting_on
+        self._started = False
+
+    def send(self, value: Any) -> Any:
+        if not self._started:
+            self._started = True
+            return self._waiting_on
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._started = True
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # the old three-argument form, if asked
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return (yield from self._coro.__await__())
