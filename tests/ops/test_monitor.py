@@ -307,3 +307,21 @@ class TestReplicasOnPostgres:
                 store.close()
         kinds = [(b["status"], b["severity"]) for b in receiver.bodies()]
         assert kinds == [("firing", "warning"), ("firing", "critical"), ("resolved", "critical")]
+
+
+async def test_runs_inside_the_api_app(
+    workload: Workload, service: DeadLetterQueue, clock: FakeClock, receiver: Receiver
+) -> None:
+    """create_app(monitor=...) runs the monitor for the app's lifetime and stops it after."""
+    from redrive.ops.api import create_app
+
+    await workload.dead("rfq", 10)
+    monitor = make_monitor(service, clock, receiver)
+    app = create_app(service, console=False, monitor=monitor)
+    async with app.router.lifespan_context(app):
+        for _ in range(500):  # poll: the first evaluation runs as soon as the app starts
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.01)
+        assert receiver.requests[0].json()["rule"] == "warn_count"
+    assert monitor._task is None

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -30,6 +30,9 @@ from redrive.ops.api.options import ApiOptions
 from redrive.ops.api.schemas import HealthOut
 from redrive.service import DeadLetterQueue
 
+if TYPE_CHECKING:
+    from redrive.ops.alerts import Monitor
+
 API_PREFIX = "/api/v1"
 
 
@@ -39,6 +42,7 @@ def create_app(
     *,
     console: bool = True,
     metrics: bool = True,
+    monitor: Monitor | None = None,
 ) -> FastAPI:
     """Build the ASGI app for ``service`` (default: one on ``settings.store_url``).
 
@@ -46,6 +50,8 @@ def create_app(
     :param console: serve the web console at ``/``.
     :param metrics: serve Prometheus metrics at ``/metrics`` when ``prometheus_client``
         is installed (without auth unless ``[api] metrics_auth = true``).
+    :param monitor: an alert ``Monitor`` to run for as long as the app (started and
+        stopped by its lifespan; its sink failures show in ``/metrics``).
 
     .. versionadded:: 0.1
     """
@@ -64,7 +70,7 @@ def create_app(
         # Swagger UI and ReDoc load from a CDN; the console must work offline.
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(ctx, owned),
+        lifespan=_lifespan(ctx, owned, monitor),
     )
     app.state.redrive = ctx
     problems.install(app)
@@ -75,7 +81,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     if metrics:
-        _mount_metrics(app, ctx)
+        _mount_metrics(app, ctx, monitor)
     if console:
         from redrive.ops.console import install
 
@@ -83,12 +89,18 @@ def create_app(
     return app
 
 
-def _lifespan(ctx: Context, owned: bool) -> Callable[[FastAPI], Any]:
+def _lifespan(ctx: Context, owned: bool, monitor: Monitor | None) -> Callable[[FastAPI], Any]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:  # a store the caller passed in is the caller's to close
-            ctx.service.store.close()
+        if monitor is not None:
+            await monitor.start()
+        try:
+            yield
+        finally:
+            if monitor is not None:
+                await monitor.stop()
+            if owned:  # a store the caller passed in is the caller's to close
+                ctx.service.store.close()
 
     return lifespan
 
@@ -114,7 +126,7 @@ def _health_router() -> APIRouter:
     return router
 
 
-def _mount_metrics(app: FastAPI, ctx: Context) -> None:
+def _mount_metrics(app: FastAPI, ctx: Context, monitor: Monitor | None) -> None:
     """Mount ``/metrics`` if prometheus_client and the metrics module are there."""
     if importlib.util.find_spec("prometheus_client") is None:
         return
@@ -124,7 +136,8 @@ def _mount_metrics(app: FastAPI, ctx: Context) -> None:
         return
     # A route, not a mount: a mount would redirect /metrics to /metrics/. The endpoint is
     # a class instance, so Starlette treats it as an ASGI app rather than a function.
-    endpoint = MetricsAuth(metrics_app(ctx.service), ctx if ctx.options.metrics_auth else None)
+    scrape = metrics_app(ctx.service, monitor=monitor)
+    endpoint = MetricsAuth(scrape, ctx if ctx.options.metrics_auth else None)
     app.router.routes.append(Route("/metrics", endpoint, methods=["GET"], include_in_schema=False))
 
 

@@ -19,8 +19,17 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8765,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor", help="Also run the alert monitor (as `redrive monitor` would) in-process."
+        ),
+    ] = False,
 ) -> None:
-    """Serve the REST API (/api/v1), the web console (/) and health checks."""
+    """Serve the REST API (/api/v1), the web console (/), /metrics and health checks.
+
+    Example: redrive --store postgresql://app@db/app serve --host 0.0.0.0 --monitor
+    """
     try:
         import uvicorn
 
@@ -29,7 +38,15 @@ def serve(
         message = 'the server needs its extra: pip install "redrive[server]"'
         raise fail(message, EXIT_USAGE) from None
     state: CliState = ctx.obj
-    app = create_app(state.service(), state.settings)
+    service = state.service()
+    alerts = None
+    if monitor:
+        import os
+
+        from redrive.ops.alerts import Monitor
+
+        alerts = Monitor.from_settings(state.settings, service, environ=os.environ)
+    app = create_app(service, state.settings, monitor=alerts)
     from redrive.bootstrap import mask_url
 
     typer.echo(f"redrive serving {mask_url(state.settings.store_url)} on http://{host}:{port}/",
