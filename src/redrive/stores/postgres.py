@@ -27,7 +27,7 @@ from redrive.stores import pg_queries as q
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
 from redrive.stores.pg_conn import Connector, Listener
 from redrive.stores.pg_schema import migrate as apply_migrations
-from redrive.stores.sql import COLUMN_LIST, TABLE, build_where, row_to_record
+from redrive.stores.sql import COLUMN_LIST, TABLE, build_where, page_of, row_to_record
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _OPTIONS = ("schema", "retry_timeout", "pool_size")
@@ -191,9 +191,9 @@ class PostgresStore:
             clause += " AND id < %s"
             params.append(cursor)
         sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT %s"
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit + 1)).fetchall())
-        items = [row_to_record(row, self.dialect) for row in rows[:limit]]
-        return Page(items, items[-1].id if len(rows) > limit else None)
+        count = max(limit, 0) + 1
+        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, count)).fetchall())
+        return page_of(rows, limit, self.dialect)
 
     def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
         clause, params = self._where(where)
