@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +13,7 @@ import pytest
 
 from redrive import EventBus, RetryPolicy
 from redrive.bootstrap import open_store
-from redrive.exceptions import ConfigError, StoreUnavailable
+from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 from redrive.models import Event, Status, utcnow
 from redrive.service import DeadLetterQueue
 from redrive.stores.base import Filter
@@ -111,6 +112,20 @@ class TestData:
         counts = pg.stats(utcnow()).counts["orders.created"]
         assert counts == {Status.DEAD: 2, Status.RESOLVED: 2}
         assert pg.count(Filter(statuses=(Status.DEAD,))) == 2
+
+    def test_a_batch_is_written_whole_or_not_at_all(self, pg: PostgresStore) -> None:
+        """add writes its batch in one statement (autocommit): a failing row leaves none
+        of the batch, and the pooled connections still run later work in transactions."""
+        kept = make_record()
+        clash = make_record()
+        with pytest.raises(StoreError):
+            pg.add([kept, clash, dataclasses.replace(make_record(), id=clash.id)])
+        assert pg.get(kept.id) is None
+        assert pg.count(Filter()) == 0
+        for _ in range(3):  # every pooled connection is back in transaction mode
+            assert pg.run(lambda conn, _: conn.autocommit) is False
+        pg.add([kept])
+        assert pg.get(kept.id) is not None
 
 
 class TestListen:

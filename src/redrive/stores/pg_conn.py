@@ -125,6 +125,25 @@ class Connector:
 
         return self.retrying(pooled)
 
+    def run_statement(self, work: Work[T]) -> T:
+        """Like :meth:`run` for work that is one statement: run it in autocommit mode.
+
+        One statement is atomic on its own, so the server commits it with no BEGIN and
+        no COMMIT: one round trip instead of three.
+        """
+        self._ensure_open()
+
+        def pooled(attempt: int, remaining: float) -> T:
+            with self.pool.connection(timeout=remaining) as conn:
+                conn.autocommit = True
+                try:
+                    return work(conn, attempt)
+                finally:
+                    if not conn.closed:
+                        conn.autocommit = False
+
+        return self.retrying(pooled)
+
     def retrying(self, call: Callable[[int, float], T]) -> T:
         """``call(attempt, seconds_left)``, retried with backoff while its failures are
         transient, until ``retry_timeout``; driver errors are raised as store errors."""

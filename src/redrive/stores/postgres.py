@@ -112,7 +112,10 @@ class PostgresStore:
             for chunk in q.chunks(rows):
                 conn.execute(q.insert(len(chunk), ignore=attempt > 0), q.flat(chunk))
 
-        self._db.run(work)
+        if len(rows) <= q.BATCH:
+            self._db.run_statement(work)  # one multi-row INSERT: atomic without BEGIN/COMMIT
+        else:
+            self._db.run(work)
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         row = q.row_of(record, self.dialect)
