@@ -238,9 +238,10 @@ class Outbox:
             while not self._stopping:
                 self._wake.clear()
                 try:
+                    began = self.clock.now()
                     if await self.dispatch() >= self.batch_size:
                         continue  # a full batch: more may be waiting
-                    wait = await self._next_wait()
+                    wait = await self._next_wait(began)
                 except StoreError as exc:
                     logger.warning("outbox dispatch failed: %s", exc)
                     wait = self.poll_interval
@@ -260,9 +261,15 @@ class Outbox:
         await stop.wait()
         self.stop()
 
-    async def _next_wait(self) -> float:
+    async def _next_wait(self, began: datetime) -> float:
+        """Seconds until the next row is due, at most ``poll_interval``.
+
+        A row that was already due when the batch began and was not in it is held by
+        another dispatcher's batch (or by its key's order): waiting for it would spin,
+        so wait for a NOTIFY or the poll instead.
+        """
         due = await asyncio.to_thread(self._backend.next_due_at)
-        if due is None:
+        if due is None or due <= began:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, (due - self.clock.now()).total_seconds()))
 

@@ -79,7 +79,7 @@ class TestLockedBatches:
         self, store: PostgresStore, postgres_url: str
     ) -> None:
         """While a batch is delivered its rows carry no lease, yet no other dispatcher
-        gets them; the outcome is the only write."""
+        gets them (nor spins on them); the outcome is the only write."""
         publish = Blocking()
         first = Outbox(store, publisher=publish)
         second = Outbox(store, publisher=Blocking())
@@ -87,7 +87,11 @@ class TestLockedBatches:
         task = asyncio.create_task(first.dispatch())
         await publish.started.wait()
         assert _row(postgres_url, 1) == ("pending", 0, None)
+        began = second.clock.now()
         assert await second.dispatch() == 0
+        # run() of the second waits for a NOTIFY or its poll, instead of spinning on
+        # a row that is due but held.
+        assert await second._next_wait(began) == second.poll_interval
         publish.release.set()
         assert await task == 1
         assert _row(postgres_url, 1) == ("done", 1, None)
