@@ -83,7 +83,8 @@ class Outbox:
     :param lease: how long a claimed row is held before another dispatcher may take it.
     :param hold: PostgreSQL: how long a batch may keep its rows locked by its open
         transaction; rows still being delivered then are leased and the transaction
-        commits. ``timedelta(0)``: always lease (one more write per row).
+        commits. Default 10 seconds (at most half the lease); shorter than ``lease``.
+        ``timedelta(0)``: always lease (one more write per row).
 
     .. versionchanged:: 0.1 ``hold``: locked batches on PostgreSQL.
 
@@ -102,7 +103,7 @@ class Outbox:
         batch_size: int = 100,
         ordering: Literal["none", "key"] = "none",
         lease: timedelta = timedelta(minutes=5),
-        hold: timedelta = timedelta(seconds=10),
+        hold: timedelta | None = None,
         poll_interval: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
@@ -112,7 +113,9 @@ class Outbox:
             raise ConfigError(f"ordering must be 'none' or 'key', got {ordering!r}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if hold >= lease:
+        if hold is None:
+            hold = min(timedelta(seconds=10), lease / 2)
+        elif hold >= lease:
             raise ConfigError(f"hold ({hold}) must be shorter than the lease ({lease})")
         from redrive.config import Settings
 

@@ -19,10 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from redrive.exceptions import ConfigError
 from redrive.models import Event
 from redrive.outbox import Outbox
 from redrive.outbox_eager import gather_eagerly
 from redrive.stores.postgres import PostgresStore
+from redrive.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,6 +152,16 @@ class TestLockedBatches:
                 await proc.wait()
         assert sorted(e.payload["n"] for e in delivered) == list(range(20))
         assert {_row(postgres_url, i) for i in range(1, 21)} == {("done", 1, None)}
+
+
+class TestHold:
+    def test_hold_is_shorter_than_the_lease(self, sqlite_store: SQLiteStore) -> None:
+        """By default hold is 10 s, or half a shorter lease; a hold as long as the lease
+        is refused."""
+        assert Outbox(sqlite_store).hold == timedelta(seconds=10)
+        assert Outbox(sqlite_store, lease=timedelta(seconds=4)).hold == timedelta(seconds=2)
+        with pytest.raises(ConfigError, match="hold"):
+            Outbox(sqlite_store, lease=timedelta(seconds=4), hold=timedelta(seconds=4))
 
 
 class TestGatherEagerly:
