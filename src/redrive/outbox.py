@@ -37,7 +37,14 @@ from redrive.models import JSON, Event
 from redrive.outbox_add import insert
 from redrive.outbox_dead import dead_letter, failure_text
 from redrive.outbox_eager import gather_eagerly
-from redrive.outbox_model import DeadQuery, OutboxBackend, OutboxEvent, OutboxPage, Outcome
+from redrive.outbox_model import (
+    Batch,
+    DeadQuery,
+    OutboxBackend,
+    OutboxEvent,
+    OutboxPage,
+    Outcome,
+)
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
 
@@ -188,10 +195,15 @@ class Outbox:
     async def _dispatch_locked(self) -> int:
         """Deliver a batch inside the transaction that locked it, and write its outcomes
         there; after ``hold``, lease the rows still in flight and commit what is known."""
-        batch = await asyncio.to_thread(
+        locking = asyncio.ensure_future(asyncio.to_thread(
             self._backend.lock, now=self.clock.now(), limit=self.batch_size,
             by_key=self.ordering == "key", stuck_after=self.lease,
-        )  # fmt: skip
+        ))  # fmt: skip
+        try:
+            batch = await asyncio.shield(locking)
+        except asyncio.CancelledError:
+            locking.add_done_callback(_release_unused)  # do not leave the rows locked
+            raise
         if batch is None:
             return 0
         results: dict[int, Delivered] = {}
@@ -407,6 +419,14 @@ class Outbox:
     def close(self) -> None:
         """Stop listening and release the outbox's own connections (not the store's)."""
         self._backend.close()
+
+
+def _release_unused(locking: asyncio.Future[Batch | None]) -> None:
+    """Roll back a batch locked for a dispatch that was cancelled meanwhile."""
+    if not locking.cancelled() and locking.exception() is None:
+        batch = locking.result()
+        if batch is not None:
+            batch.release()
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
