@@ -18,7 +18,7 @@ from psycopg import sql
 
 from redrive.models import JSON, parse_time
 from redrive.outbox_model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
-from redrive.outbox_pg_batch import PgBatch, Sessions, lock_sql
+from redrive.outbox_pg_batch import PgBatch, lock_sql
 from redrive.stores.pg_conn import Listener
 from redrive.stores.pg_queries import PgDialect, dumps
 from redrive.stores.postgres import PostgresStore
@@ -53,7 +53,6 @@ class PgOutbox:
         self.store = store
         self.table = sql.Identifier(store.schema, "redrive_outbox")
         self._listener = Listener(store._db, f"redrive_outbox_{store.schema}"[:63])
-        self._sessions = Sessions(store._db)
 
     # -- the application's inserts -------------------------------------------------------
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
@@ -97,18 +96,18 @@ class PgOutbox:
         idle_ms = str(max(1000, int(stuck_after.total_seconds() * 1000)))
 
         def select(_: int, remaining: float) -> PgBatch | None:
-            conn = self._sessions.take(remaining)
+            conn = self.store._db.borrow(remaining)
             try:
                 rows = conn.execute(query, (idle_ms, now, now, limit)).fetchall()
             except BaseException:
                 conn.close()  # broken or failed: the pool replaces it
-                self._sessions.give(conn)
+                self.store._db.give_back(conn)
                 raise
             if not rows:
                 conn.rollback()
-                self._sessions.give(conn)
+                self.store._db.give_back(conn)
                 return None
-            return PgBatch(self._sessions, conn, [row_to_event(row) for row in rows])
+            return PgBatch(self.store._db, conn, [row_to_event(row) for row in rows])
 
         result: PgBatch | None = self.store._db.retrying(select)
         return result

@@ -1,7 +1,7 @@
 """Locked batches of the PostgreSQL outbox: the row locks, not a lease, protect a batch.
 
-A dispatcher selects a batch with ``FOR UPDATE SKIP LOCKED`` in a transaction on a
-connection of its own, delivers it while the transaction stays open, and writes the
+A dispatcher selects a batch with ``FOR UPDATE SKIP LOCKED`` in a transaction on a pooled
+connection it keeps, delivers it while the transaction stays open, and writes the
 outcomes in the same transaction. Each row is written once (its outcome), and a
 dispatcher that dies mid-batch loses its connection, so PostgreSQL rolls the transaction
 back and the rows are free at once. A batch that takes longer than the outbox's ``hold``
@@ -46,27 +46,13 @@ def lock_sql(ready: str, first_of_key: str) -> str:
     )
 
 
-class Sessions:
-    """Pooled connections borrowed by batches in flight (one each), returned after."""
-
-    def __init__(self, connector: Connector) -> None:
-        self.connector = connector
-
-    def take(self, timeout: float) -> Conn:
-        return self.connector.borrow(timeout)
-
-    def give(self, conn: Conn) -> None:
-        self.connector.give_back(conn)
-
-
 class PgBatch:
     """Rows locked by one open transaction; :meth:`commit` or :meth:`release` ends it."""
 
-    def __init__(self, sessions: Sessions, conn: Conn, rows: list[OutboxEvent]) -> None:
+    def __init__(self, connector: Connector, conn: Conn, rows: list[OutboxEvent]) -> None:
         self.rows = rows
-        self._sessions = sessions
+        self._connector = connector  # ``conn`` is borrowed from its pool
         self._conn: Conn | None = conn
-        self._url = sessions.connector.url
 
     def commit(
         self,
@@ -105,16 +91,17 @@ class PgBatch:
             conn.commit()
         except psycopg.Error as exc:
             conn.close()  # the pool replaces it
-            raise StoreUnavailable(f"{self._url}: outbox batch lost: {describe(exc)}") from exc
+            lost = f"{self._connector.url}: outbox batch lost: {describe(exc)}"
+            raise StoreUnavailable(lost) from exc
         finally:
-            self._sessions.give(conn)
+            self._connector.give_back(conn)
 
     def release(self) -> None:
         """Write nothing: roll back, so the rows are free for any dispatcher at once."""
         conn = self._end()
         with contextlib.suppress(psycopg.Error):
             conn.rollback()
-        self._sessions.give(conn)
+        self._connector.give_back(conn)
 
     def _end(self) -> Conn:
         conn, self._conn = self._conn, None
