@@ -70,7 +70,9 @@ def console(tmp_path: Path) -> Iterator[Console]:
     store.close()
 
 
-@pytest.fixture(scope="session")
+# Module, not session: sync Playwright keeps an event loop running in this thread while it
+# is open, which would break every asyncio test that runs after the browser tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium from the system (Debian's package)."""
     if not CHROMIUM.exists():
