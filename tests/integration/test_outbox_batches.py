@@ -22,7 +22,7 @@ import pytest
 from redrive.exceptions import ConfigError
 from redrive.models import Event
 from redrive.outbox import Outbox
-from redrive.outbox_eager import gather_eagerly
+from redrive.outbox.eager import gather_eagerly
 from redrive.stores.postgres import PostgresStore
 from redrive.stores.sqlite import SQLiteStore
 

@@ -39,12 +39,9 @@ def is_under(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 MODULES = sorted(SRC.rglob("*.py"))
-# Backends and sources may import their driver: stores, transports, the outbox modules.
-EDGES = ("redrive.ops", "redrive.stores", "redrive.transports")
-CORE = [
-    p for p in MODULES
-    if not is_under(module_name(p), EDGES) and not module_name(p).startswith("redrive.outbox")
-]  # fmt: skip
+# Backends and sources may import their driver: stores, transports, the outbox.
+EDGES = ("redrive.ops", "redrive.stores", "redrive.transports", "redrive.outbox")
+CORE = [p for p in MODULES if not is_under(module_name(p), EDGES)]
 OPS = [p for p in MODULES if is_under(module_name(p), ("redrive.ops",))]
 
 

@@ -27,24 +27,24 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from redrive._clock import Clock, SystemClock
-from redrive.exceptions import ConfigError, InvalidTransition, NotFound, RedriveError, StoreError
+from redrive.exceptions import ConfigError, StoreError
 from redrive.models import JSON, Event
-from redrive.outbox_add import insert
-from redrive.outbox_dead import dead_letter, failure_text
-from redrive.outbox_eager import gather_eagerly
-from redrive.outbox_model import (
+from redrive.outbox.add import insert
+from redrive.outbox.dead import dead_letter, failure_text
+from redrive.outbox.eager import gather_eagerly
+from redrive.outbox.model import (
     Batch,
-    DeadQuery,
     OutboxBackend,
     OutboxEvent,
     OutboxPage,
     Outcome,
 )
+from redrive.outbox.repository import OutboxRepository
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
 
@@ -67,17 +67,17 @@ def backend_for(store: Store) -> OutboxBackend:
     from redrive.stores.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
-        from redrive.outbox_sqlite import SqliteOutbox
+        from redrive.outbox.sqlite import SqliteOutbox
 
         return SqliteOutbox(store.path)
     if type(store).__name__ == "PostgresStore":
-        from redrive.outbox_pg import PgOutbox
+        from redrive.outbox.pg import PgOutbox
 
         return PgOutbox(store)  # type: ignore[arg-type]
     raise ConfigError(f"the outbox needs a PostgreSQL or SQLite store, not {store.url}")
 
 
-class Outbox:
+class Outbox(OutboxRepository):
     """A transactional outbox in the store's database, and its dispatcher.
 
     :param store: the store (the outbox table lives in the same database).
@@ -348,73 +348,6 @@ class Outbox:
                 for o, e in outcomes
             ]  # fmt: skip
         return outcomes
-
-    # -- the repository (operators) -----------------------------------------------------
-    def get(self, outbox_id: int) -> OutboxEvent:
-        """The outbox row with that id; raises ``NotFound``."""
-        row = self._backend.get(outbox_id)
-        if row is None:
-            raise NotFound(f"no outbox event with id {outbox_id}")
-        return row
-
-    def fetch_dead_events(
-        self,
-        limit: int = 100,
-        cursor: int | None = None,
-        aggregate_type: str | None = None,
-        event_type: str | None = None,
-        since: datetime | None = None,
-    ) -> OutboxPage:
-        """Dead events, newest first, ``limit`` at a time; ``event_type`` is the topic,
-        ``since`` bounds when they went dead. Pass ``next_cursor`` for the next page."""
-        if limit < 1:
-            raise RedriveError(f"limit must be at least 1, got {limit}")
-        query = DeadQuery(aggregate_type=aggregate_type, event_type=event_type, since=since)
-        items = self._backend.fetch_dead(query, limit=limit + 1, cursor=cursor)
-        return OutboxPage(items[:limit], items[limit - 1].id if len(items) > limit else None)
-
-    def count_dead_events(
-        self,
-        aggregate_type: str | None = None,
-        event_type: str | None = None,
-        since: datetime | None = None,
-    ) -> int:
-        """How many dead events match."""
-        query = DeadQuery(aggregate_type=aggregate_type, event_type=event_type, since=since)
-        return self._backend.count_dead(query)
-
-    def retry_dead_event(self, event_id: int) -> None:
-        """Put a dead event back to ``pending`` with fresh attempts.
-
-        Raises ``NotFound`` if there is no such event and ``InvalidTransition`` if it is
-        not dead (a pending event is already being retried; a done one was delivered).
-        """
-        if self._backend.retry_dead([event_id], now=self.clock.now()) == 1:
-            return
-        row = self.get(event_id)
-        raise InvalidTransition(f"outbox event {event_id} is {row.status}, not dead")
-
-    def retry_dead_events_batch(self, event_ids: Iterable[int]) -> int:
-        """Put these dead events back to ``pending``; return how many were dead."""
-        ids = list(dict.fromkeys(event_ids))
-        return sum(
-            self._backend.retry_dead(ids[start : start + 1000], now=self.clock.now())
-            for start in range(0, len(ids), 1000)
-        )
-
-    def cleanup_old_dead_events(self, older_than_days: int = 30) -> int:
-        """Delete dead events that went dead more than ``older_than_days`` ago."""
-        if older_than_days < 0:
-            raise RedriveError(f"older_than_days cannot be negative, got {older_than_days}")
-        return self._backend.cleanup_dead(self.clock.now() - timedelta(days=older_than_days))
-
-    def archive(self, older_than: timedelta, *, batch: int = 10_000) -> int:
-        """Move ``done`` rows delivered more than ``older_than`` ago to
-        ``redrive_outbox_archive``, a batch per transaction; return how many moved."""
-        before, moved = self.clock.now() - older_than, 0
-        while count := self._backend.archive_done(before, batch=batch):
-            moved += count
-        return moved
 
     def close(self) -> None:
         """Stop listening and release the outbox's own connections (not the store's)."""

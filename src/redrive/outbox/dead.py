@@ -13,7 +13,7 @@ from datetime import datetime
 from redrive._ids import new_id
 from redrive.failures import error_message, fingerprint, format_traceback
 from redrive.models import JSON, Attempt, DeadLetter, Status
-from redrive.outbox_model import OutboxEvent
+from redrive.outbox.model import OutboxEvent
 from redrive.policy import RetryPolicy, error_name
 
 

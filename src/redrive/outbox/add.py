@@ -15,7 +15,7 @@ from typing import Any
 from redrive._ids import new_id
 from redrive.exceptions import RedriveError
 from redrive.models import JSON
-from redrive.outbox_model import INSERT_COLUMNS, OutboxBackend
+from redrive.outbox.model import INSERT_COLUMNS, OutboxBackend
 
 _DRIVERS = {"psycopg": "postgresql", "sqlite3": "sqlite", "sqlalchemy": None}
 

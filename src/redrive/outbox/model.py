@@ -1,6 +1,6 @@
 """The values of the transactional outbox: a row, a page of rows, and what a batch did.
 
-Shared by the outbox's two backends (``outbox_pg``, ``outbox_sqlite``) and ``outbox``.
+Shared by the outbox's two backends (``pg``, ``sqlite``) and the dispatcher.
 """
 
 from __future__ import annotations

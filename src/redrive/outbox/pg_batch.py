@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from redrive.exceptions import StoreError, StoreUnavailable
-from redrive.outbox_model import COLUMNS, OutboxEvent, Outcome
+from redrive.outbox.model import COLUMNS, OutboxEvent, Outcome
 from redrive.stores.pg_conn import Connector, describe
 
 if TYPE_CHECKING:
-    from redrive.outbox_pg import Conn
+    from redrive.outbox.pg import Conn
 
 DONE = (
     "UPDATE redrive_outbox SET status = 'done', processed_at = %s, attempts = attempts + 1, "
@@ -68,7 +68,7 @@ class PgBatch:
         If the connection broke, nothing is written: the server has released the rows
         and they are delivered again (at least once).
         """
-        from redrive.outbox_pg import failed_params, failed_sql
+        from redrive.outbox.pg import failed_params, failed_sql
 
         conn = self._end()
         done = [o.id for o in outcomes if o.error is None]

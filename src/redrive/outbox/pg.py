@@ -1,7 +1,7 @@
 """The outbox on PostgreSQL: ``redrive_outbox`` in the store's schema (migration 0002).
 
 Dispatchers lock a batch with ``FOR UPDATE SKIP LOCKED`` in a transaction that stays open
-while they deliver it (``lock``, see ``outbox_pg_batch``); batches slower than the
+while they deliver it (``lock``, see ``pg_batch``); batches slower than the
 outbox's ``hold``, and outboxes with ``hold=0``, fall back to a lease (``claim``,
 ``locked_until``), so a dispatcher that dies leaves its rows to be claimed again.
 Inserts NOTIFY ``redrive_outbox_<schema>`` at commit, which wakes idle dispatchers.
@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 
 from redrive.models import JSON, parse_time
-from redrive.outbox_model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
-from redrive.outbox_pg_batch import PgBatch, lock_sql
+from redrive.outbox.model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
+from redrive.outbox.pg_batch import PgBatch, lock_sql
 from redrive.stores.pg_conn import Listener
 from redrive.stores.pg_queries import PgDialect, dumps
 from redrive.stores.postgres import PostgresStore

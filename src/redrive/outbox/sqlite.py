@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 from redrive.models import JSON, format_time, parse_time, utcnow
-from redrive.outbox_model import (
+from redrive.outbox.model import (
     COLUMNS,
     INSERT_COLUMNS,
     Batch,
