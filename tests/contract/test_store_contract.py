@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from redrive.models import Attempt, Status, utcnow
 from redrive.stores.base import AuditEntry, Change, Filter, Page, Store
 from tests.factories import make_record
@@ -232,6 +234,15 @@ class TestTransitions:
         assert store.import_records([a, b]) == 1
         assert store.get(a.id) == a
         assert store.stats(utcnow()).counts["orders.created"][Status.DEAD] == 2
+
+
+def test_a_closed_store_says_so(store: Store) -> None:
+    """Using a store after close() raises StoreError, not a driver error."""
+    from redrive.exceptions import StoreError
+
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get("00000000-0000-7000-8000-000000000000")
 
 
 class TestClaims:

@@ -86,6 +86,7 @@ class Connector:
             name="redrive",
         )
         self._opened = False
+        self._closed = False
         self._lock = threading.Lock()
 
     def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -105,6 +106,8 @@ class Connector:
             raise StoreUnavailable(f"cannot connect to {self.url}: {describe(exc)}") from exc
 
     def _ensure_open(self) -> None:
+        if self._closed:  # a closed pool cannot reopen: say so, as the SQLite store does
+            raise StoreError(f"{self.url} is closed")
         if not self._opened:
             with self._lock:
                 if not self._opened:
@@ -186,6 +189,7 @@ class Connector:
         if self._opened:
             self.pool.close()
         self._opened = False
+        self._closed = True
 
 
 class Listener:
