@@ -85,6 +85,17 @@ def test_run_once_delivers_pending_events(env: Env) -> None:
     assert env.sent() == ["orders.created", "orders.created"]
 
 
+def test_run_takes_a_hold_and_refuses_a_bad_one(env: Env) -> None:
+    """--hold is passed to the dispatcher; one not shorter than the lease is refused."""
+    env.add({"n": 1})
+    ok = env("outbox", "run", "--publisher", f"{env.module}:publish", "--once", "--hold", "0s")
+    assert ok.exit_code == 0, ok.output
+    assert env.sent() == ["orders.created"]
+    bad = env("outbox", "run", "--publisher", f"{env.module}:publish", "--once", "--hold", "1h")
+    assert bad.exit_code == 2
+    assert "hold" in bad.output and "Traceback" not in bad.output
+
+
 def test_run_needs_a_target(env: Env) -> None:
     """outbox run without --bus or --publisher exits 2 with a one-line reason."""
     result = env("outbox", "run", "--once")

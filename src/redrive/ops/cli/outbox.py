@@ -62,6 +62,14 @@ def run(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 100,
     ordering: Annotated[str, typer.Option("--ordering", help="none, or key.")] = "none",
     once: Annotated[bool, typer.Option("--once", help="Dispatch one batch and exit.")] = False,
+    hold: Annotated[
+        str | None,
+        typer.Option(
+            "--hold",
+            help="PostgreSQL: how long a batch may keep its rows locked in its transaction "
+            "before it falls back to a lease (e.g. 10s; 0 = always lease).",
+        ),
+    ] = None,
 ) -> None:
     """Deliver pending outbox events until Ctrl-C or SIGTERM.
 
@@ -82,6 +90,8 @@ def run(
         target["bus"] = load_bus(bus, state_of(ctx).settings)
     else:
         target["publisher"] = _load_callable(str(publisher))
+    if hold is not None:
+        target["hold"] = parse_age(hold, "--hold")
     outbox = _outbox(ctx, batch_size=batch_size, ordering=ordering, **target)
     try:
         asyncio.run(_serve(outbox, once))
