@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -56,61 +57,48 @@ def register(app: typer.Typer) -> None:
     app.command("purge")(purge)
 
 
-@handle_errors
-def resolve(
-    ctx: typer.Context, ids: IdsArg = None, every: AllOpt = False, group: GroupOpt = None,
-    status: StatusOpt = None, topic: TopicOpt = None, handler: HandlerOpt = None,
-    error_type: ErrorTypeOpt = None, tenant: TenantOpt = None,
-    correlation_id: CorrelationOpt = None, version: VersionOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None, search: SearchOpt = None,
-    yes: YesOpt = False, actor: ActorOpt = None, note: NoteOpt = None,
-    json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+def _change_command(verb: str, doc: str) -> Callable[..., None]:
+    """One command per state change: the same selection options, a different verb."""
+
+    def command(
+        ctx: typer.Context, ids: IdsArg = None, every: AllOpt = False, group: GroupOpt = None,
+        status: StatusOpt = None, topic: TopicOpt = None, handler: HandlerOpt = None,
+        error_type: ErrorTypeOpt = None, tenant: TenantOpt = None,
+        correlation_id: CorrelationOpt = None, version: VersionOpt = None,
+        since: SinceOpt = None, until: UntilOpt = None, search: SearchOpt = None,
+        yes: YesOpt = False, actor: ActorOpt = None, note: NoteOpt = None,
+        json_output: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        where = build_filter(**_criteria(locals()))
+        _change(ctx, verb, ids, selection(ids, every, group, where, verb), yes, actor, note,
+                json_output)  # fmt: skip
+
+    command.__name__ = command.__qualname__ = verb
+    command.__doc__ = doc
+    return handle_errors(command)
+
+
+resolve = _change_command(
+    "resolve",
     """Mark dead (or scheduled) records as handled by hand.
 
     Example: redrive resolve --group 3f2a9c1d0b7e4a55 --note "refunded by support"
-    """
-    where = build_filter(**_criteria(locals()))
-    _change(ctx, "resolve", ids, selection(ids, every, group, where, "resolve"), yes, actor,
-            note, json_output)  # fmt: skip
-
-
-@handle_errors
-def discard(
-    ctx: typer.Context, ids: IdsArg = None, every: AllOpt = False, group: GroupOpt = None,
-    status: StatusOpt = None, topic: TopicOpt = None, handler: HandlerOpt = None,
-    error_type: ErrorTypeOpt = None, tenant: TenantOpt = None,
-    correlation_id: CorrelationOpt = None, version: VersionOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None, search: SearchOpt = None,
-    yes: YesOpt = False, actor: ActorOpt = None, note: NoteOpt = None,
-    json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    """,
+)
+discard = _change_command(
+    "discard",
     """Mark dead (or scheduled) records as not to be processed (kept for the record).
 
     Example: redrive discard --all --topic test.events --yes
-    """
-    where = build_filter(**_criteria(locals()))
-    _change(ctx, "discard", ids, selection(ids, every, group, where, "discard"), yes, actor,
-            note, json_output)  # fmt: skip
-
-
-@handle_errors
-def delete(
-    ctx: typer.Context, ids: IdsArg = None, every: AllOpt = False, group: GroupOpt = None,
-    status: StatusOpt = None, topic: TopicOpt = None, handler: HandlerOpt = None,
-    error_type: ErrorTypeOpt = None, tenant: TenantOpt = None,
-    correlation_id: CorrelationOpt = None, version: VersionOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None, search: SearchOpt = None,
-    yes: YesOpt = False, actor: ActorOpt = None, note: NoteOpt = None,
-    json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    """,
+)
+delete = _change_command(
+    "delete",
     """Delete records for good (dead ones unless --status says otherwise).
 
     Example: redrive delete 0193a0c4-7f1e-7c3a-9d52-5b1e2f3a4b5c --yes
-    """
-    where = build_filter(**_criteria(locals()))
-    _change(ctx, "delete", ids, selection(ids, every, group, where, "delete"), yes, actor,
-            note, json_output)  # fmt: skip
+    """,
+)
 
 
 def _criteria(values: dict[str, Any]) -> dict[str, Any]:
