@@ -41,7 +41,9 @@ class EventBus:
         "everything that failed on release X".
     :param poll_interval: the longest the scheduler sleeps between looks at the store.
     :param concurrency: retries run at once by the scheduler.
-    :param lease: how long a claimed retry is held before another worker may take it.
+    :param lease: how long a claimed retry is held without a heartbeat: how soon the
+        retries of a process that died run elsewhere. While an attempt runs, the scheduler
+        renews its lease every third of this, however long the handler takes.
 
     .. versionadded:: 0.1
     """
@@ -58,7 +60,7 @@ class EventBus:
         clock: Clock | None = None,
         poll_interval: float = 1.0,
         concurrency: int = 50,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(minutes=1),
     ) -> None:
         self.store = store
         self.settings = settings or Settings()

@@ -1,9 +1,10 @@
 """The scheduler: claims due records under a lease and runs them through the engine.
 
 It serves automatic retries and operator replays alike (a replay is a record scheduled
-for now). A claim moves records to ``retrying`` with a lease; a worker that dies leaves
-the lease to expire, and the record is claimed again (at-least-once). The scheduler
-sleeps until the earliest due record, a wake-up, or ``poll_interval``, whichever is first.
+for now). A claim moves records to ``retrying`` with a lease, which a heartbeat extends
+while the attempt runs, however long it takes; a worker that dies stops beating, its
+leases expire, and the records are claimed again (at-least-once). The scheduler sleeps
+until the earliest due record, a wake-up, or ``poll_interval``, whichever is first.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from redrive._clock import Clock, SystemClock
@@ -32,10 +33,9 @@ class Scheduler:
 
     :param handlers: returns the specs by (topic, handler name); read at each claim.
     :param concurrency: records run at once.
-    :param lease: how long a claim holds before another worker may take the record; it is
-        stretched to twice the longest handler ``timeout``. Give long-running handlers a
-        timeout, or a lease longer than they can run: at-least-once means a record whose
-        lease lapses mid-attempt may run twice.
+    :param lease: how long a claim holds without a heartbeat: the time after which the
+        records of a worker that died are run elsewhere. The heartbeat renews it every
+        third of ``lease`` while an attempt runs.
 
     .. versionadded:: 0.1
     """
@@ -50,7 +50,7 @@ class Scheduler:
         poll_interval: float = 1.0,
         batch_size: int = 100,
         concurrency: int = 50,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(minutes=1),
     ) -> None:
         self.store = store
         self.engine = engine
@@ -63,7 +63,9 @@ class Scheduler:
         self._lease = lease
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[DeadLetter | None]] = set()
+        self._held: set[str] = set()  # ids of the records whose attempts run here now
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
         self._unlisten: Callable[[], None] | None = None
 
@@ -81,6 +83,7 @@ class Scheduler:
                 loop = asyncio.get_running_loop()
                 self._unlisten = listen(lambda: loop.call_soon_threadsafe(self._wake.set))
             self._task = asyncio.create_task(self._loop(), name="redrive-scheduler")
+            self._heartbeat = asyncio.create_task(self._beat(), name="redrive-heartbeat")
 
     async def stop(self) -> None:
         """Stop claiming, and wait for the records in flight to finish."""
@@ -94,6 +97,11 @@ class Scheduler:
             self._task = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
 
     def wake(self) -> None:
         """Look for due records now (something was just scheduled)."""
@@ -134,27 +142,39 @@ class Scheduler:
         return await asyncio.to_thread(
             self.store.claim_due,
             now=now,
-            lease_until=now + self._lease_for(handlers.values()),
+            lease_until=now + self._lease,
             owner=self.owner,
             limit=limit,
             handlers=list(handlers),
         )
 
-    def _lease_for(self, specs: Iterable[HandlerSpec]) -> timedelta:
-        """The lease, stretched to outlast the longest handler timeout: a record must never
-        be claimed again while its attempt may still be running."""
-        longest = max((spec.timeout for spec in specs if spec.timeout is not None), default=0.0)
-        return max(self._lease, timedelta(seconds=longest * 2))
+    async def _beat(self) -> None:
+        """Extend the leases of the attempts running here, every third of the lease."""
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not self._held:
+                continue
+            try:
+                await asyncio.to_thread(
+                    self.store.extend_leases, list(self._held), owner=self.owner,
+                    until=self.clock.now() + self._lease,
+                )  # fmt: skip
+            except Exception:  # the next beat tries again; the lease has two more thirds
+                logger.exception("could not extend %d leases", len(self._held))
 
     async def _run(self, record: DeadLetter) -> DeadLetter | None:
         spec = self._handlers().get((record.topic, record.handler))
         if spec is None:  # unsubscribed since the claim: let the lease lapse for another worker
             return None
+        self._held.add(record.id)
         try:
             return await self.engine.retry(record, spec, owner=self.owner)
         except Exception:
             logger.exception("could not save the outcome of %s; its lease will expire", record.id)
             return None
+        finally:
+            self._held.discard(record.id)
 
     async def _next_wait(self) -> float:
         due = await asyncio.to_thread(self.store.next_due_at, list(self._handlers().keys()))

@@ -290,6 +290,20 @@ class TestClaims:
         assert store.get(claimed.id).status == Status.RESOLVED  # type: ignore[union-attr]
         assert store.save(resolved, lease_owner="w1") is False
 
+    def test_extend_leases_only_for_the_owner(self, store: Store) -> None:
+        """A heartbeat moves the leases its owner holds, and no others."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now) for _ in range(2)])
+        mine = store.claim_due(
+            now=now, lease_until=now + timedelta(seconds=30), owner="w1", limit=1
+        )
+        later = now + timedelta(minutes=10)
+        ids = [mine[0].id, "00000000-0000-7000-8000-000000000000"]
+        assert store.extend_leases(ids, owner="w2", until=later) == 0
+        assert store.extend_leases(ids, owner="w1", until=later) == 1
+        assert store.get(mine[0].id).lease_expires_at == later  # type: ignore[union-attr]
+        assert store.extend_leases([], owner="w1", until=later) == 0
+
     def test_concurrent_claims_never_share_a_record(self, store: Store) -> None:
         """Claimers racing in threads each get disjoint records, and all get claimed."""
         now = utcnow()

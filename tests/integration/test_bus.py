@@ -259,15 +259,42 @@ def _fail_with(error: Exception):  # type: ignore[no-untyped-def]
     return handler
 
 
-async def test_lease_outlasts_the_handler_timeout(sqlite_store: Store) -> None:
-    """A claim's lease is at least twice the longest handler timeout."""
+async def test_heartbeat_keeps_a_long_attempt_from_running_twice(db_path: Path) -> None:
+    """An attempt that runs ten times its lease is renewed and never claimed elsewhere."""
     from datetime import timedelta
 
     from tests.factories import make_record
 
-    bus = EventBus(sqlite_store, lease=timedelta(seconds=10))
-    bus.subscribe("orders.created", lambda event: None, name="app.send_receipt", timeout=60)
-    sqlite_store.add([make_record(status=Status.SCHEDULED)])
-    (claimed,) = await bus.scheduler._claim(5)
-    assert claimed.lease_expires_at is not None
-    assert (claimed.lease_expires_at - claimed.updated_at) >= timedelta(seconds=120)
+    store = open_store(f"sqlite:///{db_path}")
+    store.add([make_record(status=Status.SCHEDULED)])
+    release = asyncio.Event()
+    runs = Counter[str]()
+
+    async def slow(event: Event) -> None:
+        runs[event.id] += 1
+        await release.wait()
+
+    buses = [
+        EventBus(open_store(f"sqlite:///{db_path}"), poll_interval=0.02,
+                 lease=timedelta(seconds=0.3))
+        for _ in range(2)
+    ]  # fmt: skip
+    for bus in buses:
+        bus.subscribe("orders.created", slow, name="app.send_receipt")
+    async with buses[0], buses[1]:
+        await eventually(lambda: sum(runs.values()) == 1)
+        claimed_at = store.find(Filter(), limit=1).items[0].updated_at
+        # Wait until the heartbeat has carried the lease past five lease lengths: the other
+        # bus, polling every 20 ms, had that long to take the record if a lease had lapsed.
+        await eventually(
+            lambda: (
+                store.find(Filter(), limit=1).items[0].lease_expires_at
+                > claimed_at + timedelta(seconds=1.5)
+            )
+        )
+        release.set()
+        await eventually(lambda: store.count(Filter(statuses=(Status.RESOLVED,))) == 1)
+    assert list(runs.values()) == [1]
+    for bus in buses:
+        bus.store.close()
+    store.close()

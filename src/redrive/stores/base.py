@@ -168,6 +168,10 @@ class Store(Protocol):
         lease) to ``retrying`` under a lease held by ``owner``; oldest due first.
         ``handlers`` limits the claim to these (topic, handler name) pairs."""
 
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        """Move the lease of those of ``ids`` that ``owner`` still holds to ``until`` (the
+        scheduler's heartbeat while their attempts run); return how many it holds."""
+
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         """When the earliest scheduled record (or expiring lease) for ``handlers`` is due."""
 

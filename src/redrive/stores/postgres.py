@@ -125,6 +125,16 @@ class PostgresStore:
 
         return bool(self._db.run(work))
 
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        if not ids:
+            return 0
+        sql = (
+            f"UPDATE {TABLE} SET lease_expires_at = %s "
+            "WHERE id = ANY(%s) AND status = 'retrying' AND lease_owner = %s"
+        )
+        params = (until, list(ids), owner)
+        return int(self._db.run(lambda conn, _: conn.execute(sql, params).rowcount))
+
     def claim_due(
         self,
         *,

@@ -85,6 +85,16 @@ class SQLiteStore(SQLiteAuditAndMeta):
             ).fetchall()
         return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
 
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        if not ids:
+            return 0
+        sql = (
+            f"UPDATE {TABLE} SET lease_expires_at = ? WHERE id IN "
+            f"({self.dialect.placeholders(len(ids))}) AND status = 'retrying' AND lease_owner = ?"
+        )
+        with self._write() as conn:
+            return conn.execute(sql, (self.dialect.encode_time(until), *ids, owner)).rowcount
+
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         only, params = _handler_clause(handlers)
         with self._read() as conn:
