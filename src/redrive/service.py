@@ -51,6 +51,9 @@ __all__ = [
 BATCH = 1000
 """Records per transaction in bulk changes: bounded memory, short locks."""
 
+TIMELINE_KEPT = timedelta(days=8)
+"""How far back the per-minute dead-letter timeline (charts, rates) is kept."""
+
 IDS_KEPT = 1000
 """Changed ids a Result keeps (for reports and canaries); counts are always exact."""
 
@@ -265,10 +268,12 @@ class DeadLetterQueue:
         """Purge, per topic, records in a final status (dead, resolved, discarded) last
         updated longer ago than the topic's retention (the config's ``topics.T.retention``)."""
         final = (Status.DEAD, Status.RESOLVED, Status.DISCARDED)
-        return {
+        results = {
             topic: self.purge(age, statuses=final, topic=topic, actor=actor)
             for topic, age in retention.items()
         }
+        self.store.prune_timeline(self.clock.now() - TIMELINE_KEPT)
+        return results
 
     # -- safe replay -------------------------------------------------------------------
     def replay_filter(self, where: Filter, *, force: bool = False) -> Filter:

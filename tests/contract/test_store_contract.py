@@ -148,6 +148,14 @@ class TestStatsAndGroups:
         assert groups[0].sample_message == "boom"
         assert groups[0].first_seen <= groups[0].last_seen
 
+    def test_prune_timeline_drops_old_minutes(self, store: Store) -> None:
+        """Pruning the timeline drops minutes before the bound and keeps the rest."""
+        store.add([make_record(created_at=utcnow() - timedelta(days=10)), make_record()])
+        assert store.prune_timeline(utcnow() - timedelta(days=8)) == 1
+        rows = store.dead_timeline(utcnow() - timedelta(days=30))
+        assert [n for _, _, n in rows] == [1]
+        assert rows[0][0] > utcnow() - timedelta(minutes=5)
+
     def test_groups_follow_changes(self, store: Store) -> None:
         """Group counts follow transitions and deletes, and a topic filter narrows them."""
         records = [make_record(fingerprint="a" * 16) for _ in range(4)]

@@ -196,6 +196,9 @@ class Store(Protocol):
     def stats(self, now: datetime) -> Stats:
         """Counts by topic and status (kept up to date, not scanned), and dead-letter ages."""
 
+    def prune_timeline(self, before: datetime) -> int:
+        """Drop the dead-letter timeline's minutes before ``before``; return how many."""
+
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
         """Error groups among matching records, biggest first."""
 

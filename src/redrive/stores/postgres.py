@@ -250,6 +250,12 @@ class PostgresStore:
             new_dead_last_day={t: int(d) for t, _, d in new_rows if d},
         )
 
+    def prune_timeline(self, before: datetime) -> int:
+        sql = (
+            "DELETE FROM redrive_dead_timeline WHERE minute < date_trunc('minute', %s::timestamptz)"
+        )
+        return int(self._db.run(lambda conn, _: conn.execute(sql, (before,)).rowcount))
+
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
         clause, params = self._where(where)
         sql = q.groups(clause)

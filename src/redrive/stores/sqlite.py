@@ -195,6 +195,13 @@ class SQLiteStore(SQLiteAuditAndMeta):
             rows = conn.execute(sql + " ORDER BY minute", params).fetchall()
         return [(self.dialect.decode_time(m + ":00Z"), t, n) for m, t, n in rows]  # type: ignore[misc]
 
+    def prune_timeline(self, before: datetime) -> int:
+        minute = (self.dialect.encode_time(before) or "")[:16]
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM redrive_dead_timeline WHERE minute < ?", (minute,)
+            ).rowcount
+
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
         if where == Filter(statuses=where.statuses, topic=where.topic):
             sql, params = self._kept_groups(where)

@@ -94,8 +94,7 @@ async def _serve(bus: Any, settings: Settings, every: timedelta) -> None:
         names = sorted({f"{spec.topic}/{spec.name}" for spec in bus.handlers()})
         typer.echo(f"worker ready: {len(names)} handlers on {bus.store.url}", err=True)
         while not stop.is_set():
-            if retention:
-                await asyncio.to_thread(_apply_retention, dlq, retention)
+            await asyncio.to_thread(_apply_retention, dlq, retention)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every.total_seconds())
     typer.echo("worker stopped", err=True)
