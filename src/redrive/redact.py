@@ -7,7 +7,9 @@ the config's ``redact`` list:
 - ``card.number``    that exact path from the top of the payload;
 - ``*.secret``       ``secret`` one level below any top-level key (``*`` is one segment).
 
-Matching ignores case. Headers are masked by the same patterns (by header name).
+Matching ignores case. Headers are masked by the same patterns (by header name), and so
+are the payloads that history entries and audit details keep (a patched replay's original
+payload and its patch).
 """
 
 from __future__ import annotations
@@ -47,12 +49,32 @@ class Redactor:
         return {k: MASK if self._matches((k.lower(),)) else v for k, v in headers.items()}
 
     def record(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Mask the ``payload`` and ``headers`` of a record's JSON shape (``to_dict()``)."""
+        """Mask a record's JSON shape (``to_dict()``): payload, headers, and the payloads
+        its history keeps."""
         if not self:
             return data
         masked = dict(data)
         masked["payload"] = self.payload(data.get("payload"))
         masked["headers"] = self.headers(data.get("headers") or {})
+        masked["history"] = [
+            {**entry, "detail": self.detail(entry["detail"])} if entry.get("detail") else entry
+            for entry in data.get("history") or ()
+        ]
+        return masked
+
+    def detail(self, detail: Mapping[str, Any]) -> dict[str, Any]:
+        """Mask the payloads a history entry or an audit detail keeps: any key naming a
+        payload (``original_payload``), ``patch``, and ``original_payloads`` by id."""
+        if not self:
+            return dict(detail)
+        masked: dict[str, Any] = {}
+        for key, value in detail.items():
+            if key == "original_payloads" and isinstance(value, Mapping):
+                masked[key] = {k: self.payload(v) for k, v in value.items()}
+            elif key == "patch" or "payload" in key:
+                masked[key] = self.payload(value)
+            else:
+                masked[key] = value
         return masked
 
     def _walk(self, value: Any, path: tuple[str, ...]) -> Any:

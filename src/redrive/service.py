@@ -340,6 +340,25 @@ class DeadLetterQueue:
         self._audit("export", Result(count, count, 0), where, None, actor, None, {"format": fmt})
         return count
 
+    def export_stream(
+        self,
+        *,
+        where: Filter | None = None,
+        fmt: str = "jsonl",
+        redactor: Redactor | None = None,
+        actor: str | None = None,
+    ) -> Iterator[str]:
+        """The export document in chunks, for an HTTP response: the same formats as
+        ``export``. The audit entry is written when the stream ends, with the number of
+        records sent and whether the document was complete (a client may go away)."""
+        stream = transfer.ExportStream(self, where or Filter(), fmt, redactor)
+        try:
+            yield from stream
+        finally:
+            extra: dict[str, JSON] = {"format": fmt, "complete": stream.done}
+            sent = Result(stream.count, stream.count, 0)
+            self._audit("export", sent, where, None, actor, None, extra)
+
     def import_(
         self,
         path: str | Path,

@@ -289,43 +289,59 @@ def _ids(lines: Iterable[bytes]) -> list[str]:
 
 
 def redacted(data: dict[str, JSON], redactor: Redactor | None) -> dict[str, JSON]:
-    """A record's JSON shape as operators may see it: payload, headers and the original
-    payloads that patched replays keep in the history, masked."""
-    if not redactor:
-        return data
-    masked = redactor.record(data)
-    history = []
-    for entry in data.get("history") or ():
-        detail = entry.get("detail") or {}
-        if "original_payload" in detail:
-            masked_detail = {
-                **detail,
-                "original_payload": redactor.payload(detail["original_payload"]),
-            }
-            entry = {**entry, "detail": masked_detail}
-        history.append(entry)
-    masked["history"] = history
-    return masked
+    """A record's JSON shape as operators may see it (see ``Redactor.record``)."""
+    return redactor.record(data) if redactor else data
 
 
 # -- the service's file operations ------------------------------------------------------
+class ExportStream:
+    """The text of an export of ``where`` (bounded to the records that exist now), oldest
+    first, in chunks of ``CHUNK`` records: bounded memory whatever the size. ``count`` is
+    how many records were produced so far, ``done`` whether the document is complete."""
+
+    CHUNK = 1000
+
+    def __init__(
+        self, dlq: DeadLetterQueue, where: Filter, fmt: str, redactor: Redactor | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:  # fmt: skip
+        self._dlq, self._where, self._redactor, self._progress = dlq, where, redactor, progress
+        self.fmt = fmt
+        self.count = 0
+        self.done = False
+        ExportWriter(io.StringIO(), fmt)  # refuse an unknown format now, not mid-stream
+
+    def __iter__(self) -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = ExportWriter(buffer, self.fmt)
+        for record in self._dlq.iter_records(self._dlq.snapshot(self._where)):
+            writer.write(redacted(record.to_dict(), self._redactor))
+            if writer.count % self.CHUNK == 0:
+                yield self._chunk(buffer, writer.count)
+        writer.close()
+        self.done = True
+        yield self._chunk(buffer, writer.count)
+
+    def _chunk(self, buffer: io.StringIO, count: int) -> str:
+        if self._progress is not None and count > self.count:
+            self._progress(count - self.count)
+        self.count = count
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+
 def export(
     dlq: DeadLetterQueue, out: IO[str], where: Filter, fmt: str,
     redactor: Redactor | None, progress: Callable[[int], None] | None,
 ) -> int:  # fmt: skip
-    """Write the records of ``where`` (bounded to those that exist now), oldest first."""
-    from redrive.service import BATCH
-
-    writer = ExportWriter(out, fmt)
-    for record in dlq.iter_records(dlq.snapshot(where)):
-        data = record.to_dict()
-        writer.write(redacted(data, redactor))
-        if progress is not None and writer.count % BATCH == 0:
-            progress(BATCH)
-    if progress is not None and writer.count % BATCH:
-        progress(writer.count % BATCH)
-    writer.close()
-    return writer.count
+    """Write the records of ``where`` to ``out``; return how many."""
+    stream = ExportStream(dlq, where, fmt, redactor, progress)
+    for chunk in stream:
+        out.write(chunk)
+    out.flush()
+    return stream.count
 
 
 def import_file(

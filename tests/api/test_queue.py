@@ -81,6 +81,15 @@ def test_export_jsonl_streams_masked_records(api: Api) -> None:
     assert "hunter2" not in response.text
 
 
+def test_export_is_audited_when_the_stream_ends(api: Api) -> None:
+    """A streamed export leaves an audit entry with the count sent and the format."""
+    api.add(2)
+    api.viewer.get("/api/v1/export", params={"format": "csv"})
+    entry = api.admin.get("/api/v1/audit").json()["items"][0]
+    assert (entry["action"], entry["actor"], entry["count"]) == ("export", "viewer-token", 2)
+    assert entry["detail"]["format"] == "csv" and entry["detail"]["complete"] is True
+
+
 def test_export_csv_neutralises_formulas(api: Api) -> None:
     """CSV cells that start like a formula are prefixed so spreadsheets do not run them."""
     api.add(error_message="=HYPERLINK(evil)")

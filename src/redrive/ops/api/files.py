@@ -6,11 +6,7 @@ file in it, never a path, so a token cannot write or read anywhere else.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -18,16 +14,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
-from redrive.ops.api import present
 from redrive.ops.api.context import Caller, admin, viewer
 from redrive.ops.api.filters import filter_query, to_filter
 from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import BulkOut, FilterIn, _In
-from redrive.stores.base import Filter
 
 router = APIRouter(tags=["files"])
 
-CSV_COLUMNS = (*present.SUMMARY, "payload", "headers")
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.jsonl(\.gz)?$"
 
 
@@ -57,13 +50,16 @@ def export(
     filters: FilterIn = Depends(filter_query),  # noqa: B008
     format: Literal["jsonl", "csv"] = Query("jsonl"),
 ) -> StreamingResponse:
-    """Matching records, oldest first, streamed (masked; bounded memory whatever the size)."""
-    where = caller.service.snapshot(to_filter(filters, caller.service.clock.now()))
-    lines = _jsonl(caller, where) if format == "jsonl" else _csv(caller, where)
+    """Matching records, oldest first, streamed (masked; bounded memory whatever the size);
+    the same formats as ``redrive export``, audited when the stream ends."""
+    where = to_filter(filters, caller.service.clock.now())
+    chunks = caller.service.export_stream(
+        where=where, fmt=format, redactor=caller.ctx.redactor, actor=caller.actor
+    )
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     name = f"dead-letters.{format}"
     return StreamingResponse(
-        lines, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        chunks, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
 
 
@@ -102,31 +98,3 @@ def _path(caller: Caller, name: str, *, create: bool) -> Path:
     if create:
         folder.mkdir(parents=True, exist_ok=True)
     return folder / name
-
-
-def _jsonl(caller: Caller, where: Filter) -> Iterator[str]:
-    for record in caller.service.iter_records(where):
-        data = present.full(record, caller.ctx.redactor)
-        yield json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _csv(caller: Caller, where: Filter) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for record in caller.service.iter_records(where):
-        data = present.full(record, caller.ctx.redactor)
-        data["payload"] = json.dumps(data["payload"], ensure_ascii=False)
-        data["headers"] = json.dumps(data["headers"], ensure_ascii=False)
-        writer.writerow([_cell(data[column]) for column in CSV_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _cell(value: object) -> object:
-    # A leading =, +, - or @ makes spreadsheets run the cell as a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return "" if value is None else value

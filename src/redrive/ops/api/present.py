@@ -38,30 +38,7 @@ def summary(record: DeadLetter) -> dict[str, Any]:
 
 def full(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
     """The whole record, with payload, headers and payloads kept in history masked."""
-    data = redactor.record(record.to_dict())
-    if redactor:
-        data["history"] = [_mask_entry(entry, redactor) for entry in data["history"]]
-    return data
-
-
-def _mask_entry(entry: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    detail = entry.get("detail")
-    if not isinstance(detail, dict):
-        return entry
-    return {**entry, "detail": _mask_detail(detail, redactor)}
-
-
-def _mask_detail(detail: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """Mask payloads kept in history and audit details (originals, patches)."""
-    masked: dict[str, Any] = {}
-    for key, value in detail.items():
-        if key == "original_payloads" and isinstance(value, dict):
-            masked[key] = {k: redactor.payload(v) for k, v in value.items()}
-        elif key == "patch" or "payload" in key:
-            masked[key] = redactor.payload(value)
-        else:
-            masked[key] = value
-    return masked
+    return redactor.record(record.to_dict())
 
 
 def unmask(edited: JSON, original: JSON) -> JSON:
@@ -125,6 +102,6 @@ def group(item: Group) -> dict[str, Any]:
 
 def audit(entry: AuditEntry, redactor: Redactor) -> dict[str, Any]:
     """An audit entry (payloads kept in it masked)."""
-    detail = _mask_detail(dict(entry.detail), redactor) if redactor else dict(entry.detail)
+    detail = redactor.detail(entry.detail)
     return {"id": entry.id, "at": format_time(entry.at), "actor": entry.actor,
             "action": entry.action, "count": entry.count, "detail": detail}  # fmt: skip
