@@ -14,9 +14,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from redrive.bootstrap import open_store
 from redrive.models import DeadLetter
 from redrive.ops.cli.app import app
-from redrive.stores.sqlite import SQLiteStore
+from redrive.stores.base import Store
 from tests.factories import make_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,14 +26,16 @@ REDRIVE = str(Path(sys.executable).with_name("redrive"))
 
 @dataclasses.dataclass
 class Cli:
-    """Runs commands against one store file and seeds it."""
+    """Runs commands against one store (a SQLite file unless ``store_url`` is given) and
+    seeds it."""
 
     db: Path
     workdir: Path
+    store_url: str | None = None
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.db}"
+        return self.store_url or f"sqlite:///{self.db}"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REDRIVE_")}
@@ -55,8 +58,8 @@ class Cli:
             text=True, timeout=timeout,
         )  # fmt: skip
 
-    def store(self) -> SQLiteStore:
-        return SQLiteStore(self.db)
+    def store(self) -> Store:
+        return open_store(self.url)
 
     def add(self, *records: DeadLetter) -> list[DeadLetter]:
         store = self.store()
