@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from redrive.bulk import Result
 from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.stores.base import Change, Filter, Group
 
 if TYPE_CHECKING:
-    from redrive.service import DeadLetterQueue, Result
+    from redrive.service import DeadLetterQueue
 
 POLL_INTERVAL = 0.25
 """Seconds between looks at the store while waiting for replayed records to settle."""
@@ -290,8 +291,6 @@ class ReplayRun:
         self, dlq: DeadLetterQueue, ids: list[str] | None, where: Filter | None, *,
         patch: JSON, delay: timedelta, actor: str, note: str | None,
     ) -> None:  # fmt: skip
-        from redrive.service import Result
-
         self.dlq, self.ids, self.where = dlq, ids, where
         self.patch, self.delay, self.actor, self.note = patch, delay, actor, note
         self.originals: dict[str, JSON] = {}
@@ -344,7 +343,7 @@ def schedule_wave(
 
     :param explicit: the ids were named by the operator: count those that do not exist.
     """
-    from redrive.service import REPLAYABLE, Result
+    from redrive.service import REPLAYABLE
 
     now, missing = dlq.clock.now(), 0
     if explicit:

@@ -17,6 +17,7 @@ from typing import IO, Any
 from redrive import transfer
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
+from redrive.bulk import Result, filter_to_dict, make_filter
 from redrive.exceptions import NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
@@ -54,45 +55,11 @@ BATCH = 1000
 TIMELINE_KEPT = timedelta(days=8)
 """How far back the per-minute dead-letter timeline (charts, rates) is kept."""
 
-IDS_KEPT = 1000
-"""Changed ids a Result keeps (for reports and canaries); counts are always exact."""
-
 REPLAYABLE = (Status.DEAD,)
 RESOLVABLE = (Status.DEAD, Status.SCHEDULED)
 
 Progress = Callable[[int], None]
 """Called with the number of records a bulk operation has just handled."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Result:
-    """What a bulk change did: ``matched`` records were selected, ``changed`` of them
-    changed, ``skipped`` were not in a status that allows it; ``missing`` ids do not exist."""
-
-    matched: int
-    changed: int
-    skipped: int
-    missing: int = 0
-    ids: tuple[str, ...] = ()
-
-    def __add__(self, other: Result) -> Result:
-        return Result(
-            self.matched + other.matched,
-            self.changed + other.changed,
-            self.skipped + other.skipped,
-            self.missing + other.missing,
-            (self.ids + other.ids)[:IDS_KEPT],
-        )
-
-
-def make_filter(where: Filter | None = None, **criteria: Any) -> Filter:
-    """A ``Filter`` from keyword criteria; ``status`` takes a name, a Status or a list."""
-    status = criteria.pop("status", None)
-    base = where or Filter()
-    if status is not None:
-        values = [status] if isinstance(status, str | Status) else list(status)
-        criteria["statuses"] = tuple(Status(value) for value in values)
-    return base.replace(**{k: v for k, v in criteria.items() if v is not None})
 
 
 class DeadLetterQueue:
@@ -482,26 +449,7 @@ class DeadLetterQueue:
             detail["ids"] = list(result.ids) if result.ids else None
         if note:
             detail["note"] = note
-        entry = AuditEntry(id=new_id(), at=self.clock.now(), actor=actor, action=action,
-                           count=result.changed, detail=detail)  # fmt: skip
-        self.store.add_audit(entry)
-        if self.hooks:
-            self.hooks.on_change(action, result.changed, actor)
-
-
-def filter_to_dict(where: Filter) -> dict[str, JSON]:
-    """The non-empty criteria of a filter, as JSON."""
-    data: dict[str, JSON] = {}
-    for field in dataclasses.fields(where):
-        value = getattr(where, field.name)
-        if value in (None, (), ""):
-            continue
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = [str(v.value if isinstance(v, Status) else v) for v in value]
-        data[field.name] = value
-    return data
+        self.record(action, detail=detail, count=result.changed, actor=actor)
 
 
 def _detail(actor: str, note: str | None) -> dict[str, JSON]:
