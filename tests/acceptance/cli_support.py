@@ -7,7 +7,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from redrive.models import DeadLetter
 from redrive.ops.cli.app import app
 from redrive.stores.base import Store
 from tests.factories import make_record
+from tests.helpers import wait_for as poll
 
 ROOT = Path(__file__).resolve().parents[2]
 REDRIVE = str(Path(sys.executable).with_name("redrive"))
@@ -87,8 +87,7 @@ class Cli:
 
 def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     """Poll ``check`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    try:
+        poll(check, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}") from None

@@ -14,8 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from redrive.models import Event, Status, utcnow
 from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
 from tests.factories import make_record
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -95,13 +95,12 @@ def _wait_ready(proc: subprocess.Popen[str]) -> None:
     assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
 
 
-def _poll(check: object, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
+def _poll(check: Callable[[], object], timeout: float = 60) -> bool:
+    try:
+        wait_for(check, timeout=timeout, interval=0.1)
+    except AssertionError:
+        return False
+    return True
 
 
 @pytest.fixture

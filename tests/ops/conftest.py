@@ -7,7 +7,6 @@ import dataclasses
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ from redrive.service import DeadLetterQueue
 from redrive.stores.base import Store
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import FakeClock
+from tests.helpers import wait_for
 
 
 @dataclasses.dataclass
@@ -102,11 +102,7 @@ def free_port() -> int:
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
     """Poll ``predicate`` until it is true, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+    wait_for(predicate, timeout=timeout)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from redrive.ops.alerts import AlertsConfig, Monitor, TopicRules, WebhookSink
 from redrive.ops.metrics import MonitorCollector
 from redrive.service import DeadLetterQueue
 from redrive.testing import FakeClock
+from tests.helpers import eventually
 from tests.ops.conftest import Receiver, Workload, free_port
 
 SECRET = "hmac-key-for-tests"
@@ -261,10 +262,7 @@ class TestRunning:
         monitor = make_monitor(service, clock, receiver)
         other = make_monitor(service, clock, receiver)
         await monitor.start()
-        for _ in range(1000):  # poll with a bound, no fixed sleep
-            if monitor.evaluations:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: monitor.evaluations)
         await monitor.stop()
         service.resolve([r.id for r in service.list(status="dead", limit=100).items])
         [resolved] = await other.evaluate_once()  # the lock was given up: no wait
@@ -319,9 +317,6 @@ async def test_runs_inside_the_api_app(
     monitor = make_monitor(service, clock, receiver)
     app = create_app(service, console=False, monitor=monitor)
     async with app.router.lifespan_context(app):
-        for _ in range(500):  # poll: the first evaluation runs as soon as the app starts
-            if receiver.requests:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: receiver.requests)
         assert receiver.requests[0].json()["rule"] == "warn_count"
     assert monitor._task is None
