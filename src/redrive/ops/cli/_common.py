@@ -251,6 +251,25 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
+def import_target(path: str, option: str) -> Any:
+    """Import ``module:attr`` named by ``option``; the current directory is importable, as
+    for ``python -m``. Bad paths are one-line ``BadInput`` errors naming the option."""
+    import importlib
+    import os
+
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise BadInput(f"{option}: expected module:attr, such as myshop.events:bus, got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        raise BadInput(f"{option}: cannot import {module_name!r}: {exc}") from None
+    except AttributeError:
+        raise BadInput(f"{option}: {module_name!r} has no attribute {attr!r}") from None
+
+
 def plural(count: int, noun: str) -> str:
     """``1 record``, ``2 records``."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -17,6 +17,7 @@ from redrive.ops.cli._common import (
     JsonOpt,
     echo_json,
     handle_errors,
+    import_target,
     parse_age,
     parse_when,
     plural,
@@ -87,7 +88,7 @@ def run(
     if bus is not None:
         from redrive.ops.cli.worker import load_bus
 
-        target["bus"] = load_bus(bus, state_of(ctx).settings)
+        target["bus"] = load_bus(bus, state_of(ctx).settings, "--bus")
     else:
         target["publisher"] = _load_callable(str(publisher))
     if hold is not None:
@@ -100,21 +101,7 @@ def run(
 
 
 def _load_callable(path: str) -> Any:
-    import importlib
-    import os
-    import sys
-
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise BadInput(f"--publisher: expected module:attr, got {path!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise BadInput(f"--publisher: cannot import {module_name!r}: {exc}") from None
-    except AttributeError:
-        raise BadInput(f"--publisher: {module_name!r} has no attribute {attr!r}") from None
+    target = import_target(path, "--publisher")
     if not callable(target):
         raise BadInput(f"--publisher: {path} is not callable")
     return target

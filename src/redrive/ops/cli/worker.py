@@ -8,14 +8,12 @@ applies the per-topic retention of the config.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from redrive.ops.cli._common import BadInput, handle_errors, parse_age, state_of
+from redrive.ops.cli._common import BadInput, handle_errors, import_target, parse_age, state_of
 
 if TYPE_CHECKING:
     from redrive.config import Settings
@@ -52,28 +50,17 @@ def worker(
     asyncio.run(_serve(bus, settings, every))
 
 
-def load_bus(path: str, settings: Settings) -> Any:
+def load_bus(path: str, settings: Settings, option: str = "--app") -> Any:
     """Import ``module:attr``; call it (with the settings if it takes an argument) when it
     is a factory. The current directory is importable, as for ``python -m``."""
-    import importlib
     import inspect
 
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise BadInput(f"--app: expected module:attr, such as myshop.events:bus, got {path!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise BadInput(f"--app: cannot import {module_name!r}: {exc}") from None
-    except AttributeError:
-        raise BadInput(f"--app: {module_name!r} has no attribute {attr!r}") from None
+    target = import_target(path, option)
     if callable(target) and not hasattr(target, "scheduler"):
         takes_settings = bool(inspect.signature(target).parameters)
         target = target(settings) if takes_settings else target()
     if not hasattr(target, "scheduler") or not hasattr(target, "handlers"):
-        raise BadInput(f"--app: {path} is not an EventBus (or a function returning one)")
+        raise BadInput(f"{option}: {path} is not an EventBus (or a function returning one)")
     return target
 
 
