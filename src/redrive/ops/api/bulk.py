@@ -32,6 +32,9 @@ router = APIRouter(prefix="/dead-letters", tags=["bulk"])
 MAX_SLICES = 100
 """A paced replay is cut into at most this many slices (one audit entry each)."""
 
+MAX_PACED_SECONDS = 366 * 86400.0
+"""The last slice of a paced replay is due at most this far out (about a year)."""
+
 
 @router.post("/retry", response_model=BulkOut, responses=responses(403))
 def retry_many(body: RetryBulkIn, caller: Caller = operator) -> JSONResponse:
@@ -112,6 +115,11 @@ def _paced(
         where = where.replace(max_replays=service.max_replays)
     total = len(ids) if ids is not None else service.count(where)
     size = max(math.ceil(rate), math.ceil(total / MAX_SLICES), 1)
+    span = delay.total_seconds() + (math.ceil(total / size) - 1) * size / rate
+    if span > MAX_PACED_SECONDS:  # refused before any record changes
+        days = span / 86400
+        raise Problem(422, f"rate: at {rate:g}/s the last of {total:,} records would be due in "
+                           f"{days:,.0f} days (at most 366); use a higher rate")  # fmt: skip
     batches = (
         (ids[i : i + size] for i in range(0, len(ids), size))
         if ids is not None
@@ -120,7 +128,9 @@ def _paced(
     result = Result(0, 0, 0)
     note = f"{body.note + '; ' if body.note else ''}paced at {rate:g}/s"
     for number, batch in enumerate(batches):
-        slice_delay = delay + timedelta(seconds=number * size / rate)
+        # Capped, so that records added after the count cannot push a slice out of range.
+        offset = min(number * size / rate, MAX_PACED_SECONDS)
+        slice_delay = delay + timedelta(seconds=offset)
         result += _replay(caller, batch, None, body, slice_delay, note)
     return result
 

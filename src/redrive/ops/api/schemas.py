@@ -67,7 +67,9 @@ class RetryBulkIn(BulkIn):
 
     patch: dict[str, Any] | None = Field(default=None, description=PATCH_DOC)
     delay_seconds: float = Field(default=0, ge=0, le=30 * 86400)
-    rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    rate: float | None = Field(
+        default=None, ge=0.001, le=1_000_000, description="Records per second (0.001 to 1e6)."
+    )
     force: bool = Field(default=False, description="Also replay records at max_replays.")
 
 
