@@ -18,7 +18,9 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -150,9 +152,11 @@ def _json_array(path: Path, stream: IO[str]) -> Iterator[DeadLetter]:
                 yield parse_record(line, f"{path}:{number}")
         return
     try:
-        data = json.load(stream)
+        data = _loads(stream.read())
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except _NotFinite as exc:
+        raise FormatError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, list):
         raise FormatError(f"{path}: expected a JSON array of records")
     for index, item in enumerate(data):
@@ -172,21 +176,105 @@ def _one_record_per_line(stream: IO[str]) -> bool:
 def parse_record(line: str, where: str) -> DeadLetter:
     """One record from a JSON line; ``where`` names it in errors."""
     try:
-        data = json.loads(line)
+        data = _loads(line)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{where}: not valid JSON: {exc.msg}") from None
+    except _NotFinite as exc:
+        raise FormatError(f"{where}: not valid JSON: {exc}") from None
     return _record(data, where)
+
+
+class _NotFinite(ValueError):
+    """``NaN``, ``Infinity`` or a number too large for a float: not JSON, not storable."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFinite(f"number {text[:40]} is out of range")
+    return number
+
+
+def _constant(text: str) -> Any:
+    raise _NotFinite(f"{text} is not a JSON value")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=_finite, parse_constant=_constant)
+
+
+_RECORD_ID = re.compile(r"[^\x00-\x20\x7f-\x9f/]{1,64}")
+"""A plausible record id: 1 to 64 characters, no blanks, control characters or slashes
+(what the API's ``/dead-letters/{id}`` routes accept)."""
+MAX_COUNT = 2**63 - 1
+"""The largest count a store's integer column holds."""
 
 
 def _record(data: Any, where: str) -> DeadLetter:
     if not isinstance(data, dict):
         raise FormatError(f"{where}: expected a JSON object (a dead letter)")
+    problem = _malformed(data)
+    if problem is not None:
+        raise FormatError(f"{where}: invalid record: {problem}")
     try:
-        return DeadLetter.from_dict(data)
+        record = DeadLetter.from_dict(data)
     except KeyError as exc:
         raise FormatError(f"{where}: missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # OverflowError: a time out of range once in UTC (0001-01-01T00:00+01:00).
         raise FormatError(f"{where}: invalid record: {exc}") from None
+    problem = _unstorable(record)
+    if problem is not None:
+        raise FormatError(f"{where}: invalid record: {problem}")
+    return record
+
+
+_TIMES = ("created_at", "updated_at", "occurred_at", "next_attempt_at", "dead_at", "resolved_at")
+
+
+def _malformed(data: dict[str, Any]) -> str | None:
+    """Why ``data`` cannot be parsed (the JSON types ``DeadLetter.from_dict`` relies on),
+    or None."""
+    if "id" in data and not (isinstance(data["id"], str) and _RECORD_ID.fullmatch(data["id"])):
+        return f"id: expected 1 to 64 characters without blanks or slashes, got {data['id']!r:.80}"
+    for name in _TIMES:
+        if not isinstance(data.get(name), str | None):
+            return f"{name}: expected an ISO-8601 time (a string)"
+    for name in ("headers", "origin", "consumer"):
+        if data.get(name) and not isinstance(data[name], dict):
+            return f"{name}: expected an object"
+    history = data.get("history")
+    if not isinstance(history, list | None):
+        return "history: expected a list of entries"
+    for number, entry in enumerate(history or (), start=1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("at", ""), str):
+            return f"history entry {number}: expected an object with an ISO-8601 time 'at'"
+        if entry.get("detail") and not isinstance(entry["detail"], dict):
+            return f"history entry {number}: detail: expected an object"
+    return None
+
+
+def _unstorable(record: DeadLetter) -> str | None:
+    """Why a parsed record still cannot be stored and served, or None: the fields
+    ``DeadLetter.from_dict`` passes through unconverted must have their JSON types."""
+    event = record.event
+    for name in ("key", "correlation_id", "source", "tenant_id"):
+        if not isinstance(getattr(event, name), str | None):
+            return f"{name}: expected a string or null"
+    if not all(isinstance(value, str) for value in event.headers.values()):
+        return "headers: expected an object of strings"
+    for name in ("attempts", "max_attempts", "replays"):
+        if not 0 <= getattr(record, name) <= MAX_COUNT:
+            return f"{name}: expected a count from 0 to {MAX_COUNT}"
+    for number, entry in enumerate(record.history, start=1):
+        texts = (entry.error_type, entry.error_message)
+        if not all(isinstance(text, str | None) for text in texts):
+            return f"history entry {number}: error_type and error_message must be strings"
+        duration = entry.duration
+        if duration is not None and (isinstance(duration, bool)
+                                     or not isinstance(duration, int | float)):  # fmt: skip
+            return f"history entry {number}: duration must be a number"
+    return None
 
 
 # -- archives ---------------------------------------------------------------------------

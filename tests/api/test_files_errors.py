@@ -1,0 +1,36 @@
+"""The import and archive routes on bad files: 422 problems, nothing changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redrive.models import Status
+from tests.api.conftest import Api, problem
+from tests.factories import make_record
+
+
+def archive_dir(tmp_path: Path) -> Path:
+    """The API's archive directory (see ``api_settings``), created."""
+    folder = tmp_path / "archive"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "change", [{"history": [1]}, {"created_at": 123}, {"id": "x" * 5000}, {"origin": [1, 2]}],
+    ids=["history entry", "time", "long id", "origin"],
+)  # fmt: skip
+def test_import_of_a_malformed_record_is_422(
+    api: Api, tmp_path: Path, change: dict[str, Any]
+) -> None:
+    """A malformed record is a 422 naming the line, and nothing is imported."""
+    good = make_record()
+    lines = [json.dumps(good.to_dict()), json.dumps({**make_record().to_dict(), **change})]
+    (archive_dir(tmp_path) / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    body = problem(api.admin.post("/api/v1/import", json={"file": "bad.jsonl"}), 422)
+    assert ":2: invalid record: " in body["detail"]
+    assert api.service.count(status=Status.DEAD) == 0
