@@ -7,7 +7,9 @@
 An archive is written a batch at a time: the batch is appended and fsynced, and only then
 are its records deleted from the store. A kill at any point leaves every record in the
 file, in the store, or both; ``ArchiveFile.recover`` cuts a torn tail and reports the ids
-of the last complete lines, which the next run deletes from the store before going on.
+of the last complete lines, which the next run deletes from the store before going on. A
+corrupt ``.gz`` member is never cut (the members after it hold records the store no
+longer has): the run stops with a ``FormatError`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import gzip
 import io
 import json
 import math
+import mmap
 import os
 import re
 import zlib
@@ -292,7 +295,7 @@ class ArchiveFile:
             return []
         try:
             valid, tail = (_gz_prefix if self.gz else _plain_prefix)(self.path)
-        except (OSError, zlib.error) as exc:
+        except OSError as exc:
             raise FormatError(f"{self.path}: cannot resume this archive: {exc}") from exc
         if valid < self.path.stat().st_size:
             with self.path.open("r+b") as raw:
@@ -346,26 +349,73 @@ def _plain_prefix(path: Path) -> tuple[int, list[str]]:
 
 
 def _gz_prefix(path: Path) -> tuple[int, list[str]]:
-    """(bytes up to the end of the last complete gzip member, ids of its last lines)."""
+    """(bytes up to the end of the last complete gzip member, ids of its last lines).
+
+    Only a torn tail is cut: a last member that ends early (a kill during the write). A
+    member that does not decompress, or one that ends early with complete members after
+    it, is corruption, not a tear: cutting there would delete the members after it, whose
+    records are already gone from the store, so it is a ``FormatError`` and the file is
+    left as it is."""
     tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
     valid = consumed = 0
     member = io.BytesIO()
     inflate = zlib.decompressobj(31)
     with path.open("rb") as raw:
-        while chunk := raw.read(1 << 20):
+        while chunk := raw.read(_PIECE):
             consumed += len(chunk)
             while chunk:
                 try:
                     member.write(inflate.decompress(chunk))
-                except zlib.error:
-                    return valid, _ids(tail)
+                except zlib.error as exc:
+                    raise _corrupt(path, valid, str(exc)) from None
                 if not inflate.eof:
                     break
                 chunk = inflate.unused_data
                 valid = consumed - len(chunk)
                 tail.extend(line for line in member.getvalue().splitlines(keepends=True))
                 member, inflate = io.BytesIO(), zlib.decompressobj(31)
+    if valid < consumed and _member_after(path, valid):
+        raise _corrupt(path, valid, "a member ends early, and complete members follow it")
     return valid, _ids(tail)
+
+
+_PIECE = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+def _corrupt(path: Path, offset: int, reason: str) -> FormatError:
+    return FormatError(
+        f"archive {path} is corrupt at byte {offset} ({reason}); it was left unchanged: "
+        "move it aside, or archive to another file"
+    )
+
+
+def _member_after(path: Path, start: int) -> bool:
+    """Whether a complete gzip member starts after the member at ``start`` begins."""
+    with path.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        offset = data.find(_GZIP_MAGIC, start + 1)
+        while offset != -1:
+            if _whole_member(data, offset):
+                return True
+            offset = data.find(_GZIP_MAGIC, offset + 1)
+    return False
+
+
+def _whole_member(data: mmap.mmap, offset: int) -> bool:
+    """Whether a gzip member starting at ``offset`` decompresses to its end (memory
+    bounded: a piece of input and of output at a time)."""
+    inflate = zlib.decompressobj(31)
+    try:
+        for start in range(offset, len(data), _PIECE):
+            piece = data[start : start + _PIECE]
+            while piece and not inflate.eof:
+                inflate.decompress(piece, _PIECE)
+                piece = inflate.unconsumed_tail
+            if inflate.eof:
+                return True
+    except zlib.error:
+        return False
+    return False
 
 
 def _ids(lines: Iterable[bytes]) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from redrive.models import Status
 from tests.api.conftest import Api, problem
 from tests.factories import make_record
+from tests.unit.test_archive_recovery import corrupt_archive
 
 
 def archive_dir(tmp_path: Path) -> Path:
@@ -34,3 +35,15 @@ def test_import_of_a_malformed_record_is_422(
     body = problem(api.admin.post("/api/v1/import", json={"file": "bad.jsonl"}), 422)
     assert ":2: invalid record: " in body["detail"]
     assert api.service.count(status=Status.DEAD) == 0
+
+
+def test_archive_into_a_corrupt_gz_is_422_and_changes_nothing(api: Api, tmp_path: Path) -> None:
+    """A corrupt middle member is a 422; the file keeps every byte and the records stay."""
+    records = api.add(2, topic="zz")
+    path = archive_dir(tmp_path) / "old.jsonl.gz"
+    data, _ = corrupt_archive(path)
+    body = {"file": "old.jsonl.gz", "filter": {"topic": "zz"}}
+    detail = problem(api.admin.post("/api/v1/archive", json=body), 422)["detail"]
+    assert "is corrupt at byte" in detail
+    assert path.read_bytes() == data
+    assert [api.service.get(r.id).status for r in records] == [Status.DEAD] * 2

@@ -18,6 +18,7 @@ from redrive.ops.api.context import Caller, admin, viewer
 from redrive.ops.api.filters import filter_query, to_filter
 from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import BulkOut, FilterIn, _In
+from redrive.service import FormatError
 
 router = APIRouter(tags=["files"])
 
@@ -69,8 +70,11 @@ def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
     if body.filter.is_empty():
         raise Problem(422, "filter: give a criterion (an empty filter archives everything)")
     where = to_filter(body.filter, caller.service.clock.now())
-    result = caller.service.archive(_path(caller, body.file, create=True), where=where,
-                                    actor=caller.actor, note=body.note)  # fmt: skip
+    try:
+        result = caller.service.archive(_path(caller, body.file, create=True), where=where,
+                                        actor=caller.actor, note=body.note)  # fmt: skip
+    except FormatError as exc:  # an existing archive that cannot be resumed
+        raise Problem(422, f"{body.file}: {exc}") from None
     return JSONResponse({"matched": result.matched, "changed": result.changed,
                          "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
 
@@ -78,8 +82,6 @@ def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
 @router.post("/import", response_model=BulkOut, responses=responses(403, 404))
 def import_(body: ImportIn, caller: Caller = admin) -> JSONResponse:
     """Restore an archive (or a jsonl export of unmasked records); existing ids are skipped."""
-    from redrive.transfer import FormatError
-
     path = _path(caller, body.file, create=False)
     if not path.is_file():
         raise Problem(404, f"no file {body.file!r} in the archive directory")
