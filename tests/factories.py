@@ -24,7 +24,7 @@ def make_record(
     correlation_id: str | None = None,
     version: str | None = None,
     replays: int = 0,
-    attempts: int = 3,
+    attempts: int | None = None,
 ) -> DeadLetter:
     """A dead letter with plausible defaults."""
     now = created_at or utcnow()
@@ -43,7 +43,8 @@ def make_record(
         ),
         handler=handler,
         status=status,
-        attempts=attempts,
+        # A scheduled record has a retry left; a dead one used them all.
+        attempts=attempts if attempts is not None else (1 if status == Status.SCHEDULED else 3),
         max_attempts=3,
         error_type=error_type,
         error_message=error_message,

@@ -40,7 +40,8 @@ class EventBus:
     :param version: your app's version, kept on every record, so an operator can select
         "everything that failed on release X".
     :param poll_interval: the longest the scheduler sleeps between looks at the store.
-    :param concurrency: retries run at once by the scheduler.
+    :param concurrency: retries run at once by the scheduler, and threads for plain
+        ``def`` handlers.
     :param lease: how long a claimed retry is held without a heartbeat: how soon the
         retries of a process that died run elsewhere. While an attempt runs, the scheduler
         renews its lease every third of this, however long the handler takes.
@@ -81,6 +82,8 @@ class EventBus:
             hooks=self.hooks,
             clock=self.clock,
             consumer={k: v for k, v in consumer.items() if v is not None},
+            redactor=self.settings.redactor(),
+            handler_threads=concurrency,
         )
         self.scheduler = Scheduler(
             store,
@@ -199,6 +202,7 @@ class EventBus:
         """Stop the scheduler, finish the retries in flight and the pending writes."""
         await self.scheduler.stop()
         await self.engine.writer.close()
+        await asyncio.to_thread(self.engine.close)
 
     async def __aenter__(self) -> EventBus:
         await self.start()

@@ -22,6 +22,7 @@ from typing import Any
 
 from redrive.exceptions import ConfigError, PolicyError
 from redrive.policy import DEFAULT_DEAD_ON, RetryPolicy
+from redrive.redact import Redactor
 
 DEFAULT_STORE_URL = "sqlite:///./redrive.db"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -82,6 +83,7 @@ class Settings:
     topics: Mapping[str, TopicSettings] = dataclasses.field(default_factory=dict)
     handlers: Mapping[str, RetryPolicy] = dataclasses.field(default_factory=dict)
     max_replays: int = 5
+    redact: tuple[str, ...] = ()
     service: str | None = None
     version: str | None = None
     sections: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -125,6 +127,10 @@ class Settings:
         """Where a transport publishes dead letters of ``topic`` (default ``{topic}.dlq``)."""
         configured = self.topics.get(topic, TopicSettings()).dlq_topic
         return configured or f"{topic}.dlq"
+
+    def redactor(self) -> Redactor:
+        """The masker of the ``redact`` patterns (a no-op without them)."""
+        return Redactor(self.redact)
 
     def retention(self, topic: str) -> timedelta | None:
         """How long dead letters of ``topic`` are kept, if the config says."""
@@ -176,6 +182,7 @@ def from_mapping(
         "max_replays",
         "service",
         "version",
+        "redact",
     }
     return Settings(
         store_url=p.string(store_url, "store_url"),
@@ -191,6 +198,7 @@ def from_mapping(
             for name, value in p.table(data.get("handlers", {}), "handlers").items()
         },
         max_replays=p.integer(max_replays, "max_replays", minimum=0),
+        redact=p.patterns(data.get("redact", []), "redact"),
         service=environ.get("REDRIVE_SERVICE") or data.get("service"),
         version=environ.get("REDRIVE_VERSION") or data.get("version"),
         sections={key: value for key, value in data.items() if key not in known},
@@ -228,10 +236,19 @@ class _Parser:
             raise self.fail(key, f"an integer >= {minimum}", value)
         return number
 
+    def patterns(self, value: Any, key: str) -> tuple[str, ...]:
+        expected = "a list of field patterns such as ['password', 'card.number', '*.secret']"
+        if not isinstance(value, list):
+            raise self.fail(key, expected, value)
+        for i, pattern in enumerate(value):
+            if not isinstance(pattern, str) or not pattern.strip(".* "):
+                raise self.fail(f"{key}[{i}]", "a field name or dotted path", pattern)
+        return tuple(value)
+
     def seconds(self, value: Any, key: str) -> float:
         try:
             return parse_duration(value).total_seconds()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self.fail(key, "a duration (seconds, or 500ms, 30s, 5m, 2h, 7d)", value) from None
 
     def number(self, value: Any, key: str) -> float:

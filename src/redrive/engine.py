@@ -8,21 +8,25 @@ scheduler) writes its outcome with a compare-and-set on the lease it holds.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import inspect
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.exceptions import RetryAfter
+from redrive.exceptions import RetryAfter, WorkerLost
 from redrive.failures import error_message, fingerprint, format_traceback
 from redrive.hooks import Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status
 from redrive.policy import RetryPolicy, error_name
+from redrive.redact import Redactor
 from redrive.stores.base import Store
 from redrive.writer import BatchWriter
 
@@ -78,6 +82,10 @@ class Engine:
     """Runs handlers and records their failures.
 
     :param consumer: who runs the handlers (service, host, pid, version), kept on records.
+    :param redactor: scrubs the payload's masked values out of error text before a record
+        is written (a validation error may quote the secret it rejects).
+    :param handler_threads: threads for plain ``def`` handlers: their own pool, so slow
+        sync handlers never starve the store calls and lease heartbeats.
 
     .. versionadded:: 0.1
     """
@@ -90,6 +98,8 @@ class Engine:
         hooks: Hooks | None = None,
         clock: Clock | None = None,
         consumer: Mapping[str, JSON] | None = None,
+        redactor: Redactor | None = None,
+        handler_threads: int = 32,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
@@ -97,7 +107,13 @@ class Engine:
         self.hooks = hooks or Hooks()
         self.clock = clock or SystemClock()
         self.consumer = dict(consumer or {})
+        self.redactor = redactor or Redactor()
+        self._pool = ThreadPoolExecutor(handler_threads, thread_name_prefix="redrive-handler")
         self._rand = rand
+
+    def close(self) -> None:
+        """Release the handler threads (after the handlers running in them finish)."""
+        self._pool.shutdown(wait=True)
 
     async def first_attempt(
         self, event: Event, spec: HandlerSpec, *, origin: Mapping[str, JSON] | None = None
@@ -120,13 +136,25 @@ class Engine:
         return None
 
     async def retry(self, record: DeadLetter, spec: HandlerSpec, *, owner: str) -> DeadLetter:
-        """Run ``spec`` again for a claimed record and save the outcome under its lease."""
+        """Run ``spec`` again for a claimed record and save the outcome under its lease.
+
+        A claim counts the attempt (``attempts`` grows at claim time), so attempts cut off
+        by a dying worker count too: once they exceed the policy's, the record goes dead
+        with ``WorkerLost`` instead of crashing worker after worker.
+        """
+        record = _note_interrupted(record, self.clock.now())
         start = time.perf_counter()
         error: Exception | None = None
-        try:
-            await self._invoke(spec, record.event)
-        except Exception as exc:
-            error = exc
+        if record.attempts > spec.policy.max_attempts:
+            error = WorkerLost(
+                f"the worker stopped during attempt {record.attempts - 1} (crash, kill or out "
+                f"of memory) and the policy allows {spec.policy.max_attempts} attempts"
+            )
+        else:
+            try:
+                await self._invoke(spec, record.event)
+            except Exception as exc:
+                error = exc
         duration = time.perf_counter() - start
         if error is None:
             outcome = self._resolved(record, duration)
@@ -144,11 +172,20 @@ class Engine:
         return outcome
 
     async def _invoke(self, spec: HandlerSpec, event: Event) -> None:
-        call = spec.fn(event) if spec.is_async else asyncio.to_thread(spec.fn, event)
         if spec.timeout is not None:
-            await asyncio.wait_for(call, spec.timeout)
+            await asyncio.wait_for(self._call(spec, event), spec.timeout)
         else:
-            await call
+            await self._call(spec, event)
+
+    async def _call(self, spec: HandlerSpec, event: Event) -> None:
+        if spec.is_async:
+            await spec.fn(event)
+            return
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        result = await loop.run_in_executor(self._pool, context.run, spec.fn, event)
+        if inspect.isawaitable(result):  # a plain def (a lambda, a partial) that returned a
+            await result  # coroutine: its work and its errors are in there
 
     def _after_failure(self, record: DeadLetter, error: BaseException, duration: float) -> None:
         if not self.hooks:
@@ -168,47 +205,70 @@ class Engine:
         now = self.clock.now()
         decision = spec.policy.decide(1, error, now, self._rand)
         entry = _attempt_entry(error, now, duration, decision.reason)
-        return DeadLetter(
-            id=new_id(),
-            event=event,
-            handler=spec.name,
-            status=Status.DEAD if decision.dead else Status.SCHEDULED,
-            attempts=1,
-            max_attempts=spec.policy.max_attempts,
-            error_type=error_name(error),
-            error_message=error_message(error),
-            traceback=format_traceback(error),
-            fingerprint=fingerprint(event.topic, spec.name, error),
-            created_at=now,
-            updated_at=now,
-            history=(entry,),
-            origin=dict(origin),
-            consumer=self.consumer,
-            next_attempt_at=decision.retry_at,
-            dead_at=now if decision.dead else None,
+        return self._scrubbed(
+            DeadLetter(
+                id=new_id(),
+                event=event,
+                handler=spec.name,
+                status=Status.DEAD if decision.dead else Status.SCHEDULED,
+                attempts=1,
+                max_attempts=spec.policy.max_attempts,
+                error_type=error_name(error),
+                error_message=error_message(error),
+                traceback=format_traceback(error),
+                fingerprint=fingerprint(event.topic, spec.name, error),
+                created_at=now,
+                updated_at=now,
+                history=(entry,),
+                origin=dict(origin),
+                consumer=self.consumer,
+                next_attempt_at=decision.retry_at,
+                dead_at=now if decision.dead else None,
+            )
         )
 
     def _failed_again(
         self, record: DeadLetter, spec: HandlerSpec, error: Exception, duration: float
     ) -> DeadLetter:
         now = self.clock.now()
-        attempt = record.attempts + 1
+        attempt = record.attempts  # counted when the record was claimed
         decision = spec.policy.decide(attempt, error, now, self._rand)
+        return self._scrubbed(
+            record.replace(
+                status=Status.DEAD if decision.dead else Status.SCHEDULED,
+                attempts=attempt,
+                max_attempts=spec.policy.max_attempts,
+                error_type=error_name(error),
+                error_message=error_message(error),
+                traceback=format_traceback(error),
+                fingerprint=fingerprint(record.topic, spec.name, error),
+                history=(*record.history, _attempt_entry(error, now, duration, decision.reason)),
+                consumer=self.consumer or record.consumer,
+                updated_at=now,
+                next_attempt_at=decision.retry_at,
+                dead_at=now if decision.dead else record.dead_at,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+
+    def _scrubbed(self, record: DeadLetter) -> DeadLetter:
+        """The record with the payload's masked values taken out of its error text."""
+        if not self.redactor:
+            return record
+        secrets = self.redactor.secrets(record.payload)
+        if not secrets:
+            return record
+        scrub = self.redactor.scrub
+        history = tuple(
+            entry if entry.error_message is None
+            else dataclasses.replace(entry, error_message=scrub(entry.error_message, secrets))
+            for entry in record.history
+        )  # fmt: skip
         return record.replace(
-            status=Status.DEAD if decision.dead else Status.SCHEDULED,
-            attempts=attempt,
-            max_attempts=spec.policy.max_attempts,
-            error_type=error_name(error),
-            error_message=error_message(error),
-            traceback=format_traceback(error),
-            fingerprint=fingerprint(record.topic, spec.name, error),
-            history=(*record.history, _attempt_entry(error, now, duration, decision.reason)),
-            consumer=self.consumer or record.consumer,
-            updated_at=now,
-            next_attempt_at=decision.retry_at,
-            dead_at=now if decision.dead else record.dead_at,
-            lease_owner=None,
-            lease_expires_at=None,
+            error_message=scrub(record.error_message, secrets),
+            traceback=scrub(record.traceback, secrets),
+            history=history,
         )
 
     def _resolved(self, record: DeadLetter, duration: float) -> DeadLetter:
@@ -216,7 +276,6 @@ class Engine:
         entry = Attempt(kind="success", at=now, duration=duration)
         return record.replace(
             status=Status.RESOLVED,
-            attempts=record.attempts + 1,
             history=(*record.history, entry),
             updated_at=now,
             resolved_at=now,
@@ -238,3 +297,21 @@ def _attempt_entry(error: Exception, now: Any, duration: float, reason: str) -> 
         duration=duration,
         detail=detail,
     )
+
+
+def _note_interrupted(record: DeadLetter, now: datetime) -> DeadLetter:
+    """Add a history entry for an attempt that ended with its worker: the claim counted it
+    (``attempts``), but no outcome was ever written for it."""
+    since_replay = 0
+    for entry in reversed(record.history):
+        if entry.kind == "replay":
+            break
+        if entry.kind in ("attempt", "interrupted"):
+            since_replay += 1
+    if record.attempts - 1 <= since_replay:
+        return record
+    entry = Attempt(
+        kind="interrupted", at=now, error_type=error_name(WorkerLost()),
+        error_message="the worker stopped before this attempt finished (crash, kill or OOM)",
+    )  # fmt: skip
+    return record.replace(history=(*record.history, entry))

@@ -7,6 +7,7 @@ Everything redrive raises derives from one root::
     ├── PolicyError            an impossible retry policy
     ├── NotFound               no dead letter (or other record) with that id
     ├── InvalidTransition      the record is not in a status that allows the change
+    ├── InvalidInput           an operator's input cannot be used (e.g. a payload patch)
     ├── StoreError             the store failed; the driver's error is the __cause__
     │   └── StoreUnavailable   the store could not be reached within the timeout
     └── TransportError         a broker failed; the driver's error is the __cause__
@@ -15,6 +16,9 @@ Handlers raise these to steer their own retries (they are not ``RedriveError``\\
 
     NonRetriableError          the event can never succeed: dead at once
     RetryAfter(seconds)        retry, but not before ``seconds``
+
+``WorkerLost`` is what redrive records when attempts ended with their worker (a crash, a
+kill, out of memory) until the policy's attempts ran out.
 
 Each class's docstring is its default message.
 """
@@ -51,6 +55,10 @@ class InvalidTransition(RedriveError):
     """The record's status does not allow this change."""
 
 
+class InvalidInput(RedriveError):
+    """The input cannot be used."""
+
+
 class StoreError(RedriveError):
     """The store failed."""
 
@@ -67,6 +75,10 @@ class NonRetriableError(Exception):
     """Raise from a handler when the event can never succeed: it goes dead at once."""
 
 
+class WorkerLost(Exception):
+    """The worker running the attempt stopped before it finished (crash, kill, OOM)."""
+
+
 class RetryAfter(Exception):
     """Raise from a handler to retry no sooner than ``seconds`` from now.
 
@@ -74,7 +86,7 @@ class RetryAfter(Exception):
     """
 
     def __init__(self, seconds: float, message: str = "") -> None:
-        if seconds < 0:
+        if not seconds >= 0:  # also refuses NaN
             raise PolicyError("RetryAfter needs a delay of zero seconds or more")
         self.seconds = float(seconds)
         super().__init__(message or f"retry after {self.seconds:g}s")

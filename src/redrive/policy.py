@@ -42,6 +42,10 @@ DEFAULT_DEAD_ON: tuple[type[BaseException], ...] = (
 )
 
 
+LONGEST_DELAY = 366 * 86400.0
+"""The cap on any retry delay, ``RetryAfter`` included: a year."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RetryPolicy:
     """How often and how soon a failed handler is tried again.
@@ -68,8 +72,8 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise PolicyError("max_attempts must be 1 or more")
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise PolicyError("delays must be zero or more seconds")
+        if not 0 <= self.initial_delay <= LONGEST_DELAY or not 0 <= self.max_delay <= LONGEST_DELAY:
+            raise PolicyError("delays must be between zero seconds and a year")
         if self.multiplier < 1:
             raise PolicyError("multiplier must be 1 or more")
         if self.jitter not in ("full", "equal", "none"):
@@ -112,6 +116,9 @@ class RetryPolicy:
             return Decision(retry_at=None, reason="exhausted")
         retry_after = error.seconds if isinstance(error, RetryAfter) else None
         seconds = self.delay(attempt, rand) if retry_after is None else retry_after
+        # A handler's RetryAfter may exceed max_delay (a server's Retry-After is honoured),
+        # but never the longest delay a datetime can hold comfortably.
+        seconds = min(seconds, LONGEST_DELAY)
         return Decision(retry_at=now + timedelta(seconds=seconds), reason="retry")
 
     def timeline(self) -> list[tuple[int, float, float]]:

@@ -1,7 +1,7 @@
 """Masking of sensitive payload fields in what operators see (API, console, exports).
 
-The store keeps the original, so a replay still gets the real payload. Patterns come from
-the config's ``redact`` list:
+The store keeps the original payload, so a replay still gets the real values. Patterns
+come from the config's ``redact`` list:
 
 - ``password``       the key ``password`` at any depth;
 - ``card.number``    that exact path from the top of the payload;
@@ -10,6 +10,12 @@ the config's ``redact`` list:
 Matching ignores case. Headers are masked by the same patterns (by header name), and so
 are the payloads that history entries and audit details keep (a patched replay's original
 payload and its patch).
+
+Error text is free text: a validation error may quote the very value it rejects. So the
+*values* found at masked paths are also scrubbed out of error messages and tracebacks,
+both when the engine records a failure (they never reach the store) and when a record is
+shown. In a patch, a masked value means "keep what is there": an operator can send an
+edited payload back without knowing (or overwriting) the secrets in it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from redrive.exceptions import InvalidInput
+
 MASK = "***"
+_MIN_SECRET = 4  # shorter values are not scrubbed from text: "1" would mask every digit
+
+
+class MaskInList(InvalidInput):
+    """A patch keeps a masked value inside a list, where it cannot be restored."""
 
 
 class Redactor:
@@ -40,6 +53,7 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._anywhere or self._paths)
 
+    # -- payloads and headers ------------------------------------------------------------
     def payload(self, value: Any) -> Any:
         """A copy of ``value`` with matching fields masked (the input is not changed)."""
         return self._walk(value, ()) if self else value
@@ -48,19 +62,43 @@ class Redactor:
         """A copy of ``headers`` with matching names masked."""
         return {k: MASK if self._matches((k.lower(),)) else v for k, v in headers.items()}
 
+    def secrets(self, payload: Any) -> list[str]:
+        """The text of every value at a masked path (long enough to scrub), longest first."""
+        found: set[str] = set()
+        if self:
+            self._collect(payload, (), found, inside=False)
+        return sorted(found, key=len, reverse=True)
+
+    def scrub(self, text: str, secrets: Iterable[str]) -> str:
+        """``text`` with every occurrence of each secret replaced by the mask."""
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    # -- records -----------------------------------------------------------------------
     def record(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Mask a record's JSON shape (``to_dict()``): payload, headers, and the payloads
-        its history keeps."""
+        """Mask a record's JSON shape (``to_dict()``): payload, headers, the payloads its
+        history keeps, and the payload's secrets wherever error text quotes them."""
         if not self:
             return data
+        secrets = self.secrets(data.get("payload"))
         masked = dict(data)
         masked["payload"] = self.payload(data.get("payload"))
         masked["headers"] = self.headers(data.get("headers") or {})
-        masked["history"] = [
-            {**entry, "detail": self.detail(entry["detail"])} if entry.get("detail") else entry
-            for entry in data.get("history") or ()
-        ]
+        for field in ("error_message", "traceback"):
+            if isinstance(data.get(field), str):
+                masked[field] = self.scrub(data[field], secrets)
+        masked["history"] = [self._entry(entry, secrets) for entry in data.get("history") or ()]
         return masked
+
+    def _entry(self, entry: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
+        entry = dict(entry)
+        if entry.get("detail"):
+            entry["detail"] = self.detail(entry["detail"])
+        if isinstance(entry.get("error_message"), str):
+            entry["error_message"] = self.scrub(entry["error_message"], secrets)
+        return entry
 
     def detail(self, detail: Mapping[str, Any]) -> dict[str, Any]:
         """Mask the payloads a history entry or an audit detail keeps: any key naming a
@@ -77,6 +115,7 @@ class Redactor:
                 masked[key] = value
         return masked
 
+    # -- walking -----------------------------------------------------------------------
     def _walk(self, value: Any, path: tuple[str, ...]) -> Any:
         if isinstance(value, Mapping):
             result = {}
@@ -88,6 +127,19 @@ class Redactor:
             return [self._walk(item, path) for item in value]
         return value
 
+    def _collect(self, value: Any, path: tuple[str, ...], found: set[str], inside: bool) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                here = (*path, str(key).lower())
+                self._collect(item, here, found, inside or self._matches(here))
+        elif isinstance(value, list):
+            for item in value:
+                self._collect(item, path, found, inside)
+        elif inside and value is not None and not isinstance(value, bool):
+            text = str(value)
+            if len(text) >= _MIN_SECRET:
+                found.add(text)
+
     def _matches(self, path: tuple[str, ...]) -> bool:
         if path[-1] in self._anywhere:
             return True
@@ -95,3 +147,36 @@ class Redactor:
             len(pattern) == len(path) and all(map(fnmatch.fnmatchcase, path, pattern))
             for pattern in self._paths
         )
+
+
+def keep_masked(patch: Any, path: str = "") -> Any:
+    """A JSON merge patch with every masked value taken out, so that it means "keep the
+    value that is there" (merge patches leave absent keys as they are).
+
+    Raises ``MaskInList`` for a masked value inside a list: a merge patch replaces a list
+    whole, so its masked items could not be restored.
+    """
+    if isinstance(patch, Mapping):
+        return {
+            key: keep_masked(value, f"{path}.{key}" if path else str(key))
+            for key, value in patch.items()
+            if value != MASK
+        }
+    if isinstance(patch, list):
+        if _contains_mask(patch):
+            raise MaskInList(
+                f"the patch keeps a masked value ({MASK}) inside the list at "
+                f"{path or 'the top'}: a list is replaced whole, so send its real values"
+            )
+        return patch
+    return patch
+
+
+def _contains_mask(value: Any) -> bool:
+    if value == MASK:
+        return True
+    if isinstance(value, Mapping):
+        return any(_contains_mask(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains_mask(item) for item in value)
+    return False

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from redrive._clock import Clock, SystemClock
@@ -151,17 +153,23 @@ class Scheduler:
     async def _beat(self) -> None:
         """Extend the leases of the attempts running here, every third of the lease."""
         interval = self._lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            if not self._held:
-                continue
-            try:
-                await asyncio.to_thread(
-                    self.store.extend_leases, list(self._held), owner=self.owner,
-                    until=self.clock.now() + self._lease,
-                )  # fmt: skip
-            except Exception:  # the next beat tries again; the lease has two more thirds
-                logger.exception("could not extend %d leases", len(self._held))
+        loop = asyncio.get_running_loop()
+        # Its own thread: busy handler or store threads must never delay a heartbeat.
+        with ThreadPoolExecutor(1, thread_name_prefix="redrive-heartbeat") as thread:
+            while True:
+                await asyncio.sleep(interval)
+                if self._held:
+                    await self._extend(loop, thread)
+
+    async def _extend(self, loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor) -> None:
+        until = self.clock.now() + self._lease
+        extend = functools.partial(
+            self.store.extend_leases, list(self._held), owner=self.owner, until=until
+        )
+        try:
+            await loop.run_in_executor(thread, extend)
+        except Exception:  # the next beat tries again; the lease has two more thirds
+            logger.exception("could not extend %d leases", len(self._held))
 
     async def _run(self, record: DeadLetter) -> DeadLetter | None:
         spec = self._handlers().get((record.topic, record.handler))

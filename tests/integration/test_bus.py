@@ -266,7 +266,7 @@ async def test_heartbeat_keeps_a_long_attempt_from_running_twice(db_path: Path) 
     from tests.factories import make_record
 
     store = open_store(f"sqlite:///{db_path}")
-    store.add([make_record(status=Status.SCHEDULED)])
+    store.add([make_record(status=Status.SCHEDULED, attempts=1)])
     release = asyncio.Event()
     runs = Counter[str]()
 
@@ -298,3 +298,57 @@ async def test_heartbeat_keeps_a_long_attempt_from_running_twice(db_path: Path) 
     for bus in buses:
         bus.store.close()
     store.close()
+
+
+class TestEdges:
+    async def test_plain_def_returning_a_coroutine_is_awaited(
+        self, bus: EventBus, sqlite_store: Store
+    ) -> None:
+        """A lambda around an async handler runs it, and its failure is recorded."""
+
+        async def real(event: Event) -> None:
+            raise ValueError("bad order")
+
+        bus.subscribe("t", lambda event: real(event), name="h")
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert (record.status, record.error_message) == (Status.DEAD, "bad order")
+
+    async def test_attempts_lost_with_their_workers_end_dead(
+        self, bus: EventBus, sqlite_store: Store
+    ) -> None:
+        """A record whose attempts all ended with their worker goes dead, not round again."""
+        from tests.factories import make_record
+
+        ran: list[str] = []
+        bus.subscribe("orders.created", lambda event: ran.append(event.id), name="app.send_receipt")
+        sqlite_store.add([make_record(status=Status.SCHEDULED, attempts=3)])
+        assert await bus.scheduler.run_once() == 1
+        (record,) = records(sqlite_store)
+        assert ran == []
+        assert (record.status, record.error_type) == (Status.DEAD, "redrive.exceptions.WorkerLost")
+        assert [h.kind for h in record.history][-2:] == ["interrupted", "attempt"]
+
+    async def test_secrets_never_reach_the_store_in_error_text(self, sqlite_store: Store) -> None:
+        """With redact patterns, a secret quoted by an error is scrubbed before it is written."""
+        bus = EventBus(sqlite_store, settings=Settings(redact=("password",)))
+
+        def check(event: Event) -> None:
+            raise ValueError(f"password {event.payload['user']['password']!r} is too weak")
+
+        bus.subscribe("t", check, name="h")
+        await bus.publish("t", {"user": {"password": "hunter2-secret"}})
+        (record,) = records(sqlite_store)
+        assert record.error_message == "password '***' is too weak"
+        assert "hunter2-secret" not in record.traceback
+        assert "hunter2-secret" not in repr(record.history)
+        assert record.payload == {"user": {"password": "hunter2-secret"}}  # kept for replay
+
+    async def test_an_enormous_retry_after_is_capped(self, sqlite_store: Store) -> None:
+        """RetryAfter beyond what a date can hold is capped at a year, and recorded."""
+        clock = FakeClock()
+        bus = EventBus(sqlite_store, clock=clock)
+        bus.subscribe("t", _fail_with(RetryAfter(1e12)), name="h")
+        await bus.publish("t", {})
+        (record,) = records(sqlite_store)
+        assert (record.next_attempt_at - clock.now()).days == 366

@@ -13,6 +13,7 @@ from redrive.config import parse_duration
 TOML = """
 store_url = "sqlite:///./app.db"
 max_replays = 3
+redact = ["password", "*.secret"]
 
 [policy]
 max_attempts = 4
@@ -29,8 +30,8 @@ dead_on = ["json.JSONDecodeError"]
 [handlers."app.send_receipt".policy]
 max_attempts = 1
 
-[redact]
-fields = ["password"]
+[api]
+max_page = 200
 """
 
 
@@ -56,7 +57,8 @@ class TestLoading:
         import json
 
         assert json.JSONDecodeError in topic.policy.dead_on and ValueError in topic.policy.dead_on
-        assert settings.sections["redact"] == {"fields": ["password"]}
+        assert settings.redact == ("password", "*.secret")
+        assert settings.sections["api"] == {"max_page": 200}
 
     def test_yaml_works_too(self, tmp_path: Path) -> None:
         """A .yaml file is read like the TOML one."""
@@ -103,6 +105,8 @@ class TestErrors:
             ("[topics.a]\nretention = -1\n", "topics.a.retention", "a duration"),
             ("[topics.a]\ncolour = 'red'\n", "topics.a.colour", "one of"),
             ("topics = 3\n", "topics", "a table"),
+            ("redact = 'password'\n", "redact", "a list of field patterns"),
+            ("redact = ['password', '.']\n", "redact[1]", "a field name or dotted path"),
         ],
     )
     def test_bad_values_name_file_key_and_expectation(

@@ -165,7 +165,8 @@ class Store(Protocol):
         handlers: Collection[tuple[str, str]] | None = None,
     ) -> list[DeadLetter]:
         """Move up to ``limit`` due records (scheduled and due, or retrying with an expired
-        lease) to ``retrying`` under a lease held by ``owner``; oldest due first.
+        lease) to ``retrying`` under a lease held by ``owner``, counting the attempt
+        (``attempts + 1``, so attempts that end with their worker count); oldest due first.
         ``handlers`` limits the claim to these (topic, handler name) pairs."""
 
     def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:

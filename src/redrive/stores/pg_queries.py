@@ -103,7 +103,8 @@ def claim(order_by: str, status: str, only: str) -> str:
         f"WITH due AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = '{status}' "
         f"AND {order_by} <= %s{only} ORDER BY {order_by} LIMIT %s FOR UPDATE SKIP LOCKED) "
         f"UPDATE {TABLE} AS d SET status = 'retrying', lease_owner = %s, "
-        "lease_expires_at = %s, updated_at = %s FROM due WHERE d.id = due.id "
+        "lease_expires_at = %s, updated_at = %s, attempts = d.attempts + 1 "
+        "FROM due WHERE d.id = due.id "
         f"RETURNING {', '.join(f'd.{c}' for c in COLUMNS)}"
     )
 

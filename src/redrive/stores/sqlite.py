@@ -74,7 +74,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
         only, params = _handler_clause(handlers)
         sql = (
             f"UPDATE {TABLE} SET status = 'retrying', lease_owner = ?, lease_expires_at = ?, "
-            f"updated_at = ? WHERE id IN (SELECT id FROM {TABLE} WHERE "
+            f"updated_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM {TABLE} WHERE "
             "((status = 'scheduled' AND next_attempt_at <= ?) "
             f" OR (status = 'retrying' AND lease_expires_at <= ?)){only} "
             f"ORDER BY next_attempt_at LIMIT ?) RETURNING {COLUMN_LIST}"

@@ -51,12 +51,7 @@ class ApiOptions:
         values: dict[str, Any] = {}
         for key, value in table.items():
             values[key] = _value(key, value, source)
-        redact = settings.sections.get("redact", [])
-        if not isinstance(redact, list) or not all(isinstance(p, str) for p in redact):
-            raise ConfigError(
-                f"expected a list of field patterns, got {redact!r}", source=source, key="redact"
-            )
-        return cls(**values, redact=tuple(redact))
+        return cls(**values, redact=settings.redact)
 
     def redactor(self) -> Redactor:
         """The masker for payloads and headers in responses, pages and exports."""

@@ -121,12 +121,7 @@ def service(ctx: typer.Context, actor: str | None = None) -> DeadLetterQueue:
 
 def redactor(ctx: typer.Context) -> Redactor:
     """Masks the fields the config's top-level ``redact = [...]`` list names."""
-    from redrive.redact import Redactor
-
-    patterns = state_of(ctx).settings.sections.get("redact", [])
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        raise BadInput("redact: expected a list of field patterns such as ['password']")
-    return Redactor(patterns)
+    return state_of(ctx).settings.redactor()
 
 
 def echo_json(data: Any) -> None:
