@@ -434,10 +434,12 @@ def redacted(data: dict[str, JSON], redactor: Redactor | None) -> dict[str, JSON
 # -- the service's file operations ------------------------------------------------------
 class ExportStream:
     """The text of an export of ``where`` (bounded to the records that exist now), oldest
-    first, in chunks of ``CHUNK`` records: bounded memory whatever the size. ``count`` is
-    how many records were produced so far, ``done`` whether the document is complete."""
+    first, in chunks of ``CHUNK`` records or about ``CHUNK_CHARS`` characters, whichever
+    comes first: bounded memory whatever the number or size of records. ``count`` is how
+    many records were produced so far, ``done`` whether the document is complete."""
 
     CHUNK = 1000
+    CHUNK_CHARS = 1 << 20
 
     def __init__(
         self, dlq: DeadLetterQueue, where: Filter, fmt: str, redactor: Redactor | None,
@@ -454,7 +456,7 @@ class ExportStream:
         writer = ExportWriter(buffer, self.fmt)
         for record in self._dlq.iter_records(self._dlq.snapshot(self._where)):
             writer.write(redacted(record.to_dict(), self._redactor))
-            if writer.count % self.CHUNK == 0:
+            if writer.count % self.CHUNK == 0 or buffer.tell() >= self.CHUNK_CHARS:
                 yield self._chunk(buffer, writer.count)
         writer.close()
         self.done = True
