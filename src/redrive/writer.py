@@ -48,10 +48,28 @@ class BatchWriter:
             try:
                 await asyncio.to_thread(self._store.add, [record for record, _ in batch])
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                else:  # one bad record must not fail the others: write them one by one
+                    for record, future in batch:
+                        await self._write_alone(record, future)
             else:
                 for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                    _settle(future, None)
+
+    async def _write_alone(self, record: DeadLetter, future: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.to_thread(self._store.add, [record])
+        except Exception as exc:
+            _settle(future, exc)
+        else:
+            _settle(future, None)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # its publisher was cancelled; the outcome is known anyway
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -362,3 +362,14 @@ class TestAuditAndMeta:
         assert store.meta_list("locks") == {"monitor": {"owner": "b"}}
         assert store.meta_delete("locks", "monitor") is True
         assert store.meta_get("locks", "monitor") is None
+
+
+def test_a_payload_that_is_not_json_is_a_store_error(store: Store) -> None:
+    """NaN or a tuple key cannot be stored: StoreError naming the record, nothing written."""
+    from redrive.exceptions import StoreError
+
+    for payload in ({"v": float("nan")}, {(1, 2): "x"}):
+        bad = make_record(payload=payload)
+        with pytest.raises(StoreError, match=bad.id):
+            store.add([bad, make_record()])
+    assert store.count(Filter()) == 0

@@ -352,3 +352,18 @@ class TestEdges:
         await bus.publish("t", {})
         (record,) = records(sqlite_store)
         assert (record.next_attempt_at - clock.now()).days == 366
+
+
+async def test_one_unstorable_failure_does_not_fail_its_batch(sqlite_store: Store) -> None:
+    """Concurrent failures share a commit; the one that cannot be stored fails alone."""
+    bus = EventBus(sqlite_store)
+    bus.subscribe("t", _fail_with(ValueError("bad")), name="h")
+    from redrive import StoreError
+
+    results = await asyncio.gather(
+        bus.publish("t", {"n": 1}), bus.publish("t", {(1, 2): "x"}), bus.publish("t", {"n": 3}),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert isinstance(results[1], StoreError)
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    assert sorted(r.payload["n"] for r in records(sqlite_store)) == [1, 3]

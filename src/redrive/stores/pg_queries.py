@@ -36,7 +36,9 @@ def _scrub(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for a JSONB column (non-JSON values as their ``str``, NULs replaced)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+    )
     if "\\u0000" not in text:
         return text
     return json.dumps(_scrub(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
@@ -49,7 +51,10 @@ class PgDialect(Dialect):
     like = "ILIKE"
 
     def encode_json(self, value: Any) -> Any:
-        return Jsonb(value, dumps=dumps)
+        # Encoded now, not when psycopg adapts it: a payload that is not JSON fails while
+        # the row is built (a StoreError for that record), never inside a batch's INSERT.
+        text = dumps(value)
+        return Jsonb(value, dumps=lambda _: text)
 
     def decode_json(self, value: Any) -> Any:
         return value

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from redrive.exceptions import StoreError
 from redrive.models import Attempt, DeadLetter, Event, Status, format_time, parse_time
 from redrive.stores.base import Filter, Page
 
@@ -42,7 +43,10 @@ class Dialect:
     def encode_json(self, value: Any) -> Any:
         if not value and isinstance(value, dict):
             return "{}"  # most headers and origins: skip the encoder
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        # allow_nan=False: NaN and Infinity are not JSON, and PostgreSQL refuses them.
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+        )
 
     def encode_consumer(self, consumer: Any) -> Any:
         """Encode consumer info; one engine passes the same mapping on every record."""
@@ -67,7 +71,17 @@ class Dialect:
 
 
 def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
-    """The column values of ``record``, in ``COLUMNS`` order."""
+    """The column values of ``record``, in ``COLUMNS`` order; ``StoreError`` if its payload
+    or headers cannot be stored as JSON."""
+    try:
+        return _row(record, dialect)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"dead letter {record.id} (event {record.event.id}) cannot be stored as JSON: {exc}"
+        ) from exc
+
+
+def _row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
     event, enc, t = record.event, dialect.encode_json, dialect.encode_time
     return (
         record.id, event.id, event.topic, record.handler, record.status.value,
