@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -143,19 +143,25 @@ def parse_statuses(text: str | None, default: tuple[str, ...] = ("dead",)) -> tu
     return tuple(Status(name) for name in names)
 
 
+MAX_AGE_DAYS = 365_000
+"""The longest duration an option takes (about 1000 years): anything longer is a typo, and
+``now - age`` stays a valid time."""
+
+
 def parse_when(text: str, option: str, now: datetime) -> datetime:
     """A duration ago (``2h``, ``3d``) or an ISO-8601 time (``2026-11-01T00:00Z``)."""
-    from redrive.config import parse_duration
     from redrive.models import parse_time
 
     try:
-        return now - parse_duration(text)
-    except ValueError:
+        return now - parse_age(text, option)
+    except _NotADuration:
         pass
     try:
         when = parse_time(text)
     except ValueError:
         when = None
+    except OverflowError:  # valid, but out of range once in UTC (0001-01-01T00:00+01:00)
+        raise BadInput(f"{option}: {text!r} is out of range") from None
     if when is None:
         raise BadInput(
             f"{option}: expected a duration (30m, 2h, 3d) or an ISO time "
@@ -164,16 +170,25 @@ def parse_when(text: str, option: str, now: datetime) -> datetime:
     return when
 
 
-def parse_age(text: str, option: str) -> Any:
-    """A duration such as ``30d`` (a timedelta)."""
+def parse_age(text: str, option: str) -> timedelta:
+    """A duration such as ``30d`` of at most ``MAX_AGE_DAYS``."""
     from redrive.config import parse_duration
 
     try:
-        return parse_duration(text)
+        age = parse_duration(text)
     except ValueError:
-        raise BadInput(
+        raise _NotADuration(
             f"{option}: expected a duration such as 12h, 30d or 1w, got {text!r}"
         ) from None
+    except OverflowError:
+        age = None
+    if age is None or age > timedelta(days=MAX_AGE_DAYS):
+        raise BadInput(f"{option}: {text!r} is too long (at most {MAX_AGE_DAYS}d)")
+    return age
+
+
+class _NotADuration(BadInput):
+    """The text is not a duration at all (``parse_when`` then tries an ISO time)."""
 
 
 def build_filter(
