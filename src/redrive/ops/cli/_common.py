@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,11 +85,11 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except NotFound as exc:
-            raise fail(str(exc), EXIT_NOT_FOUND) from None
+            raise fail(printable(str(exc)), EXIT_NOT_FOUND) from None
         except (ConfigError, FormatError, BadInput) as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
+            raise fail(printable(str(exc)), EXIT_USAGE) from None
         except RedriveError as exc:
-            raise fail(str(exc), EXIT_FAILED) from None
+            raise fail(printable(str(exc)), EXIT_FAILED) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
@@ -125,8 +126,23 @@ def redactor(ctx: typer.Context) -> Redactor:
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as indented JSON. JSON escapes C0 control characters; C1 ones and
+    DEL are escaped too (``\\u009b``), so no value can drive the terminal."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    typer.echo(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+_C1 = re.compile("[\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, multiline: bool = False) -> str:
+    """``text`` with C0 and C1 control characters and DEL shown as ``\\xNN``, so text read
+    from a record (or a file) cannot send escape sequences to the terminal. ``multiline``
+    keeps newlines and tabs (tracebacks, pretty-printed JSON)."""
+    pattern = _CONTROL_BUT_LINES if multiline else _CONTROL
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # -- parsing ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Tables fit the terminal (80 columns when the output is not a terminal): long text cells
 are cut with an ellipsis, ids never (operators copy them). Plain text renders in a few
-milliseconds and pipes cleanly into grep and less.
+milliseconds and pipes cleanly into grep and less. Everything goes out through ``Out``,
+which shows control characters from records as ``\\xNN`` (``_common.printable``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from redrive.models import DeadLetter, Status, utcnow
+from redrive.ops.cli._common import printable
 
 if TYPE_CHECKING:
     from redrive.redact import Redactor
@@ -35,8 +37,11 @@ class Out:
         self.width = width or shutil.get_terminal_size((80, 24)).columns
 
     def print(self, item: Grid | str = "") -> None:
-        """Print a line of text, or a table laid out to the width."""
-        typer.echo(item.render(self.width) if isinstance(item, Grid) else item)
+        """Print a line of text, or a table laid out to the width. Control characters are
+        shown as ``\\xNN`` (newlines and tabs kept): record text never reaches the
+        terminal raw."""
+        text = item.render(self.width) if isinstance(item, Grid) else item
+        typer.echo(printable(text, multiline=True))
 
 
 def console() -> Out:
@@ -72,8 +77,9 @@ class Grid:
         self.rows: list[list[str] | None] = []
 
     def add_row(self, *cells: str) -> None:
-        """Add one row of cells (already formatted)."""
-        self.rows.append([" ".join(str(cell).split()) for cell in cells])
+        """Add one row of cells (already formatted): blanks collapsed to one space, other
+        control characters shown as ``\\xNN`` (before widths are measured)."""
+        self.rows.append([printable(" ".join(str(cell).split())) for cell in cells])
 
     def add_section(self) -> None:
         """Draw a line before the next row."""
