@@ -47,3 +47,33 @@ def test_archive_into_a_corrupt_gz_is_422_and_changes_nothing(api: Api, tmp_path
     assert "is corrupt at byte" in detail
     assert path.read_bytes() == data
     assert [api.service.get(r.id).status for r in records] == [Status.DEAD] * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "start"),
+    [
+        ("hdr.jsonl", json.dumps({**make_record().to_dict(), "headers": "abc"}) + "\n",
+         "hdr.jsonl:1: invalid record: "),
+        ("bad.jsonl", "not json\n", "bad.jsonl:1: not valid JSON"),
+        ("torn.jsonl.gz", "\x1f\x8b\x08 not gzip", "torn.jsonl.gz: cannot read"),
+    ],
+)  # fmt: skip
+def test_import_errors_name_only_the_file(
+    api: Api, tmp_path: Path, name: str, content: str, start: str
+) -> None:
+    """A 422 of the import route names the file as the request gave it, never the server path."""
+    folder = archive_dir(tmp_path)
+    (folder / name).write_text(content)
+    detail = problem(api.admin.post("/api/v1/import", json={"file": name}), 422)["detail"]
+    assert detail.startswith(start)
+    assert str(folder) not in detail and str(tmp_path) not in detail
+
+
+def test_archive_errors_name_only_the_file(api: Api, tmp_path: Path) -> None:
+    """A 422 of the archive route names the file as the request gave it, never the server path."""
+    api.add(1, topic="zz")
+    corrupt_archive(archive_dir(tmp_path) / "old.jsonl.gz")
+    body = {"file": "old.jsonl.gz", "filter": {"topic": "zz"}}
+    detail = problem(api.admin.post("/api/v1/archive", json=body), 422)["detail"]
+    assert detail.startswith("archive old.jsonl.gz is corrupt at byte ")
+    assert str(tmp_path) not in detail

@@ -70,11 +70,12 @@ def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
     if body.filter.is_empty():
         raise Problem(422, "filter: give a criterion (an empty filter archives everything)")
     where = to_filter(body.filter, caller.service.clock.now())
+    path = _path(caller, body.file, create=True)
     try:
-        result = caller.service.archive(_path(caller, body.file, create=True), where=where,
-                                        actor=caller.actor, note=body.note)  # fmt: skip
+        result = caller.service.archive(path, where=where, actor=caller.actor,
+                                        note=body.note)  # fmt: skip
     except FormatError as exc:  # an existing archive that cannot be resumed
-        raise Problem(422, f"{body.file}: {exc}") from None
+        raise _unreadable(exc, path, body.file) from None
     return JSONResponse({"matched": result.matched, "changed": result.changed,
                          "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
 
@@ -88,9 +89,16 @@ def import_(body: ImportIn, caller: Caller = admin) -> JSONResponse:
     try:
         result = caller.service.import_(path, actor=caller.actor, note=body.note)
     except FormatError as exc:
-        raise Problem(422, f"{body.file}: {exc}") from None
+        raise _unreadable(exc, path, body.file) from None
     return JSONResponse({"matched": result.matched, "changed": result.changed,
                          "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+
+
+def _unreadable(exc: FormatError, path: Path, name: str) -> Problem:
+    """A 422 for a file that cannot be imported or resumed. It names only the file the
+    request gave: the service's message has the server's path, which clients never see."""
+    detail = str(exc).replace(str(path), name).replace(str(path.parent), "<archive_dir>")
+    return Problem(422, detail)
 
 
 def _path(caller: Caller, name: str, *, create: bool) -> Path:
