@@ -69,8 +69,7 @@ def api_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
 def api_settings(tmp_path: Path) -> Settings:
     """Settings with redaction on, an archive directory in the test's temp dir, and small
     limits so the limit tests stay small."""
-    return Settings(sections={
-        "redact": REDACT,
+    return Settings(redact=tuple(REDACT), sections={
         "api": {"max_page": 100, "max_bulk_ids": 50, "max_body_bytes": 64 * 1024,
                 "archive_dir": str(tmp_path / "archive")},
     })  # fmt: skip
@@ -85,8 +84,9 @@ def api(api_store: Store, api_settings: Settings) -> Iterator[Api]:
                for role in ("viewer", "operator", "admin")}  # fmt: skip
     with Server(create_app(service, api_settings)) as url:
         clients = {
-            role: httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                               timeout=30)
+            role: httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
             for role, token in secrets.items()
         }
         clients["anonymous"] = httpx.Client(base_url=url, timeout=30)

@@ -34,7 +34,9 @@ def test_bulk_discard_records_the_note_and_actor(api: Api) -> None:
                       json={"ids": [r.id for r in records], "note": "bad batch"})  # fmt: skip
     entry = api.viewer.get("/api/v1/audit").json()["items"][0]
     assert (entry["actor"], entry["count"], entry["detail"]["note"]) == (
-        "operator-token", 2, "bad batch"
+        "operator-token",
+        2,
+        "bad batch",
     )
 
 
@@ -43,8 +45,10 @@ def test_dry_run_changes_nothing(api: Api, action: str) -> None:
     """dry_run reports the counts and leaves every record as it was."""
     api.add(2)
     api.add(status=Status.RESOLVED)
-    body = api.operator.post(f"/api/v1/dead-letters/{action}",
-                             json={"filter": {"topic": "orders.created"}, "dry_run": True}).json()
+    body = api.operator.post(
+        f"/api/v1/dead-letters/{action}",
+        json={"filter": {"topic": "orders.created"}, "dry_run": True},
+    ).json()
     assert (body["matched"], body["changed"], body["skipped"], body["dry_run"]) == (3, 2, 1, True)
     assert api.service.count(status=Status.DEAD) == 2
 

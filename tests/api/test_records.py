@@ -51,7 +51,7 @@ class TestList:
             ({"correlation_id": "c-9"}, {"correlation_id": "c-9"}),
             ({"version": "2.1"}, {"version": "2.1"}),
             ({"q": "needle"}, {"error_message": "a needle in a haystack"}),
-            ({"q": "ZEBRA"}, {"payload": {"animal": "ZEBRA"}}),
+            # Payloads are not searched here: these tests mask fields (test_redaction.py).
         ],
     )
     def test_filters_select_matching_records(
@@ -142,7 +142,9 @@ class TestActions:
         patch = {"order_id": 8, "password": "***", "card": {"exp": "01/31"}}
         api.operator.post(f"/api/v1/dead-letters/{record.id}/retry", json={"patch": patch})
         assert api.service.get(record.id).payload == {
-            "order_id": 8, "password": "hunter2", "card": {"number": "4111", "exp": "01/31"}
+            "order_id": 8,
+            "password": "hunter2",
+            "card": {"number": "4111", "exp": "01/31"},
         }
 
     def test_patched_original_stays_masked_in_history(self, api: Api) -> None:

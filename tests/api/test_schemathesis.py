@@ -35,8 +35,8 @@ def fuzz_target(tmp_path: Path) -> Iterator[tuple[str, str]]:
     store.add([make_record(payload={"password": "x", "n": i}) for i in range(5)])
     service = DeadLetterQueue(store)
     token, _ = Tokens(service).create("fuzzer", "admin")
-    settings_ = Settings(sections={"redact": ["password"],
-                                   "api": {"archive_dir": str(tmp_path / "archive")}})  # fmt: skip
+    settings_ = Settings(redact=("password",),
+                         sections={"api": {"archive_dir": str(tmp_path / "archive")}})  # fmt: skip
     with Server(create_app(service, settings_)) as url:
         yield url, token
     store.close()

@@ -48,8 +48,14 @@ def _seed() -> list[DeadLetter]:
     records = [
         make_record(topic="orders.created", payload=secret, created_at=ago(3600 * 5)),
         *[_payment(n) for n in range(1, 4)],
-        make_record(topic="emails.sent", handler="app.mailer", error_type="KeyError",
-                    error_message="'template'", fingerprint="mail-key", created_at=ago(86400 * 2)),
+        make_record(
+            topic="emails.sent",
+            handler="app.mailer",
+            error_type="KeyError",
+            error_message="'template'",
+            fingerprint="mail-key",
+            created_at=ago(86400 * 2),
+        ),
         make_record(topic="orders.created", status=Status.RESOLVED, created_at=ago(7200)),
     ]
     return records
@@ -64,7 +70,7 @@ def console(tmp_path: Path) -> Iterator[Console]:
     service = DeadLetterQueue(store)
     tokens = {role: Tokens(service).create(f"{role}-token", role)[0]
               for role in ("viewer", "operator", "admin")}  # fmt: skip
-    settings = Settings(sections={"redact": ["password"]})
+    settings = Settings(redact=("password",))
     with Server(create_app(service, settings)) as url:
         yield Console(url=url, service=service, tokens=tokens, records=records)
     store.close()

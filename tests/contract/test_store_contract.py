@@ -89,6 +89,13 @@ class TestWritesAndReads:
         found = {r.id for r in store.find(Filter(search="inventory"), limit=10).items}
         assert found == {by_message.id, by_payload.id}
 
+    def test_search_can_leave_payloads_out(self, store: Store) -> None:
+        """With search_payload off, only error messages are searched."""
+        by_message = make_record(error_message="inventory down")
+        store.add([by_message, make_record(payload={"sku": "INVENTORY-42"})])
+        where = Filter(search="inventory", search_payload=False)
+        assert [r.id for r in store.find(where, limit=10).items] == [by_message.id]
+
     def test_search_treats_wildcards_literally(self, store: Store) -> None:
         """A % or _ in the search text matches only itself."""
         store.add([make_record(error_message="100% full"), make_record(error_message="1000 full")])

@@ -19,7 +19,9 @@ from redrive.models import JSON, Attempt, DeadLetter, Status
 class Filter:
     """Which dead letters a query, a count or a bulk change applies to. Empty matches all.
 
-    ``search`` looks for the text in the error message and in the payload.
+    ``search`` looks for the text in the error message and, unless ``search_payload`` is
+    false, in the payload (surfaces that mask payload fields turn it off: a search over the
+    raw payload would let anyone guess a masked value).
     ``max_id`` bounds a selection to records that existed when a plan was made
     (ids grow with time), so a bulk change never touches more than its plan showed.
     """
@@ -38,6 +40,7 @@ class Filter:
     dead_before: datetime | None = None
     updated_before: datetime | None = None
     search: str | None = None
+    search_payload: bool = True
     ids: tuple[str, ...] = ()
     max_id: str | None = None
     max_replays: int | None = None

@@ -195,9 +195,13 @@ def build_where(
         params.append(where.max_replays)
     if where.search:
         pattern = f"%{escape_like(where.search)}%"
-        clauses.append(
-            f"(error_message {dialect.like} {p} ESCAPE '\\' "
-            f"OR {payload_text('payload')} {dialect.like} {p} ESCAPE '\\')"
-        )
-        params.extend([pattern, pattern])
+        if where.search_payload:
+            clauses.append(
+                f"(error_message {dialect.like} {p} ESCAPE '\\' "
+                f"OR {payload_text('payload')} {dialect.like} {p} ESCAPE '\\')"
+            )
+            params.extend([pattern, pattern])
+        else:
+            clauses.append(f"error_message {dialect.like} {p} ESCAPE '\\'")
+            params.append(pattern)
     return (" AND ".join(clauses) or "1=1"), params

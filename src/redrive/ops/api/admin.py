@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from redrive.models import Status, format_time
 from redrive.ops.api import present
 from redrive.ops.api.context import Caller, admin, viewer
-from redrive.ops.api.filters import filter_query, parse_age, parse_when, to_filter
+from redrive.ops.api.filters import filter_query, parse_age, parse_when
 from redrive.ops.api.problems import responses
 from redrive.ops.api.schemas import (
     AuditPageOut,
@@ -41,7 +41,7 @@ def get_groups(
     limit: int = Query(50, ge=1, le=1000),
 ) -> JSONResponse:
     """Error groups (one per fingerprint), biggest first; dead letters unless ``status``."""
-    where = to_filter(filters, caller.service.clock.now())
+    where = caller.ctx.where(filters)
     if not where.statuses:
         where = where.replace(statuses=(Status.DEAD,))
     groups = caller.service.groups(where, limit=min(limit, caller.ctx.options.max_page))

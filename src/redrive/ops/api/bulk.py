@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 
 from redrive.models import Status
 from redrive.ops.api.context import Caller, operator
-from redrive.ops.api.filters import to_filter
 from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import BulkIn, BulkOut, RetryBulkIn
 from redrive.service import RESOLVABLE, Result
@@ -79,7 +78,7 @@ def _selection(caller: Caller, body: BulkIn) -> tuple[list[str] | None, Filter |
             raise Problem(422, f"ids: at most {limit} ids per request; use a filter for more")
         return list(dict.fromkeys(body.ids)), None
     assert body.filter is not None
-    where = to_filter(body.filter, caller.service.clock.now())
+    where = caller.ctx.where(body.filter)
     return None, caller.service.snapshot(where)
 
 

@@ -14,11 +14,14 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from redrive.ops.api.filters import to_filter
 from redrive.ops.api.options import ApiOptions
 from redrive.ops.api.problems import Problem
+from redrive.ops.api.schemas import FilterIn
 from redrive.ops.auth import Role, Sessions, TokenInfo, Tokens
 from redrive.redact import Redactor
 from redrive.service import DeadLetterQueue
+from redrive.stores.base import Filter
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 bearer = HTTPBearer(auto_error=False, description="An API token: `redrive token create`.")
@@ -42,6 +45,11 @@ class Context:
         sessions = Sessions(service, tokens, ttl)
         return cls(service=service, options=options, tokens=tokens, sessions=sessions,
                    redactor=options.redactor())  # fmt: skip
+
+    def where(self, data: FilterIn) -> Filter:
+        """The store filter of a request's criteria; the payload is searched only when no
+        field is masked (a search over raw payloads would reveal masked values)."""
+        return to_filter(data, self.service.clock.now(), payload_search=not self.redactor)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from redrive.ops.api.context import Caller, admin, viewer
-from redrive.ops.api.filters import filter_query, to_filter
+from redrive.ops.api.filters import filter_query
 from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import BulkOut, FilterIn, _In
 from redrive.service import FormatError
@@ -53,7 +53,7 @@ def export(
 ) -> StreamingResponse:
     """Matching records, oldest first, streamed (masked; bounded memory whatever the size);
     the same formats as ``redrive export``, audited when the stream ends."""
-    where = to_filter(filters, caller.service.clock.now())
+    where = caller.ctx.where(filters)
     chunks = caller.service.export_stream(
         where=where, fmt=format, redactor=caller.ctx.redactor, actor=caller.actor
     )
@@ -69,7 +69,7 @@ def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
     """Move matching records to a jsonl file on the server, then delete them (crash-safe)."""
     if body.filter.is_empty():
         raise Problem(422, "filter: give a criterion (an empty filter archives everything)")
-    where = to_filter(body.filter, caller.service.clock.now())
+    where = caller.ctx.where(body.filter)
     path = _path(caller, body.file, create=True)
     try:
         result = caller.service.archive(path, where=where, actor=caller.actor,

@@ -32,8 +32,12 @@ def filter_query(
                     version=version, since=since, until=until, q=q)  # fmt: skip
 
 
-def to_filter(data: FilterIn, now: datetime) -> Filter:
-    """The store filter for ``data``; a bad time is a 422 naming the field."""
+def to_filter(data: FilterIn, now: datetime, *, payload_search: bool = True) -> Filter:
+    """The store filter for ``data``; a bad time is a 422 naming the field.
+
+    :param payload_search: search the payload too; off when fields are masked, since a
+        search over the raw payload would reveal them one guess at a time.
+    """
     return Filter(
         statuses=tuple(data.status or ()),
         topic=data.topic or None,
@@ -46,6 +50,7 @@ def to_filter(data: FilterIn, now: datetime) -> Filter:
         created_after=parse_when(data.since, now, "since"),
         created_before=parse_when(data.until, now, "until"),
         search=data.q or None,
+        search_payload=payload_search,
     )
 
 

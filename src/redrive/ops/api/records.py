@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from redrive.models import DeadLetter
 from redrive.ops.api import present
 from redrive.ops.api.context import Caller, admin, operator, viewer
-from redrive.ops.api.filters import filter_query, to_filter
+from redrive.ops.api.filters import filter_query
 from redrive.ops.api.problems import Problem, responses
 from redrive.ops.api.schemas import DeadLetterOut, FilterIn, NoteIn, PageOut, RetryIn
 from redrive.service import Result
@@ -30,7 +30,7 @@ def list_dead_letters(
 ) -> JSONResponse:
     """Dead letters matching the filters, newest first, a page at a time."""
     ctx = caller.ctx
-    where = to_filter(filters, caller.service.clock.now())
+    where = caller.ctx.where(filters)
     page = caller.service.list(where, limit=min(limit, ctx.options.max_page), cursor=cursor)
     items = [present.summary(record) for record in page.items]
     return JSONResponse({"items": items, "next_cursor": page.next_cursor})

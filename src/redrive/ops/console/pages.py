@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse
 from redrive.exceptions import NotFound
 from redrive.models import Status
 from redrive.ops.api import present
-from redrive.ops.api.filters import to_filter
 from redrive.ops.api.problems import Problem
 from redrive.ops.api.schemas import FilterIn
 from redrive.ops.console import chart
@@ -75,7 +74,7 @@ def dead_letters(
         chosen = [Status(status)] if status else None
         data = FilterIn(status=chosen, topic=topic, handler=handler, error_type=error_type,
                         group=group, q=q, since=since)  # fmt: skip
-        page = ctx.service.list(to_filter(data, ctx.service.clock.now()), limit=PAGE,
+        page = ctx.service.list(ctx.where(data), limit=PAGE,
                                 cursor=cursor)  # fmt: skip
         rows, next_cursor = [present.summary(r) for r in page.items], page.next_cursor
     except (ValueError, Problem) as exc:
