@@ -21,7 +21,7 @@ from redrive.bulk import Result, filter_to_dict, make_filter
 from redrive.exceptions import NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
-from redrive.redact import Redactor
+from redrive.redact import Redactor, keep_masked
 from redrive.replay import (
     ReplayOptions,
     ReplayPlan,
@@ -285,6 +285,8 @@ class DeadLetterQueue:
         wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
         if wanted is None:
             where = self.replay_filter(where or Filter(), force=force)
+        if patch is not None:
+            patch = keep_masked(patch)  # a masked value sent back means "keep it"
         run = ReplayRun(self, wanted, where, patch=patch, delay=delay, actor=actor, note=note)
         report = run.execute(options or ReplayOptions(), progress)
         self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
@@ -339,7 +341,7 @@ class DeadLetterQueue:
         first, so a corrupt line (``FormatError``) imports nothing."""
         checked, added = transfer.import_file(self.store, Path(path), progress)
         result = Result(checked, added, checked - added)
-        self._audit("import", result, None, None, actor, note, {"file": str(path)})
+        self._audit("import", result, None, None, actor, note, {"file": Path(path).name})
         return result
 
     def archive(
@@ -358,7 +360,7 @@ class DeadLetterQueue:
         bounded = self.snapshot(where or Filter())
         moved, deleted = transfer.archive(self, Path(path), bounded, batch, progress)
         result = Result(moved, deleted, moved - deleted)
-        self._audit("archive", result, where, None, actor, note, {"file": str(path)})
+        self._audit("archive", result, where, None, actor, note, {"file": Path(path).name})
         return result
 
     # -- internals ---------------------------------------------------------------------

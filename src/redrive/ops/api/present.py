@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from redrive.models import JSON, DeadLetter, format_time
-from redrive.redact import MASK, Redactor
+from redrive.redact import Redactor
 from redrive.stores.base import AuditEntry, Group, Stats
 
 SUMMARY = (
@@ -39,17 +39,6 @@ def summary(record: DeadLetter) -> dict[str, Any]:
 def full(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
     """The whole record, with payload, headers and payloads kept in history masked."""
     return redactor.record(record.to_dict())
-
-
-def unmask(edited: JSON, original: JSON) -> JSON:
-    """``edited`` with every value still equal to the mask taken from ``original``."""
-    if edited == MASK:
-        return original
-    if isinstance(edited, dict) and isinstance(original, dict):
-        return {k: unmask(v, original.get(k)) if k in original else v for k, v in edited.items()}
-    if isinstance(edited, list) and isinstance(original, list) and len(edited) == len(original):
-        return [unmask(a, b) for a, b in zip(edited, original, strict=True)]
-    return edited
 
 
 def diff_patch(old: JSON, new: JSON) -> JSON:

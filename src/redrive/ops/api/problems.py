@@ -16,7 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from redrive.exceptions import InvalidTransition, NotFound, StoreError, StoreUnavailable
+from redrive.exceptions import (
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from redrive.ops.auth import TokenError
 
 logger = logging.getLogger("redrive.api")
@@ -111,6 +117,9 @@ def install(app: FastAPI) -> None:
     async def on_token(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, 422, str(exc))
 
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(request, 422, str(exc))
+
     async def on_store(request: Request, exc: Exception) -> JSONResponse:
         logger.error("store error on %s: %s", request.url.path, exc)
         unavailable = isinstance(exc, StoreUnavailable)
@@ -127,5 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(InvalidTransition, on_conflict)
     app.add_exception_handler(TokenError, on_token)
+    app.add_exception_handler(InvalidInput, on_invalid)
     app.add_exception_handler(StoreError, on_store)
     app.add_exception_handler(Exception, on_bug)

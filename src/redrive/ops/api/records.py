@@ -51,8 +51,7 @@ def retry_dead_letter(
     """Schedule a dead letter for replay, optionally with a patched or new payload."""
     body = body or RetryIn()
     record = caller.service.get(record_id)
-    # Masked values sent back unchanged keep the original: see present.unmask.
-    patch = present.unmask(body.patch, record.payload) if body.patch is not None else None
+    patch = body.patch  # masked values sent back mean "keep": see redact.keep_masked
     report = caller.service.replay(
         [record.id], patch=patch, delay=timedelta(seconds=body.delay_seconds),
         actor=caller.actor, note=body.note,

@@ -79,14 +79,14 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from redrive.exceptions import ConfigError, NotFound, RedriveError
+        from redrive.exceptions import ConfigError, InvalidInput, NotFound, RedriveError
         from redrive.service import FormatError
 
         try:
             return fn(*args, **kwargs)
         except NotFound as exc:
             raise fail(printable(str(exc)), EXIT_NOT_FOUND) from None
-        except (ConfigError, FormatError, BadInput) as exc:
+        except (ConfigError, FormatError, BadInput, InvalidInput) as exc:
             raise fail(printable(str(exc)), EXIT_USAGE) from None
         except RedriveError as exc:
             raise fail(printable(str(exc)), EXIT_FAILED) from None

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from redrive.exceptions import NotFound
+from redrive.exceptions import InvalidInput, NotFound
 from redrive.models import Status
 from redrive.ops.api import present
 from redrive.ops.api.context import get_context
@@ -118,8 +118,13 @@ def act(
             except ValueError as exc:
                 return _answer(request, record.id, False, f"The payload is not valid JSON: {exc}",
                                status=422)  # fmt: skip
-            patch = present.diff_patch(record.payload, present.unmask(edited, record.payload))
-        changed = service.replay([record.id], patch=patch or None, actor=actor, note=note).scheduled
+            # Masked values left as they were mean "keep" (redact.keep_masked).
+            patch = present.diff_patch(record.payload, edited)
+        try:
+            report = service.replay([record.id], patch=patch or None, actor=actor, note=note)
+        except InvalidInput as exc:
+            return _answer(request, record.id, False, str(exc), status=422)
+        changed = report.scheduled
     else:
         method = service.resolve if action == "resolve" else service.discard
         changed = method([record.id], actor=actor, note=note).changed
