@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,10 @@ def open_store(url: str = DEFAULT_STORE_URL, **options: Any) -> Store:
 
     .. versionadded:: 0.1
     """
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        raise ConfigError(f"not a store URL: {mask_url(url)!r} ({exc})", key="store_url") from exc
     if scheme == "sqlite":
         from redrive.stores.sqlite import SQLiteStore
 
@@ -43,10 +47,13 @@ def open_store(url: str = DEFAULT_STORE_URL, **options: Any) -> Store:
     )
 
 
+_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|sslpassword|token|secret)=([^&\s]*)")
+_USER_PASSWORD = re.compile(r"(://[^:/@\s]*):(\S*)@")  # greedy: an unescaped @ in a password
+
+
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: safe for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """``url`` with any password replaced by ``***``: in the user part, in query
+    parameters (``?password=``), and in keyword DSNs (``host=db password=...``). Safe for
+    logs and error messages, even for a URL too broken to parse."""
+    masked = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", url)
+    return _USER_PASSWORD.sub(r"\1:***@", masked)

@@ -64,11 +64,29 @@ def test_unsupported_urls(url: str) -> None:
         open_store(url)
 
 
-def test_url_passwords_are_masked() -> None:
-    """mask_url hides the password of a DSN."""
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("postgresql://app@db/x?password=s3cret&sslmode=require",
+         "postgresql://app@db/x?password=***&sslmode=require"),
+        ("host=db user=app password=s3cret dbname=x", "host=db user=app password=*** dbname=x"),
+        ("postgresql://app:s3cret@[::1/x", "postgresql://app:***@[::1/x"),
+        ("postgresql://app:s3c@ret@db/x", "postgresql://app:***@db/x"),
+    ],
+)  # fmt: skip
+def test_url_passwords_are_masked(url: str, masked: str) -> None:
+    """mask_url hides passwords wherever a DSN can carry them, even in a broken URL."""
     from redrive.bootstrap import mask_url
 
-    assert mask_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert mask_url(url) == masked
+
+
+def test_a_broken_url_is_a_config_error_without_its_password() -> None:
+    """An unparseable store URL is a ConfigError that does not show the password."""
+    with pytest.raises(ConfigError) as caught:
+        open_store("postgresql://app:s3cret@[::1/x")
+    assert "s3cret" not in str(caught.value)
 
 
 def test_memory_store_is_shared_between_threads() -> None:
