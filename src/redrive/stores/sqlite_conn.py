@@ -94,10 +94,14 @@ class SQLiteConnections:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also after a failed COMMIT: a connection left inside a transaction would
+                # fail every later BEGIN on this thread.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
