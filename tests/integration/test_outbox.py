@@ -288,3 +288,16 @@ class TestRepository:
         assert outbox.archive(timedelta(days=7)) == 1
         with pytest.raises(NotFound):
             outbox.get(2)
+
+
+async def test_an_async_connection_is_refused(tmp_path: Path) -> None:
+    """outbox.add refuses an async connection instead of silently dropping the event."""
+    class AsyncConnection:
+        __module__ = "psycopg"
+
+        async def execute(self, *args: object) -> None:
+            return None
+
+    outbox = Outbox(SQLiteStore(tmp_path / "o.db"), publisher=lambda event: None)
+    with pytest.raises(RedriveError, match="synchronous connection"):
+        outbox.add(AsyncConnection(), "t", {})

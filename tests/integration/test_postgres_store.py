@@ -56,6 +56,14 @@ class TestOpening:
         finally:
             store.close()
 
+    def test_a_schema_name_that_cannot_name_a_channel_is_refused(self, postgres_url: str) -> None:
+        """Non-ASCII or over-long schema names are a ConfigError when the store opens."""
+        from redrive import ConfigError
+
+        for name in ("ü" * 30, "x" * 60):
+            with pytest.raises(ConfigError, match="schema name"):
+                PostgresStore(postgres_url, schema=name)
+
     def test_migrate_false_creates_nothing(self, postgres_url: str) -> None:
         """With migrate=False the database is left untouched until migrate() is called."""
         store = PostgresStore(postgres_url, migrate=False)

@@ -7,6 +7,7 @@ application's business writes.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -42,6 +43,13 @@ def insert(
         raise RedriveError(
             "outbox.add needs a psycopg connection, a SQLAlchemy session or connection, "
             f"or a sqlite3 connection; got {type(conn).__module__}.{type(conn).__name__}"
+        )
+    if inspect.iscoroutinefunction(getattr(conn, "execute", None)):
+        # An async connection's execute would return a coroutine nobody awaits: the
+        # business transaction would commit without its event.
+        raise RedriveError(
+            "outbox.add needs a synchronous connection; got the async "
+            f"{type(conn).__module__}.{type(conn).__name__}"
         )
     database = _DRIVERS[driver] or _sqlalchemy_database(conn)
     if database != backend.kind:

@@ -13,6 +13,7 @@ URL query parameters (so the CLI and ``REDRIVE_STORE_URL`` can set them too):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,9 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     ours = {k: v for k, v in query if k in _OPTIONS}
     rest = [(k, v) for k, v in query if k not in _OPTIONS]
     return parts._replace(query=urlencode(rest)).geturl(), ours
+
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ $-]{0,53}$")
 
 
 class PostgresStore:
@@ -70,8 +74,11 @@ class PostgresStore:
         self.schema = schema or options.get("schema") or "redrive"
         timeout = retry_timeout if retry_timeout is not None else _number(options, "retry_timeout")
         size = pool_size if pool_size is not None else int(_number(options, "pool_size") or 10)
-        if len(self.schema.encode()) > 63 or not self.schema.strip():
-            raise ConfigError(f"invalid schema name {self.schema!r}", key="schema")
+        if not _SCHEMA_NAME.match(self.schema):  # channel names derive from it: ASCII, short
+            raise ConfigError(
+                "expected a schema name of ASCII letters, digits, _, $, - and spaces "
+                f"(at most 54), got {self.schema!r}", key="schema",
+            )  # fmt: skip
         self.channel = f"redrive_{self.schema}"[:63]
         self._db = Connector(
             conninfo, url=self.url, schema=self.schema, max_size=max(1, size),
