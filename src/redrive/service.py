@@ -144,11 +144,15 @@ class DeadLetterQueue:
             yield from reversed(page.items)
 
     def snapshot(self, where: Filter) -> Filter:
-        """``where`` bounded to the records that exist now (see ``Filter.max_id``)."""
+        """``where`` bounded to the records as they are now: none created later
+        (``max_id``), none changed later (``updated_before``). A bulk change of a snapshot
+        never touches more records than a count or a plan of it showed."""
         if where.max_id is not None:
             return where
+        now = self.clock.now() + timedelta(microseconds=1)  # changed up to now: included
+        before = now if where.updated_before is None else min(where.updated_before, now)
         newest = self.store.find(where, limit=1).items
-        return where.replace(max_id=newest[0].id if newest else "")
+        return where.replace(max_id=newest[0].id if newest else "", updated_before=before)
 
     # -- changes -----------------------------------------------------------------------
     def retry(
@@ -318,15 +322,14 @@ class DeadLetterQueue:
         actor: str | None = None,
     ) -> Iterator[str]:
         """The export document in chunks, for an HTTP response: the same formats as
-        ``export``. The audit entry is written when the stream ends, with the number of
-        records sent and whether the document was complete (a client may go away)."""
-        stream = transfer.ExportStream(self, where or Filter(), fmt, redactor)
-        try:
-            yield from stream
-        finally:
-            extra: dict[str, JSON] = {"format": fmt, "complete": stream.done}
-            sent = Result(stream.count, stream.count, 0)
-            self._audit("export", sent, where, None, actor, None, extra)
+        ``export``. The audit entry (who exported what, how many records) is written as
+        the stream starts, so a client that goes away cannot leave an export unaudited."""
+        bounded = self.snapshot(where or Filter())
+        stream = transfer.ExportStream(self, bounded, fmt, redactor)
+        matched = self.store.count(bounded)
+        extra: dict[str, JSON] = {"format": fmt, "streamed": True}
+        self._audit("export", Result(matched, matched, 0), where, None, actor, None, extra)
+        yield from stream
 
     def import_(
         self,

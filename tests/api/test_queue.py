@@ -81,13 +81,14 @@ def test_export_jsonl_streams_masked_records(api: Api) -> None:
     assert "hunter2" not in response.text
 
 
-def test_export_is_audited_when_the_stream_ends(api: Api) -> None:
-    """A streamed export leaves an audit entry with the count sent and the format."""
+def test_export_is_audited_as_the_stream_starts(api: Api) -> None:
+    """A streamed export leaves an audit entry with who, the format and the record count."""
     api.add(2)
-    api.viewer.get("/api/v1/export", params={"format": "csv"})
+    with api.viewer.stream("GET", "/api/v1/export", params={"format": "csv"}) as response:
+        next(response.iter_bytes())  # read one chunk, then go away
     entry = api.admin.get("/api/v1/audit").json()["items"][0]
     assert (entry["action"], entry["actor"], entry["count"]) == ("export", "viewer-token", 2)
-    assert entry["detail"]["format"] == "csv" and entry["detail"]["complete"] is True
+    assert entry["detail"]["format"] == "csv" and entry["detail"]["streamed"] is True
 
 
 def test_export_csv_neutralises_formulas(api: Api) -> None:
