@@ -26,11 +26,12 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from redrive.exceptions import RedriveError
-from redrive.models import JSON, DeadLetter, Status
+from redrive.models import JSON, DeadLetter, Status, format_time
 from redrive.stores.base import Filter, Store
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ class ArchiveFile:
         self.path = path
         self.gz = path.suffix == ".gz"
 
-    def recover(self) -> list[str]:
+    def recover(self) -> list[Archived]:
         """Cut a torn tail left by a killed run; return the ids of the last complete lines
         (at most ``TAIL_IDS``): the only records a kill can leave in both places."""
         if not self.path.exists():
@@ -335,7 +336,7 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _plain_prefix(path: Path) -> tuple[int, list[str]]:
+def _plain_prefix(path: Path) -> tuple[int, list[Archived]]:
     """(bytes up to the last newline, ids of the last complete lines)."""
     tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
     valid = 0
@@ -348,7 +349,7 @@ def _plain_prefix(path: Path) -> tuple[int, list[str]]:
     return valid, _ids(tail)
 
 
-def _gz_prefix(path: Path) -> tuple[int, list[str]]:
+def _gz_prefix(path: Path) -> tuple[int, list[Archived]]:
     """(bytes up to the end of the last complete gzip member, ids of its last lines).
 
     Only a torn tail is cut: a last member that ends early (a kill during the write). A
@@ -418,11 +419,16 @@ def _whole_member(data: mmap.mmap, offset: int) -> bool:
     return False
 
 
-def _ids(lines: Iterable[bytes]) -> list[str]:
-    ids = []
+Archived = tuple[str, str | None]
+"""(id, updated_at) of a record in an archive: the version of it that the file holds."""
+
+
+def _ids(lines: Iterable[bytes]) -> list[Archived]:
+    ids: list[Archived] = []
     for line in lines:
-        with contextlib.suppress(ValueError, AttributeError):
-            ids.append(str(json.loads(line)["id"]))
+        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+            data = json.loads(line)
+            ids.append((str(data["id"]), data.get("updated_at")))
     return ids
 
 
@@ -520,19 +526,25 @@ def archive(
         records = dlq.store.find(Filter(ids=tuple(ids)), limit=len(ids)).items
         file.append(reversed(records))
         moved += len(records)
-        deleted += dlq.store.delete([record.id for record in records])
+        # Only records still matching the selection: one replayed or retried meanwhile has
+        # moved on, and stays in the store (the file's copy of it is only a copy).
+        deleted += dlq.store.delete([record.id for record in records], where=where)
         if progress is not None:
             progress(len(ids))
     return moved, deleted
 
 
-def _finish(store: Store, archived: list[str]) -> tuple[int, int]:
-    """Delete the records a killed run had written (and fsynced) but not yet deleted."""
+def _finish(store: Store, archived: list[Archived]) -> tuple[int, int]:
+    """Delete the records a killed run had written (and fsynced) but not yet deleted: only
+    those still as the file holds them (same ``updated_at``). A record that changed since
+    (replayed, retried) stays in the store; the file's older copy is only a copy."""
     moved = deleted = 0
     for start in range(0, len(archived), 500):
-        chunk = archived[start : start + 500]
-        present = store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
-        if present:
-            moved += len(present)
-            deleted += store.delete(present)
+        versions = dict(archived[start : start + 500])
+        present = store.find(Filter(ids=tuple(versions)), limit=len(versions)).items
+        same = [r for r in present if format_time(r.updated_at) == versions.get(r.id)]
+        if same:
+            newest = max(r.updated_at for r in same) + timedelta(microseconds=1)
+            moved += len(same)
+            deleted += store.delete([r.id for r in same], where=Filter(updated_before=newest))
     return moved, deleted

@@ -241,6 +241,14 @@ class TestTransitions:
         )
         assert store.get(record.id).resolved_at == now  # type: ignore[union-attr]
 
+    def test_delete_only_what_still_matches(self, store: Store) -> None:
+        """delete(ids, where=...) leaves the records that no longer match."""
+        dead, replayed = make_record(), make_record(status=Status.SCHEDULED)
+        store.add([dead, replayed])
+        where = Filter(statuses=(Status.DEAD,))
+        assert store.delete([dead.id, replayed.id], where=where) == 1
+        assert store.get(replayed.id) is not None and store.get(dead.id) is None
+
     def test_delete_and_import(self, store: Store) -> None:
         """Delete removes records; import restores them and skips ids already present."""
         a, b = make_record(), make_record()

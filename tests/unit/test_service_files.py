@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from redrive.models import Status
+from redrive.models import Status, utcnow
 from redrive.service import DeadLetterQueue, Filter, FormatError
+from redrive.stores.base import Change
+from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import MemoryStore
 from redrive.transfer import ArchiveFile, read_records
 from tests.factories import make_record
@@ -88,7 +90,7 @@ def test_gzip_archive_recovers_from_a_torn_member(tmp_path: Path) -> None:
     size = path.stat().st_size
     archive.append(second)
     path.write_bytes(path.read_bytes()[:-5])
-    assert archive.recover() == [r.id for r in first]
+    assert [i for i, _ in archive.recover()] == [r.id for r in first]
     assert path.stat().st_size == size
     lines = gzip.decompress(path.read_bytes()).splitlines()
     assert [json.loads(line)["id"] for line in lines] == [r.id for r in first]
@@ -104,3 +106,30 @@ def test_archive_finishes_what_a_killed_run_left(store: MemoryStore, tmp_path: P
     assert result.changed == 3
     assert len(path.read_text().splitlines()) == 3
     assert store.count(Filter()) == 0
+
+
+def test_archive_keeps_a_record_replayed_while_it_was_written(
+    sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    """A record that changes between the read and the delete stays in the store."""
+
+    dlq = DeadLetterQueue(sqlite_store)
+    records = [make_record(), make_record()]
+    sqlite_store.add(records)
+    original_find = sqlite_store.find
+
+    def find_then_replay(where, *, limit, cursor=None):  # type: ignore[no-untyped-def]
+        page = original_find(where, limit=limit, cursor=cursor)
+        if where.ids:  # the archive has read its batch: an operator replays one record now
+            replay = Change(
+                to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=utcnow(), replay=True
+            )
+            sqlite_store.transition([records[0].id], replay)
+        return page
+
+    sqlite_store.find = find_then_replay  # type: ignore[method-assign]
+    result = dlq.archive(tmp_path / "a.jsonl", where=Filter(statuses=(Status.DEAD,)))
+    sqlite_store.find = original_find  # type: ignore[method-assign]
+    assert (result.matched, result.changed) == (2, 1)
+    assert sqlite_store.get(records[0].id).status == Status.SCHEDULED  # type: ignore[union-attr]
+    assert sqlite_store.get(records[1].id) is None

@@ -211,8 +211,9 @@ class Store(Protocol):
         """Apply ``change`` to those of ``ids`` whose status is in ``change.from_statuses``,
         atomically per record; return the ids that changed."""
 
-    def delete(self, ids: Sequence[str]) -> int:
-        """Delete these records; return how many were deleted."""
+    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
+        """Delete these records (only those still matching ``where``, when given: a
+        compare-and-set for deletions); return how many were deleted."""
 
     def import_records(self, records: Iterable[DeadLetter]) -> int:
         """Insert records as they are (ids kept), skipping ids already present."""

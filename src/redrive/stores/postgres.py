@@ -290,15 +290,16 @@ class PostgresStore:
         rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
         return [row[0] for row in rows]
 
-    def delete(self, ids: Sequence[str]) -> int:
-        return sum(
-            self._delete(list(ids[start : start + q.BATCH]))
-            for start in range(0, len(ids), q.BATCH)
-        )
+    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
+        condition, params = self._where(where or Filter())
+        sql = f"DELETE FROM {TABLE} WHERE id = ANY(%s) AND {condition}"
 
-    def _delete(self, ids: list[str]) -> int:
-        sql = f"DELETE FROM {TABLE} WHERE id = ANY(%s)"
-        return int(self._db.run(lambda conn, _: conn.execute(sql, (ids,)).rowcount))
+        def chunk(part: list[str]) -> int:
+            return int(self._db.run(lambda conn, _: conn.execute(sql, (part, *params)).rowcount))
+
+        return sum(
+            chunk(list(ids[start : start + q.BATCH])) for start in range(0, len(ids), q.BATCH)
+        )
 
     def import_records(self, records: Iterable[DeadLetter]) -> int:
         added = 0

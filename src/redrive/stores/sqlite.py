@@ -281,16 +281,15 @@ class SQLiteStore(SQLiteAuditAndMeta):
         params += [resolved, int(change.replay), int(change.replay), *ids, *old_statuses]
         return [row[0] for row in conn.execute(sql, params).fetchall()]
 
-    def delete(self, ids: Sequence[str]) -> int:
+    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
+        condition, params = build_where(where or Filter(), self.dialect)
         deleted = 0
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
+            marks = self.dialect.placeholders(len(chunk))
+            sql = f"DELETE FROM {TABLE} WHERE id IN ({marks}) AND {condition}"
             with self._write() as conn:
-                cursor = conn.execute(
-                    f"DELETE FROM {TABLE} WHERE id IN ({self.dialect.placeholders(len(chunk))})",
-                    chunk,
-                )
-                deleted += cursor.rowcount
+                deleted += conn.execute(sql, (*chunk, *params)).rowcount
         return deleted
 
     def import_records(self, records: Iterable[DeadLetter]) -> int:
