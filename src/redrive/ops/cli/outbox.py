@@ -20,6 +20,7 @@ from redrive.ops.cli._common import (
     import_target,
     parse_age,
     parse_when,
+    printable,
     plural,
     state_of,
     wants_json,
@@ -154,7 +155,8 @@ def dead(
         return
     for e in page.items:
         aggregate = f"{e.aggregate_type or '-'}:{e.aggregate_id or '-'}"
-        typer.echo(f"{e.id}\t{e.topic}\t{aggregate}\t{e.attempts}\t{e.last_error or ''}")
+        line = f"{e.id}\t{e.topic}\t{aggregate}\t{e.attempts}\t{e.last_error or ''}"
+        typer.echo(printable(line, multiline=True))  # record text never reaches a tty raw
     if page.next_cursor is not None:
         typer.echo(f"more: --cursor {page.next_cursor}", err=True)
 
