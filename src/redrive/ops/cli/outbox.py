@@ -20,8 +20,8 @@ from redrive.ops.cli._common import (
     import_target,
     parse_age,
     parse_when,
-    printable,
     plural,
+    printable,
     state_of,
     wants_json,
 )
