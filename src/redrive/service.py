@@ -117,9 +117,31 @@ class DeadLetterQueue:
     def groups(
         self, where: Filter | None = None, /, *, limit: int = 50, **criteria: Any
     ) -> builtins.list[Group]:
-        """Error groups (one per fingerprint), biggest first; dead letters by default."""
+        """Error groups (one per fingerprint), biggest first; dead letters by default.
+
+        Each group's sample is a record that exists and matches: stores keep group counts
+        by triggers, and a kept sample may have been deleted or changed since.
+        """
         criteria.setdefault("status", Status.DEAD)
-        return self.store.groups(make_filter(where, **criteria), limit=limit)
+        where = make_filter(where, **criteria)
+        groups = self.store.groups(where, limit=limit)
+        samples = tuple(group.sample_id for group in groups)
+        live = (
+            set(self.store.ids(where.replace(ids=samples), limit=len(samples)))
+            if samples
+            else set()
+        )
+        return [
+            group if group.sample_id in live else self._resampled(group, where) for group in groups
+        ]
+
+    def _resampled(self, group: Group, where: Filter) -> Group:
+        newest = self.store.find(where.replace(fingerprint=group.fingerprint), limit=1).items
+        if not newest:
+            return group
+        return dataclasses.replace(
+            group, sample_id=newest[0].id, sample_message=newest[0].error_message
+        )
 
     def timeline(
         self, since: timedelta, *, topic: str | None = None
