@@ -249,6 +249,15 @@ class TestTransitions:
         assert store.delete([dead.id, replayed.id], where=where) == 1
         assert store.get(replayed.id) is not None and store.get(dead.id) is None
 
+    def test_import_is_not_a_new_death(self, store: Store) -> None:
+        """Restoring dead letters leaves the timeline of new dead letters as it was."""
+        records = [make_record() for _ in range(3)]
+        store.add(records)
+        before = store.stats(utcnow()).new_dead_last_hour
+        store.delete([r.id for r in records])
+        assert store.import_records([*records, make_record(status=Status.RESOLVED)]) == 4
+        assert store.stats(utcnow()).new_dead_last_hour == before == {"orders.created": 3}
+
     def test_delete_and_import(self, store: Store) -> None:
         """Delete removes records; import restores them and skips ids already present."""
         a, b = make_record(), make_record()

@@ -292,6 +292,7 @@ class TestRepository:
 
 async def test_an_async_connection_is_refused(tmp_path: Path) -> None:
     """outbox.add refuses an async connection instead of silently dropping the event."""
+
     class AsyncConnection:
         __module__ = "psycopg"
 

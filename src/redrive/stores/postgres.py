@@ -14,6 +14,7 @@ URL query parameters (so the CLI and ``REDRIVE_STORE_URL`` can set them too):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -314,8 +315,29 @@ class PostgresStore:
         return added
 
     def _insert_ignore(self, rows: list[tuple[Any, ...]]) -> int:
-        sql = q.insert(len(rows), ignore=True)
-        return int(self._db.run(lambda conn, _: conn.execute(sql, q.flat(rows)).rowcount))
+        sql = q.insert(len(rows), ignore=True) + " RETURNING topic, status, dead_at"
+        # An imported dead letter did not die now: take it out of the timeline again.
+        undo = (
+            "UPDATE redrive_dead_timeline AS t SET n = t.n - v.n FROM (SELECT "
+            "unnest(%s::text[]) AS topic, unnest(%s::timestamptz[]) AS minute, "
+            "unnest(%s::bigint[]) AS n) AS v WHERE t.topic = v.topic AND t.minute = v.minute"
+        )
+
+        def work(conn: Any, _: int) -> int:
+            added = conn.execute(sql, q.flat(rows)).fetchall()
+            dead = Counter(
+                (topic, dead_at.replace(second=0, microsecond=0))
+                for topic, status, dead_at in added
+                if status == "dead" and dead_at is not None
+            )
+            if dead:
+                keys = list(dead)
+                conn.execute(
+                    undo, ([k[0] for k in keys], [k[1] for k in keys], list(dead.values()))
+                )
+            return len(added)
+
+        return int(self._db.run(work))
 
     # -- audit trail -------------------------------------------------------------------
     def add_audit(self, entry: AuditEntry) -> None:

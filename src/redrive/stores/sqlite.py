@@ -8,6 +8,7 @@ timeline and error groups are kept by triggers (see the migrations).
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -294,21 +295,41 @@ class SQLiteStore(SQLiteAuditAndMeta):
 
     def import_records(self, records: Iterable[DeadLetter]) -> int:
         added = 0
-        batch: list[tuple[Any, ...]] = []
-        insert = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+        batch: list[DeadLetter] = []
         for record in records:
-            batch.append(record_to_row(record, self.dialect))
+            batch.append(record)
             if len(batch) >= _BATCH:
-                added += self._insert_ignore(insert, batch)
+                added += self._insert_ignore(batch)
                 batch = []
         if batch:
-            added += self._insert_ignore(insert, batch)
+            added += self._insert_ignore(batch)
         return added
 
-    def _insert_ignore(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    def _insert_ignore(self, records: list[DeadLetter]) -> int:
+        rows = [record_to_row(record, self.dialect) for record in records]
+        marks = self.dialect.placeholders(len(records))
         with self._write() as conn:
-            # rowcount counts the statement's own rows, not the triggers' (sqlite3_changes).
-            return conn.executemany(sql, rows).rowcount
+            there = {row[0] for row in conn.execute(
+                f"SELECT id FROM {TABLE} WHERE id IN ({marks})", [r.id for r in records]
+            )}  # fmt: skip
+            conn.executemany(_INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"), rows)
+            added = [r for r in records if r.id not in there]
+            # An imported dead letter did not die now: take it out of the timeline again.
+            for (topic, minute), n in _dead_minutes(added, self.dialect).items():
+                conn.execute(
+                    "UPDATE redrive_dead_timeline SET n = n - ? WHERE topic = ? AND minute = ?",
+                    (n, topic, minute),
+                )
+            return len(added)
+
+
+def _dead_minutes(records: Iterable[DeadLetter], dialect: Dialect) -> Counter[tuple[str, str]]:
+    """Dead records per (topic, minute of dead_at), as the timeline trigger counts them."""
+    return Counter(
+        (record.topic, (dialect.encode_time(record.dead_at) or "")[:16])
+        for record in records
+        if record.status == Status.DEAD and record.dead_at is not None
+    )
 
 
 def _due_order(record: DeadLetter) -> tuple[str, str]:
