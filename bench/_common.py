@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from redrive._ids import new_id
 from redrive.models import Attempt, DeadLetter, Event, Status, utcnow
+from redrive.stores.sql import COLUMNS, TABLE, Dialect, record_to_row
+from redrive.stores.sqlite import SQLiteStore
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
@@ -42,6 +46,26 @@ def report(
 
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "app.py", line 1\nConnectionError\n'
+
+
+def build_sqlite(path: Path, rows: int, *, topics: int = 10) -> None:
+    """A SQLite store of ``rows`` dead letters over ``topics`` topics, written with raw
+    executemany (the schema comes from ``SQLiteStore``): minutes for a million, not hours."""
+    SQLiteStore(path).close()  # the schema
+    insert = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    dialect, batch = Dialect(), []
+    conn.execute("BEGIN")
+    for record in make_records(rows, topics=topics):
+        batch.append(record_to_row(record, dialect))
+        if len(batch) == 10_000:
+            conn.executemany(insert, batch)
+            batch = []
+    conn.executemany(insert, batch)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
 
 
 def make_records(

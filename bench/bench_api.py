@@ -28,34 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import latencies, make_records, report
+from _common import build_sqlite, latencies, report
 
 from redrive.ops.auth import Tokens
 from redrive.service import DeadLetterQueue
-from redrive.stores.sql import COLUMNS, TABLE, Dialect, record_to_row
+from redrive.stores.sql import TABLE
 from redrive.stores.sqlite import SQLiteStore
 
 REDRIVE = str(Path(sys.executable).with_name("redrive"))
 RESULTS = Path(__file__).parent / "results"
-INSERT = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
-
-def build(path: Path, rows: int) -> None:
-    """A store of ``rows`` dead letters over ten topics, written with executemany."""
-    SQLiteStore(path).close()  # the schema
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = OFF")
-    dialect, batch = Dialect(), []
-    conn.execute("BEGIN")
-    for record in make_records(rows, topics=10):
-        batch.append(record_to_row(record, dialect))
-        if len(batch) == 10_000:
-            conn.executemany(INSERT, batch)
-            batch = []
-    conn.executemany(INSERT, batch)
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.close()
 
 
 def store_rows(path: Path) -> int:
@@ -128,7 +109,7 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         start = time.perf_counter()
-        build(path, args.rows)
+        build_sqlite(path, args.rows)
         print(f"built {args.rows:,} records in {time.perf_counter() - start:.1f}s")
     store = SQLiteStore(path)
     service = DeadLetterQueue(store)

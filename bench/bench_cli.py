@@ -23,35 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import make_records, report, timed
+from _common import build_sqlite, report, timed
 
 from redrive.models import Attempt, utcnow
 from redrive.service import DeadLetterQueue, Filter
-from redrive.stores.sql import COLUMNS, JSON_COLUMNS, TABLE, Dialect, record_to_row
+from redrive.stores.sql import COLUMNS, JSON_COLUMNS, TABLE, Dialect
 from redrive.stores.sqlite import SQLiteStore
 
 REDRIVE = str(Path(sys.executable).with_name("redrive"))
 TOPICS = 10
-INSERT = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
-
-def build(path: Path, rows: int) -> None:
-    """A store of ``rows`` dead letters over ten topics, written with executemany."""
-    SQLiteStore(path).close()  # the schema
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = OFF")
-    dialect = Dialect()
-    conn.execute("BEGIN")
-    batch = []
-    for record in make_records(rows, topics=TOPICS):
-        batch.append(record_to_row(record, dialect))
-        if len(batch) == 10_000:
-            conn.executemany(INSERT, batch)
-            batch = []
-    conn.executemany(INSERT, batch)
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.close()
 
 
 def cli(path: Path, *args: str) -> float:
@@ -116,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         start = time.perf_counter()
-        build(path, rows)
+        build_sqlite(path, rows, topics=TOPICS)
         print(f"built {rows:,} dead letters in {time.perf_counter() - start:.1f}s "
               f"({per_topic:,} per topic)\n")  # fmt: skip
         bench_retry(path, per_topic)
