@@ -22,13 +22,16 @@ async def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval:
         await asyncio.sleep(interval)
 
 
-def wait_for(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02) -> T:
-    """Synchronous ``eventually``."""
+def wait_for(
+    check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02,
+    what: str = "condition",
+) -> T:  # fmt: skip
+    """Synchronous ``eventually``; ``what`` names the condition in the failure."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+            raise AssertionError(f"{what} not met within {timeout}s (last value: {value!r})")
         time.sleep(interval)

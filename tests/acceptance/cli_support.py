@@ -7,7 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from redrive.models import DeadLetter
 from redrive.ops.cli.app import app
 from redrive.stores.base import Store
 from tests.factories import make_record
-from tests.helpers import wait_for as poll
 
 ROOT = Path(__file__).resolve().parents[2]
 REDRIVE = str(Path(sys.executable).with_name("redrive"))
@@ -83,11 +82,3 @@ class Cli:
     def statuses(self, records: Sequence[DeadLetter]) -> list[str]:
         found = [self.get(record.id) for record in records]
         return [record.status.value if record else "missing" for record in found]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``check`` until it is true; fail the test after ``timeout`` seconds."""
-    try:
-        poll(check, timeout=timeout)
-    except AssertionError:
-        raise AssertionError(f"timed out waiting for {what}") from None

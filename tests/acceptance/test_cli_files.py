@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from redrive.models import Status
-from tests.acceptance.cli_support import REDRIVE, Cli, wait_for
+from tests.acceptance.cli_support import REDRIVE, Cli
 from tests.factories import ago, make_record
+from tests.helpers import wait_for
 
 
 def dicts(cli: Cli) -> dict[str, dict[str, object]]:
@@ -123,7 +124,9 @@ def test_archive_killed_midway_loses_nothing(cli: Cli, tmp_path: Path) -> None:
     argv = [REDRIVE, "archive", "--to", str(target), "--batch-size", "50", "--yes"]
     process = subprocess.Popen(argv, cwd=cli.workdir, env=cli.env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    wait_for(lambda: target.exists() and target.stat().st_size > 0, what="the first batch")
+    wait_for(
+        lambda: target.exists() and target.stat().st_size > 0, timeout=30, what="the first batch"
+    )
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     in_store = set(dicts(cli))

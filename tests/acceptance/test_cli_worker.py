@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.acceptance.cli_support import REDRIVE, Cli, wait_for
+from tests.acceptance.cli_support import REDRIVE, Cli
+from tests.helpers import wait_for
 
 FIXED_APP = "redrive.ops.cli.demo_app:fixed_bus"
 
@@ -63,7 +64,7 @@ def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]
         shown = json.loads(cli.run("show", record_id, "--json").stdout)
         return bool(shown["status"] == "resolved")
 
-    wait_for(resolved, what="the patched record to be resolved")
+    wait_for(resolved, timeout=30, what="the patched record to be resolved")
 
 
 def test_worker_stops_cleanly_on_sigterm(cli: Cli, worker: subprocess.Popen[str]) -> None:
@@ -93,7 +94,7 @@ def test_worker_applies_retention(cli: Cli) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(lambda: cli.statuses([old]) == ["missing"], what="retention to purge")
+        wait_for(lambda: cli.statuses([old]) == ["missing"], timeout=30, what="retention to purge")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

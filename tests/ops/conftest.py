@@ -19,7 +19,6 @@ from redrive.service import DeadLetterQueue
 from redrive.stores.base import Store
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import FakeClock
-from tests.helpers import wait_for
 
 
 @dataclasses.dataclass
@@ -98,11 +97,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until it is true, failing after ``timeout`` seconds."""
-    wait_for(predicate, timeout=timeout)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import Receiver, Workload, wait_until
+from tests.helpers import wait_for
+from tests.ops.conftest import Receiver, Workload
 
 SECRET_URL_PATH = "/hook/T0000/SECRETTOKEN"
 
@@ -142,7 +143,7 @@ async def test_monitor_runs_until_sigterm(
         text=True,
     )
     try:
-        wait_until(lambda: len(receiver.requests) == 1, timeout=30)
+        wait_for(lambda: len(receiver.requests) == 1, timeout=30)
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

@@ -24,7 +24,7 @@ from redrive.ops.metrics import (
 from redrive.service import DeadLetterQueue
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import FakeClock
-from tests.ops.conftest import wait_until
+from tests.helpers import wait_for
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -253,7 +253,7 @@ class TestAsgiApp:
         thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         try:
-            wait_until(lambda: uv.started)
+            wait_for(lambda: uv.started, timeout=10)
             async with httpx.AsyncClient() as client:
                 response = await client.get(f"http://127.0.0.1:{port}/metrics")
         finally:
