@@ -184,7 +184,6 @@ class DeadLetterQueue:
         *,
         where: Filter | None = None,
         delay: timedelta = timedelta(0),
-        payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON] | None = None,
         force: bool = False,
         actor: str | None = None,
         note: str | None = None,
@@ -194,7 +193,9 @@ class DeadLetterQueue:
 
         :param where: replay by filter instead of ids. Bulk replays skip records already
             replayed ``max_replays`` times unless ``force``.
-        :param payloads: new payloads by id, or a function of the record (a patch).
+
+        To change payloads first, use :meth:`replay` with a ``patch``: it keeps each
+        original payload in the history and the audit trail.
         """
         now = self.clock.now()
         if where is not None and not force:
@@ -204,7 +205,7 @@ class DeadLetterQueue:
             to=Status.SCHEDULED, from_statuses=REPLAYABLE, now=now,
             next_attempt_at=now + delay, entry=entry, replay=True,
         )  # fmt: skip
-        return self._apply("retry", ids, where, change, actor, note, payloads=payloads)
+        return self._apply("retry", ids, where, change, actor, note)
 
     def resolve(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
                 actor: str | None = None, note: str | None = None,
@@ -407,28 +408,16 @@ class DeadLetterQueue:
         actor: str | None,
         note: str | None,
         *,
-        payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON] | None = None,
         progress: Progress | None = None,
     ) -> Result:
         result = Result(0, 0, 0)
         for batch, missing in self._batches(ids, where, progress):
-            batch_change = change
-            if payloads is not None:
-                batch_change = dataclasses.replace(change, payloads=self._payloads(batch, payloads))
-            changed = self.store.transition(batch, batch_change)
+            changed = self.store.transition(batch, change)
             result += Result(
                 len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
             )
         self._audit(action, result, where, ids, actor, note)
         return result
-
-    def _payloads(
-        self, ids: Sequence[str], payloads: Mapping[str, JSON] | Callable[[DeadLetter], JSON]
-    ) -> dict[str, JSON]:
-        if not callable(payloads):
-            return {i: payloads[i] for i in ids if i in payloads}
-        page = self.store.find(Filter(ids=tuple(ids)), limit=len(ids))
-        return {record.id: payloads(record) for record in page.items}
 
     def _batches(
         self, ids: Iterable[str] | None, where: Filter | None, progress: Progress | None = None
