@@ -28,9 +28,9 @@ from tests.pg_server import PgServer
 
 from redrive import EventBus, RetryPolicy
 from redrive.models import Status, utcnow
-from redrive.stores import pg_queries as q
 from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
+from redrive.stores.postgres import queries as q
 
 
 def timed(fn: Callable[[], Any], runs: int = 30) -> float:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the names below load lazily, so `redrive --help` starts fas
     from redrive.bootstrap import open_store
     from redrive.bus import EventBus
     from redrive.config import Settings
-    from redrive.engine import HandlerSpec
+    from redrive.core.engine import HandlerSpec
     from redrive.exceptions import (
         ConfigError,
         InvalidTransition,
@@ -40,7 +40,7 @@ _LOCATIONS = {
     "StoreUnavailable": "exceptions", "TransportError": "exceptions",
     "DeadLetterQueue": "service", "Result": "service",
     "Decision": "policy", "RetryPolicy": "policy",
-    "EventBus": "bus", "HandlerSpec": "engine", "Hook": "hooks", "Settings": "config",
+    "EventBus": "bus", "HandlerSpec": "core.engine", "Hook": "hooks", "Settings": "config",
     "Filter": "stores.base", "Group": "stores.base", "Page": "stores.base",
     "Stats": "stores.base", "Store": "stores.base",
     "open_store": "bootstrap",

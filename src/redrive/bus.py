@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 
 from redrive._clock import Clock, SystemClock
 from redrive.config import Settings
-from redrive.engine import Engine, HandlerFn, HandlerSpec, handler_name
+from redrive.core.engine import Engine, HandlerFn, HandlerSpec, handler_name
+from redrive.core.scheduler import HandlerKey, Scheduler
+from redrive.core.writer import BatchWriter
 from redrive.exceptions import RedriveError
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, DeadLetter, Event
 from redrive.policy import RetryPolicy
-from redrive.scheduler import HandlerKey, Scheduler
 from redrive.stores.base import Store
-from redrive.writer import BatchWriter
 
 F = TypeVar("F", bound=HandlerFn)
 

@@ -17,8 +17,8 @@ from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 from redrive.models import Event, Status, utcnow
 from redrive.service import DeadLetterQueue
 from redrive.stores.base import Filter
-from redrive.stores.pg_schema import latest_version
 from redrive.stores.postgres import PostgresStore
+from redrive.stores.postgres.schema import latest_version
 from tests.factories import make_record
 from tests.pg_server import PgServer
 

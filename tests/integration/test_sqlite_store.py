@@ -12,7 +12,7 @@ from redrive.models import Status
 from redrive.stores.base import Filter
 from redrive.stores.sql import COLUMN_LIST, COLUMNS, Dialect, record_to_row
 from redrive.stores.sqlite import SQLiteStore
-from redrive.stores.sqlite_conn import _statements, migrations
+from redrive.stores.sqlite.connections import _statements, migrations
 from redrive.testing import MemoryStore
 from tests.factories import make_record
 

@@ -10,8 +10,8 @@ import pytest
 
 from redrive.models import DeadLetter, Status
 from redrive.service import DeadLetterQueue, Filter, FormatError
+from redrive.service.formats import ArchiveFile
 from redrive.testing import MemoryStore
-from redrive.transfer import ArchiveFile
 from tests.factories import make_record
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from redrive.service import DeadLetterQueue, Filter
+from redrive.service.formats import ExportStream
 from redrive.testing import MemoryStore
-from redrive.transfer import ExportStream
 from tests.factories import make_record
 
 

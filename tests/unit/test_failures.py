@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from redrive.failures import fingerprint, format_traceback, normalise_message
+from redrive.core.failures import fingerprint, format_traceback, normalise_message
 
 
 def _stdlib(error: BaseException) -> str:

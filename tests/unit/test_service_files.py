@@ -12,10 +12,10 @@ import pytest
 
 from redrive.models import Status, utcnow
 from redrive.service import DeadLetterQueue, Filter, FormatError
+from redrive.service.formats import ArchiveFile, read_records
 from redrive.stores.base import Change
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import MemoryStore
-from redrive.transfer import ArchiveFile, read_records
 from tests.factories import make_record
 
 

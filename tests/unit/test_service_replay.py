@@ -12,8 +12,8 @@ import pytest
 
 from redrive import EventBus
 from redrive.models import Event, Status
-from redrive.replay import merge_patch
 from redrive.service import DeadLetterQueue, Filter, ReplayOptions
+from redrive.service.replay import merge_patch
 from redrive.testing import MemoryStore
 from tests.factories import make_record
 

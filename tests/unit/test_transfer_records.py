@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from redrive.service import DeadLetterQueue, FormatError
+from redrive.service.formats import read_records
 from redrive.testing import MemoryStore
-from redrive.transfer import read_records
 from tests.factories import make_record
 
 AT = "2026-11-01T00:00:00Z"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from redrive._ids import new_id
-from redrive.failures import error_message, fingerprint, format_traceback
+from redrive.core.failures import error_message, fingerprint, format_traceback
 from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.outbox.model import OutboxEvent
 from redrive.policy import RetryPolicy, error_name

@@ -368,6 +368,6 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 def _callable_name(fn: Any) -> str:
-    from redrive.engine import handler_name
+    from redrive.core.engine import handler_name
 
     return handler_name(fn)

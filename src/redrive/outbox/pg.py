@@ -19,9 +19,9 @@ from psycopg import sql
 from redrive.models import JSON, parse_time
 from redrive.outbox.model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
 from redrive.outbox.pg_batch import PgBatch, lock_sql
-from redrive.stores.pg_conn import Listener
-from redrive.stores.pg_queries import PgDialect, dumps
 from redrive.stores.postgres import PostgresStore
+from redrive.stores.postgres.connector import Listener
+from redrive.stores.postgres.queries import PgDialect, dumps
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _COLS = ", ".join(COLUMNS)

@@ -20,7 +20,7 @@ import psycopg
 
 from redrive.exceptions import StoreError, StoreUnavailable
 from redrive.outbox.model import COLUMNS, OutboxEvent, Outcome
-from redrive.stores.pg_conn import Connector, describe
+from redrive.stores.postgres.connector import Connector, describe
 
 if TYPE_CHECKING:
     from redrive.outbox.pg import Conn

@@ -24,7 +24,7 @@ from redrive.service import RESOLVABLE, Result
 from redrive.stores.base import Filter
 
 if TYPE_CHECKING:
-    from redrive.replay import ReplayReport
+    from redrive.service.replay import ReplayReport
 
 router = APIRouter(prefix="/dead-letters", tags=["bulk"])
 

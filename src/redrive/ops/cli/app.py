@@ -31,7 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.alerts",
     "redrive.ops.cli.serve",
     "redrive.ops.cli.tokens",
-    "redrive.ops.cli.postgres",
+    "redrive.ops.cli.migrate",
     "redrive.ops.cli.outbox",
 )
 

@@ -25,10 +25,10 @@ import psycopg
 from redrive.bootstrap import mask_url
 from redrive.exceptions import ConfigError
 from redrive.models import JSON, DeadLetter, Status
-from redrive.stores import pg_queries as q
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
-from redrive.stores.pg_conn import Connector, Listener
-from redrive.stores.pg_schema import migrate as apply_migrations
+from redrive.stores.postgres import queries as q
+from redrive.stores.postgres.connector import Connector, Listener
+from redrive.stores.postgres.schema import migrate as apply_migrations
 from redrive.stores.sql import COLUMN_LIST, TABLE, build_where, page_of, row_to_record
 
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -14,23 +14,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from redrive import transfer
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.bulk import Result, filter_to_dict, make_filter
 from redrive.exceptions import NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.redact import Redactor, keep_masked
-from redrive.replay import (
+from redrive.service import formats as transfer
+from redrive.service.formats import FormatError, redacted
+from redrive.service.replay import (
     ReplayOptions,
     ReplayPlan,
     ReplayReport,
     ReplayRun,
     plan_replay,
 )
+from redrive.service.selection import Result, filter_to_dict, make_filter
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
-from redrive.transfer import FormatError, redacted
 
 __all__ = [
     "AuditEntry",

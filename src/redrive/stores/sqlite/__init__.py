@@ -25,8 +25,8 @@ from redrive.stores.sql import (
     record_to_row,
     row_to_record,
 )
-from redrive.stores.sqlite_conn import migrations
-from redrive.stores.sqlite_meta import SQLiteAuditAndMeta
+from redrive.stores.sqlite.connections import migrations
+from redrive.stores.sqlite.meta import SQLiteAuditAndMeta
 
 __all__ = ["SQLiteStore", "migrations"]
 

@@ -21,14 +21,14 @@ from typing import Any
 
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
+from redrive.core.failures import error_message, fingerprint, format_traceback
+from redrive.core.writer import BatchWriter
 from redrive.exceptions import RetryAfter, WorkerLost
-from redrive.failures import error_message, fingerprint, format_traceback
 from redrive.hooks import Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status
 from redrive.policy import RetryPolicy, error_name
 from redrive.redact import Redactor
 from redrive.stores.base import Store
-from redrive.writer import BatchWriter
 
 logger = logging.getLogger("redrive.engine")
 

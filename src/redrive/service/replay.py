@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from redrive.bulk import Result
 from redrive.models import JSON, Attempt, DeadLetter, Status
+from redrive.service.selection import Result
 from redrive.stores.base import Change, Filter, Group
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from redrive._clock import Clock, SystemClock
-from redrive.engine import Engine, HandlerSpec
+from redrive.core.engine import Engine, HandlerSpec
 from redrive.models import DeadLetter
 from redrive.stores.base import Store
 

@@ -7,7 +7,7 @@ from typing import Any
 from redrive.models import JSON
 from redrive.stores.base import AuditEntry
 from redrive.stores.sql import Dialect
-from redrive.stores.sqlite_conn import SQLiteConnections
+from redrive.stores.sqlite.connections import SQLiteConnections
 
 
 class SQLiteAuditAndMeta(SQLiteConnections):
