@@ -54,10 +54,19 @@ def store_rows(path: Path) -> int:
 def start_server(path: Path, port: int) -> subprocess.Popen[bytes]:
     """``redrive serve`` on the store; returns once /healthz answers."""
     proc = subprocess.Popen(
-        [REDRIVE, "--store", f"sqlite:///{path}", "serve", "--port", str(port),
-         "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            REDRIVE,
+            "--store",
+            f"sqlite:///{path}",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -121,15 +130,20 @@ def main() -> None:
     ids += [r.id for r in service.list(limit=1000, topic="topic.3", cursor=ids[-1]).items]
     rng = random.Random(7)
     endpoints: dict[str, tuple[Callable[[], str], Callable[[], Any]]] = {
-        "list (50, newest)": (lambda: "/api/v1/dead-letters?limit=50",
-                              lambda: service.list(limit=50)),
+        "list (50, newest)": (
+            lambda: "/api/v1/dead-letters?limit=50",
+            lambda: service.list(limit=50),
+        ),
         "list (50, topic+status)": (
             lambda: "/api/v1/dead-letters?limit=50&topic=topic.3&status=dead",
-            lambda: service.list(limit=50, topic="topic.3", status="dead")),
-        "detail": (lambda: f"/api/v1/dead-letters/{rng.choice(ids)}",
-                   lambda: service.get(rng.choice(ids))),
+            lambda: service.list(limit=50, topic="topic.3", status="dead"),
+        ),
+        "detail": (
+            lambda: f"/api/v1/dead-letters/{rng.choice(ids)}",
+            lambda: service.get(rng.choice(ids)),
+        ),
         "stats": (lambda: "/api/v1/stats", service.stats),
-    }  # fmt: skip
+    }
     proc = start_server(path, args.port)
     url = f"http://127.0.0.1:{args.port}"
     results: dict[str, Any] = {"rows": args.rows, "clients": args.clients}
@@ -149,9 +163,13 @@ def main() -> None:
             report(f"{name}: p50, {args.clients} clients", c_p50, "ms")
             report(f"{name}: p99, {args.clients} clients", c_p99, "ms")
             results[name] = {
-                "p50_ms": p50, "p99_ms": p99, "inprocess_p50_ms": base_p50, "rps": rps,
-                "p50_loaded_ms": c_p50, "p99_loaded_ms": c_p99,
-            }  # fmt: skip
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "inprocess_p50_ms": base_p50,
+                "rps": rps,
+                "p50_loaded_ms": c_p50,
+                "p99_loaded_ms": c_p99,
+            }
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -37,8 +37,9 @@ TOPICS = 10
 def cli(path: Path, *args: str) -> float:
     """Wall time of the real script running ``args`` on the store."""
     start = time.perf_counter()
-    subprocess.run([REDRIVE, "--store", f"sqlite:///{path}", *args], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [REDRIVE, "--store", f"sqlite:///{path}", *args], check=True, stdout=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -97,8 +98,10 @@ def main() -> None:
         path = Path(folder) / "bench.db"
         start = time.perf_counter()
         build_sqlite(path, rows, topics=TOPICS)
-        print(f"built {rows:,} dead letters in {time.perf_counter() - start:.1f}s "
-              f"({per_topic:,} per topic)\n")  # fmt: skip
+        print(
+            f"built {rows:,} dead letters in {time.perf_counter() - start:.1f}s "
+            f"({per_topic:,} per topic)\n"
+        )
         bench_retry(path, per_topic)
         bench_export(path, per_topic, Path(folder))
         bench_stats(path)
@@ -120,8 +123,9 @@ def bench_export(path: Path, n: int, folder: Path) -> None:
     raw = timed(lambda: raw_export(path, "topic.3", folder / "raw.jsonl"))
     report(f"export: raw SELECT + json.dumps of {n:,} rows", raw, "s")
     out = folder / "cli.jsonl"
-    took = cli(path, "export", "--format", "jsonl", "--topic", "topic.3", "--status", "all",
-               "-o", str(out))  # fmt: skip
+    took = cli(
+        path, "export", "--format", "jsonl", "--topic", "topic.3", "--status", "all", "-o", str(out)
+    )
     report(f"export: redrive export --format jsonl ({n:,})", took, "s", raw, "target <= 3.00")
     store = SQLiteStore(path)
     dlq = DeadLetterQueue(store)
@@ -135,8 +139,13 @@ def bench_stats(path: Path) -> None:
     raw = timed(lambda: raw_stats(path), repeat=3)
     report("stats: raw GROUP BY topic, status (+ oldest dead)", raw * 1000, "ms")
     took = min(cli(path, "stats") for _ in range(3))
-    report("stats: redrive stats (process start included)", took * 1000, "ms", raw * 1000,
-           "target <= 3.00")  # fmt: skip
+    report(
+        "stats: redrive stats (process start included)",
+        took * 1000,
+        "ms",
+        raw * 1000,
+        "target <= 3.00",
+    )
     store = SQLiteStore(path)
     dlq = DeadLetterQueue(store)
     service = timed(dlq.stats, repeat=3)

@@ -89,9 +89,12 @@ async def failure_path(n: int, publishers: int, folder: Path) -> None:
     raw_elapsed = time.perf_counter() - start
     report("failure: raw executemany, batches of 1,000", len(rows) / raw_elapsed, "rows/s")
     report(
-        f"failure: {publishers} publishers, all fail non-retriably", written / elapsed, "dl/s",
-        len(rows) / raw_elapsed, "target >= 0.50",
-    )  # fmt: skip
+        f"failure: {publishers} publishers, all fail non-retriably",
+        written / elapsed,
+        "dl/s",
+        len(rows) / raw_elapsed,
+        "target >= 0.50",
+    )
     store.close()
 
 

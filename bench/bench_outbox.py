@@ -150,8 +150,10 @@ def main() -> None:
             raw = args.events / with_processes(url, count, raw_process)
             fill(url, args.events)
             rate = args.events / with_processes(url, count, dispatcher)
-            print(f"  {count} process(es): raw SKIP LOCKED loop {raw:8,.0f} events/s, "
-                  f"Outbox.dispatch {rate:8,.0f} events/s  {rate / raw:5.0%} of raw")  # fmt: skip
+            print(
+                f"  {count} process(es): raw SKIP LOCKED loop {raw:8,.0f} events/s, "
+                f"Outbox.dispatch {rate:8,.0f} events/s  {rate / raw:5.0%} of raw"
+            )
         fill(url, 0)
         lat = asyncio.run(latency(url, args.latency))
         p99 = statistics.quantiles(lat, n=100)[98]

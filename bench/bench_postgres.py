@@ -134,9 +134,11 @@ def reads(store: PostgresStore, url: str) -> None:
         print(f"  {name:34s} {ms:8.2f} ms")
     print(f"  {'raw OFFSET page deep (baseline)':34s} {offset_ms:8.2f} ms")
     print(f"  {'raw full GROUP BY (baseline)':34s} {group_ms:8.2f} ms")
-    print(f"  stats is {group_ms / figures['stats']:.0f}x faster than a GROUP BY scan;"
-          f" keyset page {offset_ms / figures['list page (deep keyset cursor)']:.0f}x faster"
-          " than OFFSET")  # fmt: skip
+    print(
+        f"  stats is {group_ms / figures['stats']:.0f}x faster than a GROUP BY scan;"
+        f" keyset page {offset_ms / figures['list page (deep keyset cursor)']:.0f}x faster"
+        " than OFFSET"
+    )
 
 
 def main() -> None:

@@ -23,9 +23,12 @@ async def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval:
 
 
 def wait_for(
-    check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02,
+    check: Callable[[], T],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.02,
     what: str = "condition",
-) -> T:  # fmt: skip
+) -> T:
     """Synchronous ``eventually``; ``what`` names the condition in the failure."""
     deadline = time.monotonic() + timeout
     while True:

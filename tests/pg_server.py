@@ -64,19 +64,39 @@ class PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
-        )  # fmt: skip
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         options = [
-            f"-k {self.dir}", "-c listen_addresses=127.0.0.1", f"-p {self.port}",
-            "-c max_connections=200", "-c shared_buffers=128MB",
-        ]  # fmt: skip
+            f"-k {self.dir}",
+            "-c listen_addresses=127.0.0.1",
+            f"-p {self.port}",
+            "-c max_connections=200",
+            "-c shared_buffers=128MB",
+        ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-            "-l", str(self.dir / "server.log"), "-o", " ".join(options), "start",
-        )  # fmt: skip
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.dir / "server.log"),
+            "-o",
+            " ".join(options),
+            "start",
+        )
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
         return self
 
@@ -100,9 +120,18 @@ class PgServer:
             time.sleep(0.05)
         options = [f"-k {self.dir}", "-c listen_addresses=127.0.0.1", f"-p {self.port}"]
         self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-            "-l", str(self.dir / "server.log"), "-o", " ".join(options), "start",
-        )  # fmt: skip
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.dir / "server.log"),
+            "-o",
+            " ".join(options),
+            "start",
+        )
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def create_database(self, name: str | None = None) -> str:

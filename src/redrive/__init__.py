@@ -33,18 +33,35 @@ if TYPE_CHECKING:  # the names below load lazily, so `redrive --help` starts fas
     from redrive.stores.base import Filter, Group, Page, Stats, Store
 
 _LOCATIONS = {
-    "Attempt": "models", "DeadLetter": "models", "Event": "models", "Status": "models",
-    "ConfigError": "exceptions", "InvalidTransition": "exceptions",
-    "NonRetriableError": "exceptions", "NotFound": "exceptions", "PolicyError": "exceptions",
-    "RedriveError": "exceptions", "RetryAfter": "exceptions", "StoreError": "exceptions",
-    "StoreUnavailable": "exceptions", "TransportError": "exceptions",
-    "DeadLetterQueue": "service", "Result": "service",
-    "Decision": "policy", "RetryPolicy": "policy",
-    "EventBus": "bus", "HandlerSpec": "core.engine", "Hook": "hooks", "Settings": "config",
-    "Filter": "stores.base", "Group": "stores.base", "Page": "stores.base",
-    "Stats": "stores.base", "Store": "stores.base",
+    "Attempt": "models",
+    "DeadLetter": "models",
+    "Event": "models",
+    "Status": "models",
+    "ConfigError": "exceptions",
+    "InvalidTransition": "exceptions",
+    "NonRetriableError": "exceptions",
+    "NotFound": "exceptions",
+    "PolicyError": "exceptions",
+    "RedriveError": "exceptions",
+    "RetryAfter": "exceptions",
+    "StoreError": "exceptions",
+    "StoreUnavailable": "exceptions",
+    "TransportError": "exceptions",
+    "DeadLetterQueue": "service",
+    "Result": "service",
+    "Decision": "policy",
+    "RetryPolicy": "policy",
+    "EventBus": "bus",
+    "HandlerSpec": "core.engine",
+    "Hook": "hooks",
+    "Settings": "config",
+    "Filter": "stores.base",
+    "Group": "stores.base",
+    "Page": "stores.base",
+    "Stats": "stores.base",
+    "Store": "stores.base",
     "open_store": "bootstrap",
-}  # fmt: skip
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -165,9 +165,14 @@ class EventBus:
             event = topic
         else:
             event = Event(
-                topic=topic, payload=payload, key=key, headers=dict(headers) if headers else {},
-                correlation_id=correlation_id, tenant_id=tenant_id, source=source,
-            )  # fmt: skip
+                topic=topic,
+                payload=payload,
+                key=key,
+                headers=dict(headers) if headers else {},
+                correlation_id=correlation_id,
+                tenant_id=tenant_id,
+                source=source,
+            )
         await self.dispatch(event)
         return event
 

@@ -11,7 +11,7 @@ import random
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from redrive.exceptions import NonRetriableError, PolicyError, RetryAfter
 
@@ -79,9 +79,9 @@ class RetryPolicy:
         if self.jitter not in ("full", "equal", "none"):
             raise PolicyError("jitter must be 'full', 'equal' or 'none'")
 
-    def replace(self, **changes: object) -> RetryPolicy:
+    def replace(self, **changes: Any) -> RetryPolicy:
         """Return a copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
     def is_retriable(self, error: BaseException) -> bool:
         """Tell whether ``error`` may be retried under this policy."""

@@ -53,9 +53,13 @@ class Cli:
     def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         """Run the real ``redrive`` script in a subprocess."""
         return subprocess.run(
-            [REDRIVE, *args], cwd=self.workdir, env=self.env(**env), capture_output=True,
-            text=True, timeout=timeout,
-        )  # fmt: skip
+            [REDRIVE, *args],
+            cwd=self.workdir,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def store(self) -> Store:
         return open_store(self.url)

@@ -16,9 +16,10 @@ RAW = ("\x1b", "\x07", "\x9b", "\r")
 def hostile(cli: Cli) -> DeadLetter:
     """A record whose texts carry an OSC title change, a bell, a C1 CSI and a CR."""
     record = make_record(
-        topic="t\x1b[31mred", error_message="boom \x1b]0;PWNED\x07 ok \x9b2J",
+        topic="t\x1b[31mred",
+        error_message="boom \x1b]0;PWNED\x07 ok \x9b2J",
         payload={"a": "x\x1b[2Jy\x9bz"},
-    ).replace(traceback="Traceback (most recent call last):\n\tboom \x1b[1m\rX")  # fmt: skip
+    ).replace(traceback="Traceback (most recent call last):\n\tboom \x1b[1m\rX")
     [added] = cli.add(record)
     return added
 

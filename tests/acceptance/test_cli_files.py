@@ -104,8 +104,9 @@ def test_unknown_format_is_a_usage_error(cli: Cli) -> None:
 @pytest.mark.parametrize("name", ["old.jsonl", "old.jsonl.gz"])
 def test_archive_moves_old_records_to_a_file(cli: Cli, tmp_path: Path, name: str) -> None:
     """archive writes the old records to the file and deletes only those from the store."""
-    old = cli.add(*(make_record(status=Status.RESOLVED, created_at=ago(40 * 86400))
-                    for _ in range(3)))  # fmt: skip
+    old = cli.add(
+        *(make_record(status=Status.RESOLVED, created_at=ago(40 * 86400)) for _ in range(3))
+    )
     (recent,) = cli.seed(1)
     target = tmp_path / name
     result = cli("archive", "--older-than", "30d", "--to", str(target), "--yes")
@@ -122,8 +123,9 @@ def test_archive_killed_midway_loses_nothing(cli: Cli, tmp_path: Path) -> None:
     wanted = {r.id for r in records}
     target = tmp_path / "archive.jsonl"
     argv = [REDRIVE, "archive", "--to", str(target), "--batch-size", "50", "--yes"]
-    process = subprocess.Popen(argv, cwd=cli.workdir, env=cli.env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=cli.workdir, env=cli.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(
         lambda: target.exists() and target.stat().st_size > 0, timeout=30, what="the first batch"
     )

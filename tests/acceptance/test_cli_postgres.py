@@ -54,9 +54,10 @@ def test_triage_replay_and_clean_up(pg_cli: Cli, tmp_path: Path) -> None:
 def test_unreachable_store_is_one_line(tmp_path: Path) -> None:
     """A PostgreSQL URL nobody answers is a one-line error, not a traceback."""
     cli = Cli(
-        db=tmp_path / "unused.db", workdir=tmp_path,
+        db=tmp_path / "unused.db",
+        workdir=tmp_path,
         store_url="postgresql://nobody:secret@127.0.0.1:9/none?retry_timeout=0.5",
-    )  # fmt: skip
+    )
     result = cli.run("list")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr

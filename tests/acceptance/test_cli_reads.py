@@ -32,8 +32,18 @@ class TestList:
         (wanted,) = cli.seed(1, topic="t1", error_type="KeyError", tenant_id="acme", version="2.0")
         cli.seed(1, topic="t1", error_type="KeyError", tenant_id="acme", version="1.0")
         cli.seed(1, topic="t2", error_type="KeyError", tenant_id="acme", version="2.0")
-        result = cli("list", "--topic", "t1", "--error-type", "KeyError", "--tenant", "acme",
-                     "--version", "2.0", "--json")  # fmt: skip
+        result = cli(
+            "list",
+            "--topic",
+            "t1",
+            "--error-type",
+            "KeyError",
+            "--tenant",
+            "acme",
+            "--version",
+            "2.0",
+            "--json",
+        )
         assert [item["id"] for item in json.loads(result.stdout)["items"]] == [wanted.id]
 
     def test_search_looks_in_payload_and_message(self, cli: Cli) -> None:
@@ -169,8 +179,10 @@ class TestAudit:
         cli("resolve", *(r.id for r in records), "--actor", "alice")
         entries = json.loads(cli("audit", "--json").stdout)
         assert (entries[0]["actor"], entries[0]["action"], entries[0]["count"]) == (
-            "alice", "resolve", 2,
-        )  # fmt: skip
+            "alice",
+            "resolve",
+            2,
+        )
 
     def test_defaults_to_the_os_user(self, cli: Cli) -> None:
         """Without --actor, the audit entry names the OS user."""

@@ -120,8 +120,10 @@ def test_patch_merges_and_keeps_the_original(cli: Cli) -> None:
     assert after is not None
     assert after.payload == {"amount": 12, "keep": 1}
     assert after.history[-1].detail["original_payload"] == {
-        "amount": "twelve", "note": "x", "keep": 1,
-    }  # fmt: skip
+        "amount": "twelve",
+        "note": "x",
+        "keep": 1,
+    }
 
 
 def test_patch_is_in_the_audit_trail(cli: Cli) -> None:

@@ -19,9 +19,13 @@ FIXED_APP = "redrive.ops.cli.demo_app:fixed_bus"
 def worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     """``redrive worker`` running the demo app with its bug fixed; stopped by SIGTERM."""
     process = subprocess.Popen(
-        [REDRIVE, "worker", "--app", FIXED_APP], cwd=cli.workdir, env=cli.env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [REDRIVE, "worker", "--app", FIXED_APP],
+        cwd=cli.workdir,
+        env=cli.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     ready = process.stderr.readline()
     assert ready.startswith("worker ready"), ready
@@ -85,14 +89,18 @@ def test_worker_applies_retention(cli: Cli) -> None:
     from redrive.models import Status
     from tests.factories import ago, make_record
 
-    (old,) = cli.add(make_record(status=Status.RESOLVED, topic="orders.created",
-                                 created_at=ago(3 * 86400)))  # fmt: skip
+    (old,) = cli.add(
+        make_record(status=Status.RESOLVED, topic="orders.created", created_at=ago(3 * 86400))
+    )
     config = cli.workdir / "redrive.toml"
     config.write_text('[topics."orders.created"]\nretention = "1d"\n')
     process = subprocess.Popen(
-        [REDRIVE, "worker", "--app", FIXED_APP], cwd=cli.workdir, env=cli.env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [REDRIVE, "worker", "--app", FIXED_APP],
+        cwd=cli.workdir,
+        env=cli.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: cli.statuses([old]) == ["missing"], timeout=30, what="retention to purge")
     finally:

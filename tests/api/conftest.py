@@ -69,10 +69,17 @@ def api_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
 def api_settings(tmp_path: Path) -> Settings:
     """Settings with redaction on, an archive directory in the test's temp dir, and small
     limits so the limit tests stay small."""
-    return Settings(redact=tuple(REDACT), sections={
-        "api": {"max_page": 100, "max_bulk_ids": 50, "max_body_bytes": 64 * 1024,
-                "archive_dir": str(tmp_path / "archive")},
-    })  # fmt: skip
+    return Settings(
+        redact=tuple(REDACT),
+        sections={
+            "api": {
+                "max_page": 100,
+                "max_bulk_ids": 50,
+                "max_body_bytes": 64 * 1024,
+                "archive_dir": str(tmp_path / "archive"),
+            },
+        },
+    )
 
 
 @pytest.fixture
@@ -80,8 +87,9 @@ def api(api_store: Store, api_settings: Settings) -> Iterator[Api]:
     """The app on real uvicorn, with a viewer, an operator and an admin token."""
     service = DeadLetterQueue(api_store, actor="os-user")
     tokens = Tokens(service)
-    secrets = {role: tokens.create(f"{role}-token", role)[0]
-               for role in ("viewer", "operator", "admin")}  # fmt: skip
+    secrets = {
+        role: tokens.create(f"{role}-token", role)[0] for role in ("viewer", "operator", "admin")
+    }
     with Server(create_app(service, api_settings)) as url:
         clients = {
             role: httpx.Client(

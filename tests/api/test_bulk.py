@@ -21,8 +21,9 @@ def test_bulk_resolve_by_filter_changes_only_matches(api: Api) -> None:
     """A filter selects by topic; other topics stay dead."""
     api.add(3, topic="payments")
     [other] = api.add(topic="orders")
-    body = api.operator.post("/api/v1/dead-letters/resolve",
-                             json={"filter": {"topic": "payments"}}).json()  # fmt: skip
+    body = api.operator.post(
+        "/api/v1/dead-letters/resolve", json={"filter": {"topic": "payments"}}
+    ).json()
     assert body["changed"] == 3
     assert api.service.get(other.id).status == Status.DEAD
 
@@ -30,8 +31,9 @@ def test_bulk_resolve_by_filter_changes_only_matches(api: Api) -> None:
 def test_bulk_discard_records_the_note_and_actor(api: Api) -> None:
     """The audit entry of a bulk change has the token name and the note."""
     records = api.add(2)
-    api.operator.post("/api/v1/dead-letters/discard",
-                      json={"ids": [r.id for r in records], "note": "bad batch"})  # fmt: skip
+    api.operator.post(
+        "/api/v1/dead-letters/discard", json={"ids": [r.id for r in records], "note": "bad batch"}
+    )
     entry = api.viewer.get("/api/v1/audit").json()["items"][0]
     assert (entry["actor"], entry["count"], entry["detail"]["note"]) == (
         "operator-token",
@@ -56,8 +58,9 @@ def test_dry_run_changes_nothing(api: Api, action: str) -> None:
 def test_rate_spreads_replays_over_time(api: Api) -> None:
     """With rate=2/s, four records are due in two slices one second apart."""
     records = api.add(4)
-    body = api.operator.post("/api/v1/dead-letters/retry",
-                             json={"ids": [r.id for r in records], "rate": 2}).json()  # fmt: skip
+    body = api.operator.post(
+        "/api/v1/dead-letters/retry", json={"ids": [r.id for r in records], "rate": 2}
+    ).json()
     assert body["changed"] == 4
     due = sorted(api.service.get(r.id).next_attempt_at for r in records)  # type: ignore[type-var]
     assert (due[2] - due[0]).total_seconds() >= 0.9
@@ -67,8 +70,10 @@ def test_rate_spreads_replays_over_time(api: Api) -> None:
 def test_bulk_retry_with_patch_patches_each_payload(api: Api) -> None:
     """A patch in a bulk retry applies to every selected record."""
     records = api.add(2, payload={"order_id": 1, "region": "eu"})
-    api.operator.post("/api/v1/dead-letters/retry",
-                      json={"ids": [r.id for r in records], "patch": {"region": "us"}})  # fmt: skip
+    api.operator.post(
+        "/api/v1/dead-letters/retry",
+        json={"ids": [r.id for r in records], "patch": {"region": "us"}},
+    )
     assert {api.service.get(r.id).payload["region"] for r in records} == {"us"}
 
 
@@ -76,8 +81,9 @@ def test_filter_replay_honours_the_loop_guard(api: Api) -> None:
     """A bulk replay by filter skips records already replayed max_replays times."""
     api.add(replays=5)
     [fresh] = api.add()
-    body = api.operator.post("/api/v1/dead-letters/retry",
-                             json={"filter": {"status": ["dead"]}}).json()  # fmt: skip
+    body = api.operator.post(
+        "/api/v1/dead-letters/retry", json={"filter": {"status": ["dead"]}}
+    ).json()
     assert body["changed"] == 1
     assert api.service.get(fresh.id).status == Status.SCHEDULED
 
@@ -100,6 +106,10 @@ def test_bad_selection_is_422(api: Api, body: dict[str, object]) -> None:
 
 def test_too_many_ids_is_422(api: Api) -> None:
     """More ids than max_bulk_ids (50 here) are refused; the detail suggests a filter."""
-    body = problem(api.operator.post("/api/v1/dead-letters/resolve",
-                                     json={"ids": [f"id{i}" for i in range(51)]}), 422)  # fmt: skip
+    body = problem(
+        api.operator.post(
+            "/api/v1/dead-letters/resolve", json={"ids": [f"id{i}" for i in range(51)]}
+        ),
+        422,
+    )
     assert "filter" in body["detail"]

@@ -82,8 +82,9 @@ def test_action_without_csrf_is_403(api: Api, browser: Browser) -> None:
     """A form post with the wrong CSRF value changes nothing."""
     [record] = api.add()
     client = sign_in(api, "operator", browser)
-    response = client.post(f"/dead-letters/{record.id}/action",
-                           data={"action": "resolve", "csrf": "forged"})  # fmt: skip
+    response = client.post(
+        f"/dead-letters/{record.id}/action", data={"action": "resolve", "csrf": "forged"}
+    )
     assert response.status_code == 403
     assert api.service.get(record.id).status == Status.DEAD
 
@@ -93,8 +94,9 @@ def test_viewer_cannot_act_from_the_console(api: Api, browser: Browser) -> None:
     [record] = api.add()
     client = sign_in(api, "viewer", browser)
     csrf = _csrf(client.get(f"/dead-letters/{record.id}").text)
-    response = client.post(f"/dead-letters/{record.id}/action",
-                           data={"action": "retry", "csrf": csrf})  # fmt: skip
+    response = client.post(
+        f"/dead-letters/{record.id}/action", data={"action": "retry", "csrf": csrf}
+    )
     assert response.status_code == 403
     assert api.service.get(record.id).status == Status.DEAD
 
@@ -104,9 +106,11 @@ def test_action_answers_json_for_the_script(api: Api, browser: Browser) -> None:
     [record] = api.add()
     client = sign_in(api, "operator", browser)
     csrf = _csrf(client.get(f"/dead-letters/{record.id}").text)
-    response = client.post(f"/dead-letters/{record.id}/action",
-                           data={"action": "retry", "csrf": csrf},
-                           headers={"Accept": "application/json"})  # fmt: skip
+    response = client.post(
+        f"/dead-letters/{record.id}/action",
+        data={"action": "retry", "csrf": csrf},
+        headers={"Accept": "application/json"},
+    )
     assert response.json()["status"] == "scheduled"
     assert response.json()["actions"] == ["resolve", "discard"]
 
@@ -116,9 +120,11 @@ def test_edited_payload_with_bad_json_is_422(api: Api, browser: Browser) -> None
     [record] = api.add()
     client = sign_in(api, "operator", browser)
     csrf = _csrf(client.get(f"/dead-letters/{record.id}").text)
-    response = client.post(f"/dead-letters/{record.id}/action",
-                           data={"action": "retry", "csrf": csrf, "payload": "{nope"},
-                           headers={"Accept": "application/json"})  # fmt: skip
+    response = client.post(
+        f"/dead-letters/{record.id}/action",
+        data={"action": "retry", "csrf": csrf, "payload": "{nope"},
+        headers={"Accept": "application/json"},
+    )
     assert response.status_code == 422
     assert api.service.get(record.id).status == Status.DEAD
 
@@ -153,6 +159,8 @@ def test_next_cannot_leave_the_console(api: Api, browser: Browser) -> None:
     """After sign-in, an outside 'next' URL is replaced by the overview."""
     client = browser()
     form = client.get("/signin")
-    response = client.post("/signin", data={"token": api.tokens["viewer"], "csrf": _csrf(form.text),
-                                             "next": "//evil.example/"})  # fmt: skip
+    response = client.post(
+        "/signin",
+        data={"token": api.tokens["viewer"], "csrf": _csrf(form.text), "next": "//evil.example/"},
+    )
     assert response.headers["location"] == "/"

@@ -22,9 +22,10 @@ def archive_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "change", [{"history": [1]}, {"created_at": 123}, {"id": "x" * 5000}, {"origin": [1, 2]}],
+    "change",
+    [{"history": [1]}, {"created_at": 123}, {"id": "x" * 5000}, {"origin": [1, 2]}],
     ids=["history entry", "time", "long id", "origin"],
-)  # fmt: skip
+)
 def test_import_of_a_malformed_record_is_422(
     api: Api, tmp_path: Path, change: dict[str, Any]
 ) -> None:
@@ -52,12 +53,15 @@ def test_archive_into_a_corrupt_gz_is_422_and_changes_nothing(api: Api, tmp_path
 @pytest.mark.parametrize(
     ("name", "content", "start"),
     [
-        ("hdr.jsonl", json.dumps({**make_record().to_dict(), "headers": "abc"}) + "\n",
-         "hdr.jsonl:1: invalid record: "),
+        (
+            "hdr.jsonl",
+            json.dumps({**make_record().to_dict(), "headers": "abc"}) + "\n",
+            "hdr.jsonl:1: invalid record: ",
+        ),
         ("bad.jsonl", "not json\n", "bad.jsonl:1: not valid JSON"),
         ("torn.jsonl.gz", "\x1f\x8b\x08 not gzip", "torn.jsonl.gz: cannot read"),
     ],
-)  # fmt: skip
+)
 def test_import_errors_name_only_the_file(
     api: Api, tmp_path: Path, name: str, content: str, start: str
 ) -> None:

@@ -80,9 +80,13 @@ class TestList:
 
     @pytest.mark.parametrize(
         ("params", "field"),
-        [({"since": "yesterday"}, "since"), ({"limit": 0}, "limit"),
-         ({"status": "sleeping"}, "status"), ({"until": "99999999999d"}, "until")],
-    )  # fmt: skip
+        [
+            ({"since": "yesterday"}, "since"),
+            ({"limit": 0}, "limit"),
+            ({"status": "sleeping"}, "status"),
+            ({"until": "99999999999d"}, "until"),
+        ],
+    )
     def test_bad_query_is_422_naming_the_field(
         self, api: Api, params: dict[str, object], field: str
     ) -> None:
@@ -96,8 +100,11 @@ class TestDetail:
         """Configured fields are masked in the response; the store keeps the original."""
         [record] = api.add(payload=SECRET)
         body = api.viewer.get(f"/api/v1/dead-letters/{record.id}").json()
-        assert body["payload"] == {"order_id": 7, "password": "***",
-                                   "card": {"number": "***", "exp": "12/30"}}  # fmt: skip
+        assert body["payload"] == {
+            "order_id": 7,
+            "password": "***",
+            "card": {"number": "***", "exp": "12/30"},
+        }
         assert api.service.get(record.id).payload == SECRET
 
     def test_full_record_has_history_origin_and_traceback(self, api: Api) -> None:
@@ -150,19 +157,22 @@ class TestActions:
     def test_patched_original_stays_masked_in_history(self, api: Api) -> None:
         """The history keeps the original payload, and the API shows it masked."""
         [record] = api.add(payload=SECRET)
-        api.operator.post(f"/api/v1/dead-letters/{record.id}/retry",
-                          json={"patch": {"order_id": 9}})  # fmt: skip
+        api.operator.post(
+            f"/api/v1/dead-letters/{record.id}/retry", json={"patch": {"order_id": 9}}
+        )
         body = api.viewer.get(f"/api/v1/dead-letters/{record.id}").json()
         assert "hunter2" not in str(body)
         assert body["history"][-1]["detail"]["original_payload"]["password"] == "***"
 
-    @pytest.mark.parametrize(("action", "status"), [("resolve", "resolved"),
-                                                    ("discard", "discarded")])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("action", "status"), [("resolve", "resolved"), ("discard", "discarded")]
+    )
     def test_final_actions_set_the_status(self, api: Api, action: str, status: str) -> None:
         """Resolve and discard move a dead letter to their final status."""
         [record] = api.add()
-        body = api.operator.post(f"/api/v1/dead-letters/{record.id}/{action}",
-                                 json={"note": "handled"}).json()  # fmt: skip
+        body = api.operator.post(
+            f"/api/v1/dead-letters/{record.id}/{action}", json={"note": "handled"}
+        ).json()
         assert body["status"] == status
 
     def test_resolving_a_resolved_record_is_409(self, api: Api) -> None:
@@ -190,16 +200,20 @@ class TestBadInput:
     def test_unknown_body_field_is_422(self, api: Api) -> None:
         """A field the endpoint does not take is refused, and nothing changes."""
         [record] = api.add()
-        body = problem(api.operator.post(f"/api/v1/dead-letters/{record.id}/retry",
-                                         json={"pach": {}}), 422)  # fmt: skip
+        body = problem(
+            api.operator.post(f"/api/v1/dead-letters/{record.id}/retry", json={"pach": {}}), 422
+        )
         assert "pach" in body["detail"]
         assert api.service.get(record.id).status == Status.DEAD
 
     def test_malformed_json_is_422(self, api: Api) -> None:
         """A body that is not JSON is a 422 problem, not a 500."""
         [record] = api.add()
-        response = api.operator.post(f"/api/v1/dead-letters/{record.id}/retry", content=b"{oops",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        response = api.operator.post(
+            f"/api/v1/dead-letters/{record.id}/retry",
+            content=b"{oops",
+            headers={"Content-Type": "application/json"},
+        )
         problem(response, 422)
 
     def test_body_over_the_limit_is_413(self, api: Api) -> None:
@@ -216,6 +230,9 @@ class TestBadInput:
                 yield b'"' + b"x" * 40 + b'",'
             yield b'"y"]}'
 
-        response = api.operator.post("/api/v1/dead-letters/resolve", content=chunks(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        response = api.operator.post(
+            "/api/v1/dead-letters/resolve",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+        )
         problem(response, 413)

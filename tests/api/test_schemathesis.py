@@ -24,8 +24,12 @@ from redrive.stores.sqlite import SQLiteStore
 from tests.api.server import Server
 from tests.factories import make_record
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -35,8 +39,9 @@ def fuzz_target(tmp_path: Path) -> Iterator[tuple[str, str]]:
     store.add([make_record(payload={"password": "x", "n": i}) for i in range(5)])
     service = DeadLetterQueue(store)
     token, _ = Tokens(service).create("fuzzer", "admin")
-    settings_ = Settings(redact=("password",),
-                         sections={"api": {"archive_dir": str(tmp_path / "archive")}})  # fmt: skip
+    settings_ = Settings(
+        redact=("password",), sections={"api": {"archive_dir": str(tmp_path / "archive")}}
+    )
     with Server(create_app(service, settings_)) as url:
         yield url, token
     store.close()
@@ -59,8 +64,9 @@ def test_api_honours_its_schema(fuzz_target: tuple[str, str], method: str, path:
     headers = {"Authorization": f"Bearer {token}"}
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=12, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
 

@@ -22,9 +22,14 @@ from tests.factories import ago, make_record
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @dataclasses.dataclass
@@ -38,9 +43,14 @@ class Console:
 
 
 def _payment(minutes: int) -> DeadLetter:
-    return make_record(topic="payments.captured", handler="app.ledger", error_type="TimeoutError",
-                       error_message=f"ledger timed out after {minutes}s",
-                       fingerprint="pay-timeout", created_at=ago(60 * minutes))  # fmt: skip
+    return make_record(
+        topic="payments.captured",
+        handler="app.ledger",
+        error_type="TimeoutError",
+        error_message=f"ledger timed out after {minutes}s",
+        fingerprint="pay-timeout",
+        created_at=ago(60 * minutes),
+    )
 
 
 def _seed() -> list[DeadLetter]:
@@ -68,8 +78,10 @@ def console(tmp_path: Path) -> Iterator[Console]:
     records = _seed()
     store.add(records)
     service = DeadLetterQueue(store)
-    tokens = {role: Tokens(service).create(f"{role}-token", role)[0]
-              for role in ("viewer", "operator", "admin")}  # fmt: skip
+    tokens = {
+        role: Tokens(service).create(f"{role}-token", role)[0]
+        for role in ("viewer", "operator", "admin")
+    }
     settings = Settings(redact=("password",))
     with Server(create_app(service, settings)) as url:
         yield Console(url=url, service=service, tokens=tokens, records=records)
@@ -84,8 +96,9 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: apt-get install -y chromium (scripts/test does it)")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=ARGS)  # fmt: skip
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=ARGS
+        )
         yield chromium
         chromium.close()
 

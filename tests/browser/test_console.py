@@ -116,8 +116,11 @@ def test_phone_layout_fits_the_screen(page: Page, console: Console) -> None:
     """At phone width no page scrolls sideways."""
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, console)
-    for path, name in [("/", "phone-overview"), ("/dead-letters", "phone-dead-letters"),
-                       (f"/dead-letters/{console.records[0].id}", "phone-detail")]:  # fmt: skip
+    for path, name in [
+        ("/", "phone-overview"),
+        ("/dead-letters", "phone-dead-letters"),
+        (f"/dead-letters/{console.records[0].id}", "phone-detail"),
+    ]:
         page.goto(console.url + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px too wide"

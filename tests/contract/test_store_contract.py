@@ -47,9 +47,14 @@ class TestWritesAndReads:
     def test_each_filter_selects_its_records(self, store: Store) -> None:
         """Every Filter field narrows the listing to the records it names."""
         target = make_record(
-            topic="payments", handler="h2", error_type="KeyError", fingerprint="a" * 16,
-            tenant_id="t1", correlation_id="c1", version="2.0",
-        )  # fmt: skip
+            topic="payments",
+            handler="h2",
+            error_type="KeyError",
+            fingerprint="a" * 16,
+            tenant_id="t1",
+            correlation_id="c1",
+            version="2.0",
+        )
         store.add([target, make_record(), make_record(status=Status.RESOLVED)])
         for where in (
             Filter(topic="payments"),
@@ -208,9 +213,13 @@ class TestTransitions:
         now = utcnow()
         entry = Attempt(kind="replay", at=now, detail={"actor": "ops"})
         change = Change(
-            to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=now,
-            next_attempt_at=now, entry=entry, replay=True,
-        )  # fmt: skip
+            to=Status.SCHEDULED,
+            from_statuses=(Status.DEAD,),
+            now=now,
+            next_attempt_at=now,
+            entry=entry,
+            replay=True,
+        )
         store.transition([record.id], change)
         after = store.get(record.id)
         assert after is not None
@@ -224,9 +233,11 @@ class TestTransitions:
         record, other = make_record(), make_record(status=Status.RESOLVED)
         store.add([record, other])
         change = Change(
-            to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=utcnow(),
+            to=Status.SCHEDULED,
+            from_statuses=(Status.DEAD,),
+            now=utcnow(),
             payloads={record.id: {"fixed": True}, other.id: {"fixed": True}},
-        )  # fmt: skip
+        )
         store.transition([record.id, other.id], change)
         assert store.get(record.id).payload == {"fixed": True}  # type: ignore[union-attr]
         assert store.get(other.id).payload == other.payload  # type: ignore[union-attr]
@@ -286,9 +297,12 @@ class TestClaims:
         other = make_record(status=Status.SCHEDULED, handler="other", next_attempt_at=now)
         store.add([due, later, other, make_record()])
         claimed = store.claim_due(
-            now=now, lease_until=now + timedelta(minutes=5), owner="w1", limit=10,
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+            owner="w1",
+            limit=10,
             handlers=[("orders.created", "app.send_receipt")],
-        )  # fmt: skip
+        )
         assert [r.id for r in claimed] == [due.id]
         assert claimed[0].status == Status.RETRYING
         assert claimed[0].lease_owner == "w1"

@@ -73,9 +73,11 @@ class TestFirstAttempt:
         assert [h.kind for h in record.history] == ["attempt"]
         assert record.history[0].duration is not None
         assert record.consumer == {
-            "service": "orders-api", "host": socket.gethostname(), "pid": os.getpid(),
+            "service": "orders-api",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "version": "1.4.2",
-        }  # fmt: skip
+        }
         assert record.dead_at == record.created_at and record.next_attempt_at is None
         other.close()
 
@@ -275,10 +277,11 @@ async def test_heartbeat_keeps_a_long_attempt_from_running_twice(db_path: Path) 
         await release.wait()
 
     buses = [
-        EventBus(open_store(f"sqlite:///{db_path}"), poll_interval=0.02,
-                 lease=timedelta(seconds=0.3))
+        EventBus(
+            open_store(f"sqlite:///{db_path}"), poll_interval=0.02, lease=timedelta(seconds=0.3)
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     for bus in buses:
         bus.subscribe("orders.created", slow, name="app.send_receipt")
     async with buses[0], buses[1]:
@@ -361,9 +364,11 @@ async def test_one_unstorable_failure_does_not_fail_its_batch(sqlite_store: Stor
     from redrive import StoreError
 
     results = await asyncio.gather(
-        bus.publish("t", {"n": 1}), bus.publish("t", {(1, 2): "x"}), bus.publish("t", {"n": 3}),
+        bus.publish("t", {"n": 1}),
+        bus.publish("t", {(1, 2): "x"}),
+        bus.publish("t", {"n": 3}),
         return_exceptions=True,
-    )  # fmt: skip
+    )
     assert isinstance(results[1], StoreError)
     assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
     assert sorted(r.payload["n"] for r in records(sqlite_store)) == [1, 3]

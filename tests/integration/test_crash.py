@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_app(db: Path, marker: Path, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.crash_app", str(db), str(marker), mode],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill(process: subprocess.Popen[str]) -> None:

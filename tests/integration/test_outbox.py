@@ -92,8 +92,16 @@ class TestAdd:
         """A committed event reaches the publisher with payload, key, headers and id."""
         delivered: list[Event] = []
         outbox = Outbox(db.store, publisher=_publisher(delivered))
-        event_id = _add(db, outbox, "orders.created", {"n": "1"}, key="o-1",
-                        headers={"h": "v"}, aggregate_type="order", aggregate_id=42)  # fmt: skip
+        event_id = _add(
+            db,
+            outbox,
+            "orders.created",
+            {"n": "1"},
+            key="o-1",
+            headers={"h": "v"},
+            aggregate_type="order",
+            aggregate_id=42,
+        )
         assert await outbox.dispatch() == 1
         assert [(e.id, e.payload, e.key, dict(e.headers)) for e in delivered] == [
             (event_id, {"n": "1"}, "o-1", {"h": "v"})
@@ -162,8 +170,12 @@ class TestDispatch:
         """A delivery failing max_attempts times marks the row dead and records a dead
         letter with the error, listed like any other."""
         clock = FakeClock()
-        outbox = Outbox(db.store, publisher=_publisher([], fail={"1"}), clock=clock,
-                        policy=RetryPolicy(max_attempts=2, initial_delay=10))  # fmt: skip
+        outbox = Outbox(
+            db.store,
+            publisher=_publisher([], fail={"1"}),
+            clock=clock,
+            policy=RetryPolicy(max_attempts=2, initial_delay=10),
+        )
         _add(db, outbox, "orders.created", {"n": "1"})
         await outbox.dispatch()
         row = outbox.get(1)
@@ -183,8 +195,13 @@ class TestDispatch:
         clock = FakeClock()
         delivered: list[Event] = []
         fail = {"a"}
-        outbox = Outbox(db.store, publisher=_publisher(delivered, fail), clock=clock,
-                        ordering="key", policy=RetryPolicy(initial_delay=5))  # fmt: skip
+        outbox = Outbox(
+            db.store,
+            publisher=_publisher(delivered, fail),
+            clock=clock,
+            ordering="key",
+            policy=RetryPolicy(initial_delay=5),
+        )
         for n, key in (("a", "k1"), ("b", "k1"), ("c", "k2")):
             _add(db, outbox, "orders.created", {"n": n}, key=key)
         await outbox.dispatch()
@@ -202,12 +219,14 @@ class TestDispatch:
         """Rows claimed by a dispatcher that vanished are delivered once its lease ends."""
         clock = FakeClock()
         delivered: list[Event] = []
-        outbox = Outbox(db.store, publisher=_publisher(delivered), clock=clock,
-                        lease=timedelta(seconds=30))  # fmt: skip
+        outbox = Outbox(
+            db.store, publisher=_publisher(delivered), clock=clock, lease=timedelta(seconds=30)
+        )
         _add(db, outbox, "orders.created", {"n": "1"})
         now = clock.now()
-        outbox._backend.claim(now=now, lease_until=now + timedelta(seconds=30), owner="gone",
-                              limit=10, by_key=False)  # fmt: skip
+        outbox._backend.claim(
+            now=now, lease_until=now + timedelta(seconds=30), owner="gone", limit=10, by_key=False
+        )
         assert await outbox.dispatch() == 0
         clock.advance(31)
         assert await outbox.dispatch() == 1
@@ -226,8 +245,9 @@ class TestDispatch:
         task = asyncio.create_task(outbox.run())
         try:
             await asyncio.sleep(0)  # let run() start listening
-            await asyncio.to_thread(_add, Backend("postgres", store, postgres_url), outbox,
-                                    "orders.created", {"n": "1"})  # fmt: skip
+            await asyncio.to_thread(
+                _add, Backend("postgres", store, postgres_url), outbox, "orders.created", {"n": "1"}
+            )
             await asyncio.wait_for(got.wait(), timeout=20)
         finally:
             outbox.stop()
@@ -238,8 +258,9 @@ class TestDispatch:
 
 class TestRepository:
     async def _dead(self, db: Backend, count: int, **fields: Any) -> Outbox:
-        outbox = Outbox(db.store, publisher=_publisher([], fail={"x"}),
-                        policy=RetryPolicy(max_attempts=1))  # fmt: skip
+        outbox = Outbox(
+            db.store, publisher=_publisher([], fail={"x"}), policy=RetryPolicy(max_attempts=1)
+        )
         for _ in range(count):
             _add(db, outbox, "orders.created", {"n": "x"}, **fields)
         await outbox.dispatch()
@@ -276,8 +297,12 @@ class TestRepository:
     async def test_cleanup_and_archive(self, db: Backend) -> None:
         """Old dead events are deleted; old done events move to the archive."""
         clock = FakeClock()
-        outbox = Outbox(db.store, publisher=_publisher([], fail={"x"}), clock=clock,
-                        policy=RetryPolicy(max_attempts=1))  # fmt: skip
+        outbox = Outbox(
+            db.store,
+            publisher=_publisher([], fail={"x"}),
+            clock=clock,
+            policy=RetryPolicy(max_attempts=1),
+        )
         _add(db, outbox, "orders.created", {"n": "x"})
         _add(db, outbox, "orders.created", {"n": "ok"})
         await outbox.dispatch()

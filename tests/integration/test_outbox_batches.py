@@ -129,9 +129,13 @@ class TestLockedBatches:
         outbox = Outbox(store, publisher=publish)
         _add(postgres_url, outbox, 20)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.test_outbox_batches", postgres_url,
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.integration.test_outbox_batches",
+            postgres_url,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
         try:
             assert proc.stdout is not None
             assert await proc.stdout.readline() == b"delivering\n"

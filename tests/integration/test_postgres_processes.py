@@ -45,13 +45,17 @@ async def _work(url: str, *, slow: bool) -> None:
 
     def run(event: Event) -> None:
         with lock:
-            runs.execute("INSERT INTO runs (event_id, pid, phase) VALUES (%s, %s, 'start')",
-                         (event.id, os.getpid()))  # fmt: skip
+            runs.execute(
+                "INSERT INTO runs (event_id, pid, phase) VALUES (%s, %s, 'start')",
+                (event.id, os.getpid()),
+            )
         if slow:
             threading.Event().wait(3600)  # stuck until SIGKILL
         with lock:
-            runs.execute("INSERT INTO runs (event_id, pid, phase) VALUES (%s, %s, 'done')",
-                         (event.id, os.getpid()))  # fmt: skip
+            runs.execute(
+                "INSERT INTO runs (event_id, pid, phase) VALUES (%s, %s, 'done')",
+                (event.id, os.getpid()),
+            )
 
     bus.subscribe(TOPIC, run, name=HANDLER)
     stop = asyncio.Event()
@@ -85,8 +89,11 @@ def main() -> None:
 def _spawn(role: str, url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.test_postgres_processes", role, url],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_ready(proc: subprocess.Popen[str]) -> None:

@@ -68,13 +68,15 @@ def test_unsupported_urls(url: str) -> None:
     ("url", "masked"),
     [
         ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
-        ("postgresql://app@db/x?password=s3cret&sslmode=require",
-         "postgresql://app@db/x?password=***&sslmode=require"),
+        (
+            "postgresql://app@db/x?password=s3cret&sslmode=require",
+            "postgresql://app@db/x?password=***&sslmode=require",
+        ),
         ("host=db user=app password=s3cret dbname=x", "host=db user=app password=*** dbname=x"),
         ("postgresql://app:s3cret@[::1/x", "postgresql://app:***@[::1/x"),
         ("postgresql://app:s3c@ret@db/x", "postgresql://app:***@db/x"),
     ],
-)  # fmt: skip
+)
 def test_url_passwords_are_masked(url: str, masked: str) -> None:
     """mask_url hides passwords wherever a DSN can carry them, even in a broken URL."""
     from redrive.bootstrap import mask_url

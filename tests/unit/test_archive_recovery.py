@@ -44,8 +44,11 @@ def test_corrupt_member_before_more_data_is_left_unchanged(tmp_path: Path, damag
     """A damaged middle member is a FormatError naming its offset; the file keeps every byte."""
     path = tmp_path / "old.jsonl.gz"
     data, first = corrupt_archive(path, damage)
-    with pytest.raises(FormatError, match=rf"^archive {path} is corrupt at byte {first} .*"
-                                          "it was left unchanged"):  # fmt: skip
+    with pytest.raises(
+        FormatError,
+        match=rf"^archive {path} is corrupt at byte {first} .*"
+        "it was left unchanged",
+    ):
         ArchiveFile(path).recover()
     assert path.read_bytes() == data
 

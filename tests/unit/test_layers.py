@@ -14,8 +14,22 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "redrive"
-HEAVY = ("fastapi", "starlette", "uvicorn", "typer", "click", "rich", "psycopg", "psycopg_pool",
-         "nats", "aiokafka", "prometheus_client", "httpx", "jinja2", "sqlalchemy")  # fmt: skip
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "typer",
+    "click",
+    "rich",
+    "psycopg",
+    "psycopg_pool",
+    "nats",
+    "aiokafka",
+    "prometheus_client",
+    "httpx",
+    "jinja2",
+    "sqlalchemy",
+)
 BACKENDS = ("redrive.stores.sqlite", "redrive.stores.postgres", "redrive.stores.sql", "sqlite3")
 
 

@@ -96,8 +96,9 @@ async def replay_with_bus(store: MemoryStore, options: ReplayOptions, *, fail: b
     bus = EventBus(store, poll_interval=0.05)
     handlers(bus, fail)
     async with bus:
-        return await asyncio.to_thread(DeadLetterQueue(store).replay, where=Filter(),
-                                       options=options)  # fmt: skip
+        return await asyncio.to_thread(
+            DeadLetterQueue(store).replay, where=Filter(), options=options
+        )
 
 
 async def test_canary_passes_then_replays_the_rest(store: MemoryStore) -> None:

@@ -50,8 +50,9 @@ def write_jsonl(path: Path, *records: dict[str, Any]) -> Path:
 @pytest.mark.parametrize("change", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_record_names_file_and_line(tmp_path: Path, change: dict[str, Any]) -> None:
     """A malformed record on line 2 is a FormatError naming the file and that line."""
-    path = write_jsonl(tmp_path / "x.jsonl", make_record().to_dict(),
-                       {**make_record().to_dict(), **change})  # fmt: skip
+    path = write_jsonl(
+        tmp_path / "x.jsonl", make_record().to_dict(), {**make_record().to_dict(), **change}
+    )
     with pytest.raises(FormatError, match=rf"^{path}:2: invalid record: "):
         list(read_records(path))
 
@@ -78,8 +79,9 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, number: str) -> None:
 
 def test_a_malformed_record_imports_nothing(tmp_path: Path) -> None:
     """The whole file is checked first, so one malformed record leaves the store empty."""
-    path = write_jsonl(tmp_path / "x.jsonl", make_record().to_dict(),
-                       {**make_record().to_dict(), "history": [1]})  # fmt: skip
+    path = write_jsonl(
+        tmp_path / "x.jsonl", make_record().to_dict(), {**make_record().to_dict(), "history": [1]}
+    )
     store = MemoryStore()
     with pytest.raises(FormatError):
         DeadLetterQueue(store).import_(path)
@@ -89,8 +91,15 @@ def test_a_malformed_record_imports_nothing(tmp_path: Path) -> None:
 
 def test_plausible_ids_and_loose_types_still_import(tmp_path: Path) -> None:
     """A 64-character id, empty containers and null optional fields import as before."""
-    record = {**make_record().to_dict(), "id": "a" * 64, "headers": {}, "origin": None,
-              "history": [], "replays": None, "key": None}  # fmt: skip
+    record = {
+        **make_record().to_dict(),
+        "id": "a" * 64,
+        "headers": {},
+        "origin": None,
+        "history": [],
+        "replays": None,
+        "key": None,
+    }
     path = write_jsonl(tmp_path / "x.jsonl", record)
     store = MemoryStore()
     assert DeadLetterQueue(store).import_(path).changed == 1

@@ -261,10 +261,11 @@ class Engine:
             return record
         scrub = self.redactor.scrub
         history = tuple(
-            entry if entry.error_message is None
+            entry
+            if entry.error_message is None
             else dataclasses.replace(entry, error_message=scrub(entry.error_message, secrets))
             for entry in record.history
-        )  # fmt: skip
+        )
         return record.replace(
             error_message=scrub(record.error_message, secrets),
             traceback=scrub(record.traceback, secrets),
@@ -311,7 +312,9 @@ def _note_interrupted(record: DeadLetter, now: datetime) -> DeadLetter:
     if record.attempts - 1 <= since_replay:
         return record
     entry = Attempt(
-        kind="interrupted", at=now, error_type=error_name(WorkerLost()),
+        kind="interrupted",
+        at=now,
+        error_type=error_name(WorkerLost()),
         error_message="the worker stopped before this attempt finished (crash, kill or OOM)",
-    )  # fmt: skip
+    )
     return record.replace(history=(*record.history, entry))

@@ -111,8 +111,12 @@ class Tokens:
         token_id = secrets.token_hex(6)
         token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         now = self._clock.now()
-        value = {"name": name, "role": role.value, "hash": _digest(token),
-                 "created_at": format_time(now)}  # fmt: skip
+        value = {
+            "name": name,
+            "role": role.value,
+            "hash": _digest(token),
+            "created_at": format_time(now),
+        }
         if not self._store.meta_put(TOKENS, token_id, value, version=0):
             raise TokenError("token id collision; try again")
         detail = {"name": name, "role": role.value, "id": token_id}

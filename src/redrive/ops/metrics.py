@@ -210,9 +210,10 @@ class DeadLetterCollector(Collector):
         up.add_metric([], 1)
         now = self._service.clock.now()
         counts = GaugeMetricFamily(
-            "redrive_dead_letters", "Records in the store by topic and status.",
+            "redrive_dead_letters",
+            "Records in the store by topic and status.",
             labels=["topic", "status"],
-        )  # fmt: skip
+        )
         oldest = GaugeMetricFamily(
             "redrive_oldest_dead_letter_age_seconds",
             "Age of the oldest dead record of the topic (0 when none is dead).",
@@ -375,9 +376,11 @@ def start_http_server(
 
     server = make_server(addr, port, text_only, ThreadingWSGIServer, handler_class=_Quiet)
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        daemon=True,
         name="redrive-metrics",
-    )  # fmt: skip
+    )
     thread.start()
     return MetricsServer(server, thread)
 

@@ -57,14 +57,19 @@ def insert(
     event_id = new_id()
     native = driver != "sqlalchemy"
     values: dict[str, Any] = {
-        "event_id": event_id, "topic": topic,
-        "payload": backend.encode_json(payload, driver=native), "key": key,
+        "event_id": event_id,
+        "topic": topic,
+        "payload": backend.encode_json(payload, driver=native),
+        "key": key,
         "headers": backend.encode_json(dict(headers or {}), driver=native),
         "aggregate_type": aggregate_type,
         "aggregate_id": None if aggregate_id is None else str(aggregate_id),
-        "correlation_id": correlation_id, "tenant_id": tenant_id, "max_attempts": max_attempts,
-        "next_attempt_at": backend.encode_time(now), "created_at": backend.encode_time(now),
-    }  # fmt: skip
+        "correlation_id": correlation_id,
+        "tenant_id": tenant_id,
+        "max_attempts": max_attempts,
+        "next_attempt_at": backend.encode_time(now),
+        "created_at": backend.encode_time(now),
+    }
     if driver == "sqlalchemy":
         from sqlalchemy import text
 

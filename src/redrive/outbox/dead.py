@@ -37,17 +37,33 @@ def dead_letter(
     detail: dict[str, JSON] = {"outbox_id": row.id, "decision": "outbox"}
     if row.last_error:
         detail["previous_error"] = row.last_error
-    entry = Attempt(kind="attempt", at=now, error_type=error_name(error),
-                    error_message=error_message(error), detail=detail)  # fmt: skip
+    entry = Attempt(
+        kind="attempt",
+        at=now,
+        error_type=error_name(error),
+        error_message=error_message(error),
+        detail=detail,
+    )
     origin: dict[str, JSON] = {"outbox_id": row.id, "outbox_table": "redrive_outbox"}
     if row.aggregate_type is not None:
         origin["aggregate_type"] = row.aggregate_type
     if row.aggregate_id is not None:
         origin["aggregate_id"] = row.aggregate_id
     return DeadLetter(
-        id=new_id(), event=event, handler=name, status=Status.DEAD, attempts=attempts,
-        max_attempts=policy.max_attempts, error_type=error_name(error),
-        error_message=error_message(error), traceback=format_traceback(error),
-        fingerprint=fingerprint(event.topic, name, error), created_at=now, updated_at=now,
-        history=(entry,), origin=origin, consumer=dict(consumer), dead_at=now,
-    )  # fmt: skip
+        id=new_id(),
+        event=event,
+        handler=name,
+        status=Status.DEAD,
+        attempts=attempts,
+        max_attempts=policy.max_attempts,
+        error_type=error_name(error),
+        error_message=error_message(error),
+        traceback=format_traceback(error),
+        fingerprint=fingerprint(event.topic, name, error),
+        created_at=now,
+        updated_at=now,
+        history=(entry,),
+        origin=origin,
+        consumer=dict(consumer),
+        dead_at=now,
+    )

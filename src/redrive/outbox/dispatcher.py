@@ -140,8 +140,11 @@ class Outbox(OutboxRepository):
         self.clock = clock or SystemClock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         host = socket.gethostname()
-        self.consumer: dict[str, JSON] = {"service": "redrive-outbox", "host": host,
-                                          "pid": os.getpid()}  # fmt: skip
+        self.consumer: dict[str, JSON] = {
+            "service": "redrive-outbox",
+            "host": host,
+            "pid": os.getpid(),
+        }
         self._backend = backend_for(store)
         self._async_publisher = publisher is not None and _is_async(publisher)
         self._wake = asyncio.Event()
@@ -168,10 +171,19 @@ class Outbox(OutboxRepository):
         session or connection, or sqlite3 connection: nothing is committed here.
         """
         return insert(
-            conn, self._backend, topic=topic, payload=payload, aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id, key=key, headers=headers, correlation_id=correlation_id,
-            tenant_id=tenant_id, max_attempts=max_attempts, now=self.clock.now(),
-        )  # fmt: skip
+            conn,
+            self._backend,
+            topic=topic,
+            payload=payload,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            key=key,
+            headers=headers,
+            correlation_id=correlation_id,
+            tenant_id=tenant_id,
+            max_attempts=max_attempts,
+            now=self.clock.now(),
+        )
 
     # -- dispatching --------------------------------------------------------------------
     async def dispatch(self) -> int:
@@ -182,9 +194,13 @@ class Outbox(OutboxRepository):
             return await self._dispatch_locked()
         now = self.clock.now()
         rows = await asyncio.to_thread(
-            self._backend.claim, now=now, lease_until=now + self.lease, owner=self.owner,
-            limit=self.batch_size, by_key=self.ordering == "key",
-        )  # fmt: skip
+            self._backend.claim,
+            now=now,
+            lease_until=now + self.lease,
+            owner=self.owner,
+            limit=self.batch_size,
+            by_key=self.ordering == "key",
+        )
         if not rows:
             return 0
         results: dict[int, Delivered] = {}
@@ -195,10 +211,15 @@ class Outbox(OutboxRepository):
     async def _dispatch_locked(self) -> int:
         """Deliver a batch inside the transaction that locked it, and write its outcomes
         there; after ``hold``, lease the rows still in flight and commit what is known."""
-        locking = asyncio.ensure_future(asyncio.to_thread(
-            self._backend.lock, now=self.clock.now(), limit=self.batch_size,
-            by_key=self.ordering == "key", stuck_after=self.lease,
-        ))  # fmt: skip
+        locking = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._backend.lock,
+                now=self.clock.now(),
+                limit=self.batch_size,
+                by_key=self.ordering == "key",
+                stuck_after=self.lease,
+            )
+        )
         try:
             batch = await asyncio.shield(locking)
         except asyncio.CancelledError:
@@ -220,9 +241,13 @@ class Outbox(OutboxRepository):
         now = self.clock.now()
         try:
             await asyncio.to_thread(
-                batch.commit, [o for o, _ in outcomes], now=now, leased=[r.id for r in late],
-                lease_until=now + self.lease, owner=self.owner,
-            )  # fmt: skip
+                batch.commit,
+                [o for o, _ in outcomes],
+                now=now,
+                leased=[r.id for r in late],
+                lease_until=now + self.lease,
+                owner=self.owner,
+            )
         except BaseException:
             delivery.cancel()  # the server released the rows: they are delivered again
             raise
@@ -312,8 +337,13 @@ class Outbox(OutboxRepository):
         policy = self.policy_for(row)
         attempt = row.attempts + 1
         decision = policy.decide(attempt, error, self.clock.now(), random.random)
-        return Outcome(id=row.id, attempts=attempt, error=failure_text(error),
-                       retry_at=decision.retry_at, dead=decision.dead)  # fmt: skip
+        return Outcome(
+            id=row.id,
+            attempts=attempt,
+            error=failure_text(error),
+            retry_at=decision.retry_at,
+            dead=decision.dead,
+        )
 
     def policy_for(self, row: OutboxEvent) -> RetryPolicy:
         """The retry policy of a row: the topic's, with the row's own max_attempts."""
@@ -331,10 +361,18 @@ class Outbox(OutboxRepository):
         now = self.clock.now()
         by_id = {row.id: row for row in rows}
         records = [
-            dead_letter(by_id[o.id], error, o.attempts, self.policy_for(by_id[o.id]),
-                        name=self.name, consumer=self.consumer, now=now)
-            for o, error in outcomes if o.dead and error is not None
-        ]  # fmt: skip
+            dead_letter(
+                by_id[o.id],
+                error,
+                o.attempts,
+                self.policy_for(by_id[o.id]),
+                name=self.name,
+                consumer=self.consumer,
+                now=now,
+            )
+            for o, error in outcomes
+            if o.dead and error is not None
+        ]
         if not records:
             return outcomes
         try:
@@ -344,9 +382,10 @@ class Outbox(OutboxRepository):
             later = now + timedelta(seconds=self.poll_interval)
             return [
                 (Outcome(id=o.id, attempts=o.attempts - 1, error=o.error, retry_at=later), e)
-                if o.dead else (o, e)
+                if o.dead
+                else (o, e)
                 for o, e in outcomes
-            ]  # fmt: skip
+            ]
         return outcomes
 
     def close(self) -> None:

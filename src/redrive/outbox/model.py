@@ -15,14 +15,40 @@ from redrive.models import JSON, Event
 OutboxStatus = Literal["pending", "done", "dead"]
 
 COLUMNS = (
-    "id", "event_id", "topic", "payload", "key", "headers", "aggregate_type", "aggregate_id",
-    "correlation_id", "tenant_id", "status", "attempts", "max_attempts", "next_attempt_at",
-    "last_error", "last_error_at", "created_at", "processed_at", "dead_at",
-)  # fmt: skip
+    "id",
+    "event_id",
+    "topic",
+    "payload",
+    "key",
+    "headers",
+    "aggregate_type",
+    "aggregate_id",
+    "correlation_id",
+    "tenant_id",
+    "status",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "last_error",
+    "last_error_at",
+    "created_at",
+    "processed_at",
+    "dead_at",
+)
 INSERT_COLUMNS = (
-    "event_id", "topic", "payload", "key", "headers", "aggregate_type", "aggregate_id",
-    "correlation_id", "tenant_id", "max_attempts", "next_attempt_at", "created_at",
-)  # fmt: skip
+    "event_id",
+    "topic",
+    "payload",
+    "key",
+    "headers",
+    "aggregate_type",
+    "aggregate_id",
+    "correlation_id",
+    "tenant_id",
+    "max_attempts",
+    "next_attempt_at",
+    "created_at",
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,10 +84,16 @@ class OutboxEvent:
     def to_event(self) -> Event:
         """The event handlers receive (its id stays the same on every attempt)."""
         return Event(
-            id=self.event_id, topic=self.topic, payload=self.payload, key=self.key,
-            headers=dict(self.headers), correlation_id=self.correlation_id,
-            tenant_id=self.tenant_id, source="outbox", occurred_at=self.created_at,
-        )  # fmt: skip
+            id=self.event_id,
+            topic=self.topic,
+            payload=self.payload,
+            key=self.key,
+            headers=dict(self.headers),
+            correlation_id=self.correlation_id,
+            tenant_id=self.tenant_id,
+            source="outbox",
+            occurred_at=self.created_at,
+        )
 
     def to_dict(self) -> dict[str, JSON]:
         """The JSON shape of the row (times as ISO-8601)."""

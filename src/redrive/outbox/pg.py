@@ -58,8 +58,10 @@ class PgOutbox:
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
         """The INSERT for an application's own connection (schema-qualified)."""
         if style == "named":
-            marks = [f"CAST(:{c} AS jsonb)" if c in ("payload", "headers") else f":{c}"
-                     for c in INSERT_COLUMNS]  # fmt: skip
+            marks = [
+                f"CAST(:{c} AS jsonb)" if c in ("payload", "headers") else f":{c}"
+                for c in INSERT_COLUMNS
+            ]
         else:
             marks = ["%s"] * len(INSERT_COLUMNS)
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
@@ -217,9 +219,12 @@ def failed_params(
 ) -> tuple[Any, ...]:
     """The parameters of :func:`failed_sql` (``owner`` when ``owned``)."""
     params = (
-        [o.id for o in batch], [o.attempts for o in batch], [o.retry_at for o in batch],
-        [(o.error or "").replace("\x00", "\ufffd") for o in batch], now,
-    )  # fmt: skip
+        [o.id for o in batch],
+        [o.attempts for o in batch],
+        [o.retry_at for o in batch],
+        [(o.error or "").replace("\x00", "\ufffd") for o in batch],
+        now,
+    )
     return params if owner is None else (*params, owner)
 
 

@@ -90,8 +90,9 @@ class SqliteOutbox:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=self._timeout)  # fmt: skip
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=self._timeout
+                )
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
@@ -165,10 +166,19 @@ class SqliteOutbox:
         t = format_time(now)
         done = [(t, o.id, owner) for o in outcomes if o.error is None]
         failed = [
-            ("dead" if o.dead else "pending", o.attempts, format_time(o.retry_at), o.error, t,
-             t if o.dead else None, o.id, owner)
-            for o in outcomes if o.error is not None
-        ]  # fmt: skip
+            (
+                "dead" if o.dead else "pending",
+                o.attempts,
+                format_time(o.retry_at),
+                o.error,
+                t,
+                t if o.dead else None,
+                o.id,
+                owner,
+            )
+            for o in outcomes
+            if o.error is not None
+        ]
         with self._write() as conn:
             conn.executemany(
                 "UPDATE redrive_outbox SET status = 'done', processed_at = ?, "
@@ -187,8 +197,9 @@ class SqliteOutbox:
     def next_due_at(self) -> datetime | None:
         rows = self._read(
             "SELECT min(max(next_attempt_at, coalesce(locked_until, next_attempt_at))) "
-            "FROM redrive_outbox WHERE status = 'pending'", (),
-        )  # fmt: skip
+            "FROM redrive_outbox WHERE status = 'pending'",
+            (),
+        )
         return parse_time(rows[0][0]) if rows and rows[0][0] else None
 
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:

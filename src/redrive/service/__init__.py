@@ -202,28 +202,53 @@ class DeadLetterQueue:
             where = where.replace(max_replays=self.max_replays)
         entry = Attempt(kind="replay", at=now, detail=_detail(actor or self.actor, note))
         change = Change(
-            to=Status.SCHEDULED, from_statuses=REPLAYABLE, now=now,
-            next_attempt_at=now + delay, entry=entry, replay=True,
-        )  # fmt: skip
+            to=Status.SCHEDULED,
+            from_statuses=REPLAYABLE,
+            now=now,
+            next_attempt_at=now + delay,
+            entry=entry,
+            replay=True,
+        )
         return self._apply("retry", ids, where, change, actor, note)
 
-    def resolve(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-                actor: str | None = None, note: str | None = None,
-                progress: Progress | None = None) -> Result:  # fmt: skip
+    def resolve(
+        self,
+        ids: Iterable[str] | None = None,
+        /,
+        *,
+        where: Filter | None = None,
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Progress | None = None,
+    ) -> Result:
         """Mark records as handled by hand (dead or scheduled ones).
 
         ``progress`` (on every bulk change) is called with the records done per batch."""
         return self._set_final("resolve", Status.RESOLVED, ids, where, actor, note, progress)
 
-    def discard(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-                actor: str | None = None, note: str | None = None,
-                progress: Progress | None = None) -> Result:  # fmt: skip
+    def discard(
+        self,
+        ids: Iterable[str] | None = None,
+        /,
+        *,
+        where: Filter | None = None,
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Progress | None = None,
+    ) -> Result:
         """Mark records as not to be processed (dead or scheduled ones)."""
         return self._set_final("discard", Status.DISCARDED, ids, where, actor, note, progress)
 
-    def delete(self, ids: Iterable[str] | None = None, /, *, where: Filter | None = None,
-               actor: str | None = None, note: str | None = None,
-               progress: Progress | None = None) -> Result:  # fmt: skip
+    def delete(
+        self,
+        ids: Iterable[str] | None = None,
+        /,
+        *,
+        where: Filter | None = None,
+        actor: str | None = None,
+        note: str | None = None,
+        progress: Progress | None = None,
+    ) -> Result:
         """Delete records for good, whatever their status."""
         result = Result(0, 0, 0)
         for batch, missing in self._batches(ids, where, progress):
@@ -391,9 +416,15 @@ class DeadLetterQueue:
 
     # -- internals ---------------------------------------------------------------------
     def _set_final(
-        self, action: str, status: Status, ids: Iterable[str] | None, where: Filter | None,
-        actor: str | None, note: str | None, progress: Progress | None,
-    ) -> Result:  # fmt: skip
+        self,
+        action: str,
+        status: Status,
+        ids: Iterable[str] | None,
+        where: Filter | None,
+        actor: str | None,
+        note: str | None,
+        progress: Progress | None,
+    ) -> Result:
         now = self.clock.now()
         entry = Attempt(kind=action, at=now, detail=_detail(actor or self.actor, note))
         change = Change(to=status, from_statuses=RESOLVABLE, now=now, entry=entry)
@@ -439,21 +470,37 @@ class DeadLetterQueue:
                 progress(len(batch))
 
     def record(
-        self, action: str, *, detail: Mapping[str, JSON] | None = None, count: int = 1,
+        self,
+        action: str,
+        *,
+        detail: Mapping[str, JSON] | None = None,
+        count: int = 1,
         actor: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Add an audit entry for an action that changes no record (tokens, settings)."""
         actor = actor or self.actor
-        entry = AuditEntry(id=new_id(), at=self.clock.now(), actor=actor, action=action,
-                           count=count, detail=dict(detail or {}))  # fmt: skip
+        entry = AuditEntry(
+            id=new_id(),
+            at=self.clock.now(),
+            actor=actor,
+            action=action,
+            count=count,
+            detail=dict(detail or {}),
+        )
         self.store.add_audit(entry)
         if self.hooks:
             self.hooks.on_change(action, count, actor)
 
     def _audit(
-        self, action: str, result: Result, where: Filter | None, ids: Iterable[str] | None,
-        actor: str | None, note: str | None, extra: Mapping[str, JSON] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        action: str,
+        result: Result,
+        where: Filter | None,
+        ids: Iterable[str] | None,
+        actor: str | None,
+        note: str | None,
+        extra: Mapping[str, JSON] | None = None,
+    ) -> None:
         actor = actor or self.actor
         detail: dict[str, JSON] = {"matched": result.matched, "skipped": result.skipped}
         if result.missing:

@@ -41,11 +41,28 @@ if TYPE_CHECKING:
 FORMATS = ("json", "jsonl", "csv")
 
 CSV_COLUMNS = (
-    "id", "topic", "handler", "status", "error_type", "error_message", "attempts",
-    "max_attempts", "replays", "fingerprint", "tenant_id", "correlation_id", "version",
-    "created_at", "updated_at", "dead_at", "resolved_at", "next_attempt_at", "event_id",
-    "key", "payload",
-)  # fmt: skip
+    "id",
+    "topic",
+    "handler",
+    "status",
+    "error_type",
+    "error_message",
+    "attempts",
+    "max_attempts",
+    "replays",
+    "fingerprint",
+    "tenant_id",
+    "correlation_id",
+    "version",
+    "created_at",
+    "updated_at",
+    "dead_at",
+    "resolved_at",
+    "next_attempt_at",
+    "event_id",
+    "key",
+    "payload",
+)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TAIL_IDS = 10_000
 """Ids of the last lines of an archive that a resumed run checks (more than any batch)."""
@@ -275,8 +292,9 @@ def _unstorable(record: DeadLetter) -> str | None:
         if not all(isinstance(text, str | None) for text in texts):
             return f"history entry {number}: error_type and error_message must be strings"
         duration = entry.duration
-        if duration is not None and (isinstance(duration, bool)
-                                     or not isinstance(duration, int | float)):  # fmt: skip
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float)
+        ):
             return f"history entry {number}: duration must be a number"
     return None
 
@@ -448,9 +466,13 @@ class ExportStream:
     CHUNK_CHARS = 1 << 20
 
     def __init__(
-        self, dlq: DeadLetterQueue, where: Filter, fmt: str, redactor: Redactor | None,
+        self,
+        dlq: DeadLetterQueue,
+        where: Filter,
+        fmt: str,
+        redactor: Redactor | None,
         progress: Callable[[int], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._dlq, self._where, self._redactor, self._progress = dlq, where, redactor, progress
         self.fmt = fmt
         self.count = 0
@@ -479,9 +501,13 @@ class ExportStream:
 
 
 def export(
-    dlq: DeadLetterQueue, out: IO[str], where: Filter, fmt: str,
-    redactor: Redactor | None, progress: Callable[[int], None] | None,
-) -> int:  # fmt: skip
+    dlq: DeadLetterQueue,
+    out: IO[str],
+    where: Filter,
+    fmt: str,
+    redactor: Redactor | None,
+    progress: Callable[[int], None] | None,
+) -> int:
     """Write the records of ``where`` to ``out``; return how many."""
     stream = ExportStream(dlq, where, fmt, redactor, progress)
     for chunk in stream:
@@ -515,9 +541,12 @@ def _importable(record: DeadLetter) -> DeadLetter:
 
 
 def archive(
-    dlq: DeadLetterQueue, path: Path, where: Filter, batch: int,
+    dlq: DeadLetterQueue,
+    path: Path,
+    where: Filter,
+    batch: int,
     progress: Callable[[int], None] | None,
-) -> tuple[int, int]:  # fmt: skip
+) -> tuple[int, int]:
     """(records archived, records deleted): first finish what a killed run left, then
     move ``where`` a batch at a time, each batch fsynced before it is deleted."""
     file = ArchiveFile(path)

@@ -167,10 +167,15 @@ class SafeReplay:
             self._watch(until_settled=True)
             aborted = self._abort_reason(final=True)
         return ReplayReport(
-            scheduled=scheduled, skipped=skipped, missing=missing,
-            succeeded=self.outcomes.succeeded, failed=self.outcomes.failed,
-            pending=len(self.outcomes.open), remaining=max(total - done, 0), aborted=aborted,
-        )  # fmt: skip
+            scheduled=scheduled,
+            skipped=skipped,
+            missing=missing,
+            succeeded=self.outcomes.succeeded,
+            failed=self.outcomes.failed,
+            pending=len(self.outcomes.open),
+            remaining=max(total - done, 0),
+            aborted=aborted,
+        )
 
     def _waves(self, batches: Iterable[list[str]]) -> Iterator[list[str]]:
         """Re-cut the id batches into waves: the canary first, then paced slices."""
@@ -278,9 +283,13 @@ def plan_replay(dlq: DeadLetterQueue, where: Filter, *, force: bool, samples: in
         left_out = dlq.store.count(bounded.replace(max_replays=None)) - count
     sample = dlq.store.find(bounded, limit=samples).items if samples else []
     return ReplayPlan(
-        where=bounded, count=count, by_topic=dict(sorted(by_topic.items())),
-        groups=tuple(groups[:10]), samples=tuple(sample), guarded=left_out,
-    )  # fmt: skip
+        where=bounded,
+        count=count,
+        by_topic=dict(sorted(by_topic.items())),
+        groups=tuple(groups[:10]),
+        samples=tuple(sample),
+        guarded=left_out,
+    )
 
 
 class ReplayRun:
@@ -288,9 +297,16 @@ class ReplayRun:
     and the tally the service records in the audit trail."""
 
     def __init__(
-        self, dlq: DeadLetterQueue, ids: list[str] | None, where: Filter | None, *,
-        patch: JSON, delay: timedelta, actor: str, note: str | None,
-    ) -> None:  # fmt: skip
+        self,
+        dlq: DeadLetterQueue,
+        ids: list[str] | None,
+        where: Filter | None,
+        *,
+        patch: JSON,
+        delay: timedelta,
+        actor: str,
+        note: str | None,
+    ) -> None:
         self.dlq, self.ids, self.where = dlq, ids, where
         self.patch, self.delay, self.actor, self.note = patch, delay, actor, note
         self.originals: dict[str, JSON] = {}
@@ -316,9 +332,15 @@ class ReplayRun:
 
     def _schedule(self, wave: list[str]) -> Result:
         result = schedule_wave(
-            self.dlq, wave, self.ids is not None, self.delay, self.patch, self.actor,
-            self.note, self.originals,
-        )  # fmt: skip
+            self.dlq,
+            wave,
+            self.ids is not None,
+            self.delay,
+            self.patch,
+            self.actor,
+            self.note,
+            self.originals,
+        )
         self.tally += result
         return result
 
@@ -336,9 +358,15 @@ keeps its own in any case)."""
 
 
 def schedule_wave(
-    dlq: DeadLetterQueue, wave: list[str], explicit: bool, delay: timedelta, patch: JSON,
-    actor: str, note: str | None, originals: dict[str, JSON],
-) -> Result:  # fmt: skip
+    dlq: DeadLetterQueue,
+    wave: list[str],
+    explicit: bool,
+    delay: timedelta,
+    patch: JSON,
+    actor: str,
+    note: str | None,
+    originals: dict[str, JSON],
+) -> Result:
     """Replay one wave (no audit entry: ``DeadLetterQueue.replay`` writes one per run).
 
     :param explicit: the ids were named by the operator: count those that do not exist.
@@ -353,9 +381,13 @@ def schedule_wave(
         return Result(0, 0, 0, missing)
     detail: dict[str, JSON] = {"actor": actor, **({"note": note} if note else {})}
     change = Change(
-        to=Status.SCHEDULED, from_statuses=REPLAYABLE, now=now, next_attempt_at=now + delay,
-        entry=Attempt(kind="replay", at=now, detail=detail), replay=True,
-    )  # fmt: skip
+        to=Status.SCHEDULED,
+        from_statuses=REPLAYABLE,
+        now=now,
+        next_attempt_at=now + delay,
+        entry=Attempt(kind="replay", at=now, detail=detail),
+        replay=True,
+    )
     if patch is None:
         changed = dlq.store.transition(wave, change)
     else:
@@ -364,9 +396,12 @@ def schedule_wave(
 
 
 def _patch_wave(
-    dlq: DeadLetterQueue, wave: list[str], change: Change, patch: JSON,
+    dlq: DeadLetterQueue,
+    wave: list[str],
+    change: Change,
+    patch: JSON,
     originals: dict[str, JSON],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Patch and replay record by record, so each history entry keeps its own original."""
     changed: list[str] = []
     dead = Filter(ids=tuple(wave), statuses=change.from_statuses)

@@ -13,23 +13,55 @@ from typing import Any
 
 from redrive.exceptions import StoreError
 from redrive.models import Attempt, DeadLetter, Event, Status, format_time, parse_time
-from redrive.stores.base import Filter, Page
+from redrive.stores.base import AuditEntry, Filter, Group, Page
 
 TABLE = "redrive_dead_letters"
 
 COLUMNS = (
-    "id", "event_id", "topic", "handler", "status", "payload", "key", "headers",
-    "correlation_id", "source", "tenant_id", "occurred_at", "attempts", "max_attempts",
-    "error_type", "error_message", "traceback", "fingerprint", "history", "origin",
-    "consumer", "version", "created_at", "updated_at", "next_attempt_at", "dead_at",
-    "resolved_at", "replays", "lease_owner", "lease_expires_at",
-)  # fmt: skip
+    "id",
+    "event_id",
+    "topic",
+    "handler",
+    "status",
+    "payload",
+    "key",
+    "headers",
+    "correlation_id",
+    "source",
+    "tenant_id",
+    "occurred_at",
+    "attempts",
+    "max_attempts",
+    "error_type",
+    "error_message",
+    "traceback",
+    "fingerprint",
+    "history",
+    "origin",
+    "consumer",
+    "version",
+    "created_at",
+    "updated_at",
+    "next_attempt_at",
+    "dead_at",
+    "resolved_at",
+    "replays",
+    "lease_owner",
+    "lease_expires_at",
+)
 COLUMN_LIST = ", ".join(COLUMNS)
 JSON_COLUMNS = frozenset({"payload", "headers", "history", "origin", "consumer"})
 TIME_COLUMNS = frozenset(
-    {"occurred_at", "created_at", "updated_at", "next_attempt_at", "dead_at", "resolved_at",
-     "lease_expires_at"}
-)  # fmt: skip
+    {
+        "occurred_at",
+        "created_at",
+        "updated_at",
+        "next_attempt_at",
+        "dead_at",
+        "resolved_at",
+        "lease_expires_at",
+    }
+)
 
 
 class Dialect:
@@ -66,6 +98,13 @@ class Dialect:
     def decode_time(self, value: Any) -> datetime | None:
         return parse_time(value)
 
+    def decode_required_time(self, value: Any) -> datetime:
+        """A time from a NOT NULL column."""
+        decoded = self.decode_time(value)
+        if decoded is None:
+            raise StoreError(f"expected a time, got {value!r}")
+        return decoded
+
     def placeholders(self, count: int) -> str:
         return ", ".join([self.param] * count)
 
@@ -84,16 +123,37 @@ def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
 def _row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
     event, enc, t = record.event, dialect.encode_json, dialect.encode_time
     return (
-        record.id, event.id, event.topic, record.handler, record.status.value,
-        enc(event.payload), event.key, enc(dict(event.headers)), event.correlation_id,
-        event.source, event.tenant_id, t(event.occurred_at), record.attempts,
-        record.max_attempts, record.error_type, record.error_message, record.traceback,
-        record.fingerprint, enc([entry.to_dict() for entry in record.history]),
-        enc(dict(record.origin)), dialect.encode_consumer(record.consumer),
-        _version(record), t(record.created_at), t(record.updated_at),
-        t(record.next_attempt_at), t(record.dead_at), t(record.resolved_at), record.replays,
-        record.lease_owner, t(record.lease_expires_at),
-    )  # fmt: skip
+        record.id,
+        event.id,
+        event.topic,
+        record.handler,
+        record.status.value,
+        enc(event.payload),
+        event.key,
+        enc(dict(event.headers)),
+        event.correlation_id,
+        event.source,
+        event.tenant_id,
+        t(event.occurred_at),
+        record.attempts,
+        record.max_attempts,
+        record.error_type,
+        record.error_message,
+        record.traceback,
+        record.fingerprint,
+        enc([entry.to_dict() for entry in record.history]),
+        enc(dict(record.origin)),
+        dialect.encode_consumer(record.consumer),
+        _version(record),
+        t(record.created_at),
+        t(record.updated_at),
+        t(record.next_attempt_at),
+        t(record.dead_at),
+        t(record.resolved_at),
+        record.replays,
+        record.lease_owner,
+        t(record.lease_expires_at),
+    )
 
 
 def _version(record: DeadLetter) -> str | None:
@@ -103,30 +163,113 @@ def _version(record: DeadLetter) -> str | None:
 
 def row_to_record(row: Sequence[Any], dialect: Dialect) -> DeadLetter:
     """Build a record from a row selected with ``COLUMN_LIST``."""
-    # fmt: off
-    (id_, event_id, topic, handler, status, payload, key, headers, correlation_id, source,
-     tenant_id, occurred_at, attempts, max_attempts, error_type, error_message, tb,
-     fingerprint, history, origin, consumer, _version, created_at, updated_at,
-     next_attempt_at, dead_at, resolved_at, replays, lease_owner, lease_expires_at) = row
-    # fmt: on
+    (
+        id_,
+        event_id,
+        topic,
+        handler,
+        status,
+        payload,
+        key,
+        headers,
+        correlation_id,
+        source,
+        tenant_id,
+        occurred_at,
+        attempts,
+        max_attempts,
+        error_type,
+        error_message,
+        tb,
+        fingerprint,
+        history,
+        origin,
+        consumer,
+        _version,
+        created_at,
+        updated_at,
+        next_attempt_at,
+        dead_at,
+        resolved_at,
+        replays,
+        lease_owner,
+        lease_expires_at,
+    ) = row
     dec, t = dialect.decode_json, dialect.decode_time
     created = t(created_at)
     assert created is not None
     event = Event(
-        id=event_id, topic=topic, payload=dec(payload), key=key, headers=dec(headers),
-        correlation_id=correlation_id, source=source, tenant_id=tenant_id,
+        id=event_id,
+        topic=topic,
+        payload=dec(payload),
+        key=key,
+        headers=dec(headers),
+        correlation_id=correlation_id,
+        source=source,
+        tenant_id=tenant_id,
         occurred_at=t(occurred_at) or created,
-    )  # fmt: skip
+    )
     return DeadLetter(
-        id=id_, event=event, handler=handler, status=Status(status), attempts=attempts,
-        max_attempts=max_attempts, error_type=error_type, error_message=error_message,
-        traceback=tb, fingerprint=fingerprint,
+        id=id_,
+        event=event,
+        handler=handler,
+        status=Status(status),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        error_type=error_type,
+        error_message=error_message,
+        traceback=tb,
+        fingerprint=fingerprint,
         history=tuple(Attempt.from_dict(item) for item in dec(history)),
-        origin=dec(origin), consumer=dec(consumer), created_at=created,
-        updated_at=t(updated_at) or created, next_attempt_at=t(next_attempt_at), dead_at=t(dead_at),
-        resolved_at=t(resolved_at), replays=replays, lease_owner=lease_owner,
+        origin=dec(origin),
+        consumer=dec(consumer),
+        created_at=created,
+        updated_at=t(updated_at) or created,
+        next_attempt_at=t(next_attempt_at),
+        dead_at=t(dead_at),
+        resolved_at=t(resolved_at),
+        replays=replays,
+        lease_owner=lease_owner,
         lease_expires_at=t(lease_expires_at),
-    )  # fmt: skip
+    )
+
+
+GROUP_COLUMNS = (
+    "fingerprint, topic, handler, error_type, count, first_seen, last_seen, message, sample"
+)
+"""The order both stores select a group's columns in (``group_from_row`` reads it)."""
+
+
+def group_from_row(row: Sequence[Any], dialect: Dialect) -> Group:
+    """A ``Group`` from a row in ``GROUP_COLUMNS`` order."""
+    fingerprint, topic, handler, error_type, count, first, last, message, sample = row
+    return Group(
+        fingerprint=fingerprint,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        count=int(count),
+        first_seen=dialect.decode_required_time(first),
+        last_seen=dialect.decode_required_time(last),
+        sample_message=message or "",
+        sample_id=sample,
+    )
+
+
+AUDIT_COLUMNS = "id, at, actor, action, count, detail"
+
+
+def audit_from_row(row: Sequence[Any], dialect: Dialect) -> AuditEntry:
+    """An ``AuditEntry`` from a row in ``AUDIT_COLUMNS`` order."""
+    entry_id, at, actor, action, count, detail = row
+    return AuditEntry(
+        id=entry_id,
+        at=dialect.decode_required_time(at),
+        actor=actor,
+        action=action,
+        count=int(count),
+        detail=dialect.decode_json(detail),
+    )
 
 
 def page_of(rows: Sequence[Sequence[Any]], limit: int, dialect: Dialect) -> Page:

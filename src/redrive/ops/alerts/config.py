@@ -42,8 +42,15 @@ from redrive.ops.alerts.rules import TopicRules
 from redrive.ops.alerts.sinks import LogSink, Sink, SlackSink, WebhookSink
 
 _TOP_KEYS = {"interval", "cooldown", "public_url", "top_groups", "lock_ttl", "defaults", "sinks"}
-_RULE_KEYS = {"warn_count", "critical_count", "max_age", "rate", "rate_window", "expiring",
-              "enabled"}  # fmt: skip
+_RULE_KEYS = {
+    "warn_count",
+    "critical_count",
+    "max_age",
+    "rate",
+    "rate_window",
+    "expiring",
+    "enabled",
+}
 _SEVERITIES = ("warning", "critical")
 _COMMON = {"type", "min_severity"}
 _HTTP = _COMMON | {"url", "url_env", "timeout", "retries", "backoff"}
@@ -51,9 +58,20 @@ _SINK_KEYS = {
     "log": _COMMON,
     "webhook": _HTTP | {"secret", "secret_env"},
     "slack": _HTTP,
-    "email": _COMMON | {"host", "port", "starttls", "username", "password", "password_env",
-                        "from", "to", "timeout", "ca_file"},
-}  # fmt: skip
+    "email": _COMMON
+    | {
+        "host",
+        "port",
+        "starttls",
+        "username",
+        "password",
+        "password_env",
+        "from",
+        "to",
+        "timeout",
+        "ca_file",
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,15 +114,17 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Alerts
         interval=interval,
         cooldown=p.seconds(data.get("cooldown", 900), "alerts.cooldown"),
         public_url=p.string(data["public_url"], "alerts.public_url")
-        if "public_url" in data else None,
+        if "public_url" in data
+        else None,
         top_groups=p.integer(data.get("top_groups", 3), "alerts.top_groups", minimum=0),
         lock_ttl=p.seconds(data["lock_ttl"], "alerts.lock_ttl", positive=True)
-        if "lock_ttl" in data else None,
+        if "lock_ttl" in data
+        else None,
         defaults=defaults,
         topics=topics,
         retention={n: t.retention for n, t in settings.topics.items() if t.retention},
         sinks=sinks or {"log": LogSink("log")},
-    )  # fmt: skip
+    )
 
 
 class _Reader:
@@ -171,8 +191,9 @@ class _Reader:
         rules = base.replace(**changes)
         warn, critical = rules.warn_count, rules.critical_count
         if warn is not None and critical is not None and critical < warn:
-            raise self.fail(f"{key}.critical_count",
-                            f"expected at least warn_count ({warn}), got {critical}")  # fmt: skip
+            raise self.fail(
+                f"{key}.critical_count", f"expected at least warn_count ({warn}), got {critical}"
+            )
         return rules
 
     def secret(self, data: Mapping[str, Any], name: str, key: str, *, required: bool) -> str | None:
@@ -215,8 +236,9 @@ class _Reader:
             raise self.fail(f"{key}.url", "expected an http:// or https:// URL")
         if kind == "slack":
             return SlackSink(name, url, **http)
-        return WebhookSink(name, url, secret=self.secret(data, "secret", key, required=False),
-                           **http)  # fmt: skip
+        return WebhookSink(
+            name, url, secret=self.secret(data, "secret", key, required=False), **http
+        )
 
     def email(self, name: str, data: Mapping[str, Any], key: str, severity: str) -> EmailSink:
         starttls = self.boolean(data.get("starttls", False), f"{key}.starttls")
@@ -233,14 +255,15 @@ class _Reader:
             port=self.integer(data.get("port", 587 if starttls else 25), f"{key}.port", minimum=1),
             sender=self.string(data.get("from"), f"{key}.from"),
             to=[self.string(r, f"{key}.to") for r in recipients],
-            username=self.string(data["username"], f"{key}.username") if "username" in data
+            username=self.string(data["username"], f"{key}.username")
+            if "username" in data
             else None,
             password=self.secret(data, "password", key, required=False),
             starttls=starttls,
             ca_file=self.string(data["ca_file"], f"{key}.ca_file") if "ca_file" in data else None,
             timeout=self.seconds(data.get("timeout", 10), f"{key}.timeout", positive=True),
             min_severity=severity,
-        )  # fmt: skip
+        )
 
 
 def _list(names: Any) -> str:

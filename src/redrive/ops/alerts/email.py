@@ -25,10 +25,21 @@ class EmailSink:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str, *, host: str, port: int, sender: str, to: Sequence[str],
-                 username: str | None = None, password: str | None = None,
-                 starttls: bool = False, ca_file: str | None = None, timeout: float = 10.0,
-                 min_severity: str = "warning") -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        to: Sequence[str],
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        ca_file: str | None = None,
+        timeout: float = 10.0,
+        min_severity: str = "warning",
+    ) -> None:
         self.name = name
         self.min_severity = min_severity
         self._host = host
@@ -71,8 +82,18 @@ def render(alert: Alert, sender: str, to: Sequence[str]) -> EmailMessage:
     message["To"] = ", ".join(to)
     data = alert.to_dict()
     lines = [alert.message, ""]
-    for key in ("status", "severity", "topic", "rule", "value", "threshold",
-                "dead_letters", "oldest_age_seconds", "timestamp", "alert_id"):  # fmt: skip
+    for key in (
+        "status",
+        "severity",
+        "topic",
+        "rule",
+        "value",
+        "threshold",
+        "dead_letters",
+        "oldest_age_seconds",
+        "timestamp",
+        "alert_id",
+    ):
         lines.append(f"{key}: {data[key]}")
     if alert.groups:
         lines += ["", "Top error groups:"]

@@ -137,8 +137,9 @@ class Monitor:
         found = evaluate(self.config.rules_for(topic), measured)
         for family in FAMILIES:  # a rule turned off (or a topic gone) resolves its alert
             if family not in found and state_key(topic, family) in snapshot:
-                found[family] = Finding(family=family, severity="ok", rule=family,
-                                        value=0, threshold=None)  # fmt: skip
+                found[family] = Finding(
+                    family=family, severity="ok", rule=family, value=0, threshold=None
+                )
         return [found[family] for family in FAMILIES if family in found]
 
     def _commit(
@@ -147,9 +148,13 @@ class Monitor:
         """Decide on the snapshot; if something changes, decide again on the current state
         and write it with compare-and-set: only the replica that wins notifies."""
         decide = functools.partial(
-            transition, finding=finding, topic=topic, now=now,
-            cooldown=timedelta(seconds=self.config.cooldown), new_id=uuid.uuid4().hex,
-        )  # fmt: skip
+            transition,
+            finding=finding,
+            topic=topic,
+            now=now,
+            cooldown=timedelta(seconds=self.config.cooldown),
+            new_id=uuid.uuid4().hex,
+        )
         if decide(seen) is None:
             return None
         current, version = self._state.get(state_key(topic, finding.family))
@@ -167,9 +172,11 @@ class Monitor:
         for topic in topics:
             dead = stats.counts.get(topic, {}).get(Status.DEAD, 0)
             measured[topic] = Measurement(
-                dead=dead, oldest_age=oldest.get(topic), new_dead=new_dead.get(topic, 0),
+                dead=dead,
+                oldest_age=oldest.get(topic),
+                new_dead=new_dead.get(topic, 0),
                 expiring=self._expiring(topic, dead, now),
-            )  # fmt: skip
+            )
         return measured, oldest
 
     def _new_dead(self, topics: Iterable[str]) -> dict[str, int]:
@@ -199,26 +206,39 @@ class Monitor:
         return self.service.count(topic=topic, status=Status.DEAD, updated_before=cutoff)
 
     def _alert(
-        self, change: Transition, measured: Measurement | None, oldest: float | None,
+        self,
+        change: Transition,
+        measured: Measurement | None,
+        oldest: float | None,
         now: datetime,
-    ) -> Alert:  # fmt: skip
+    ) -> Alert:
         state = change.state
         rules = self.config.rules_for(state.topic)
         resolved = change.kind == "resolved"
         finding = Finding(
-            family=state.family, severity=state.severity,  # type: ignore[arg-type]
-            rule=state.rule, value=state.value, threshold=state.threshold,
-        )  # fmt: skip
+            family=state.family,
+            severity=state.severity,  # type: ignore[arg-type]
+            rule=state.rule,
+            value=state.value,
+            threshold=state.threshold,
+        )
         message = describe(state.topic, finding, rules, resolved=resolved)
         groups = [] if resolved else self._groups(state.topic)
         return Alert(
-            alert_id=state.alert_id, timestamp=now, status="resolved" if resolved else "firing",
-            severity=self._severity(change), topic=state.topic, rule=state.rule,
-            message=message, value=state.value, threshold=state.threshold,
-            oldest_age_seconds=oldest, dead_letters=measured.dead if measured else 0,
+            alert_id=state.alert_id,
+            timestamp=now,
+            status="resolved" if resolved else "firing",
+            severity=self._severity(change),
+            topic=state.topic,
+            rule=state.rule,
+            message=message,
+            value=state.value,
+            threshold=state.threshold,
+            oldest_age_seconds=oldest,
+            dead_letters=measured.dead if measured else 0,
             groups=groups,
             console_url=console_link(self.config.public_url, state.topic),
-        )  # fmt: skip
+        )
 
     def _severity(self, change: Transition) -> str:
         if change.kind != "resolved":
@@ -313,22 +333,36 @@ class Monitor:
         for topic in sorted(topics):
             for finding in self._findings(topic, measured.get(topic, Measurement()), snapshot):
                 stored = snapshot.get(state_key(topic, finding.family))
-                rows.append(RuleStatus(
-                    topic=topic, family=finding.family, severity=finding.severity,
-                    rule=finding.rule, value=finding.value, threshold=finding.threshold,
-                    notified=stored.severity if stored else "ok",
-                    since=stored.since if stored else None,
-                    last_sent_at=stored.last_sent_at if stored else None,
-                ))  # fmt: skip
+                rows.append(
+                    RuleStatus(
+                        topic=topic,
+                        family=finding.family,
+                        severity=finding.severity,
+                        rule=finding.rule,
+                        value=finding.value,
+                        threshold=finding.threshold,
+                        notified=stored.severity if stored else "ok",
+                        since=stored.since if stored else None,
+                        last_sent_at=stored.last_sent_at if stored else None,
+                    )
+                )
         return rows
 
 
 def test_alert(now: datetime, public_url: str | None) -> Alert:
     """The alert ``redrive alerts test`` sends."""
     return Alert(
-        alert_id=uuid.uuid4().hex, timestamp=now, status="firing", severity="warning",
-        topic="redrive.test", rule="test",
+        alert_id=uuid.uuid4().hex,
+        timestamp=now,
+        status="firing",
+        severity="warning",
+        topic="redrive.test",
+        rule="test",
         message="redrive test alert: if you can read this, the sink works",
-        value=0, threshold=None, oldest_age_seconds=None, dead_letters=0,
-        console_url=public_url, test=True,
-    )  # fmt: skip
+        value=0,
+        threshold=None,
+        oldest_age_seconds=None,
+        dead_letters=0,
+        console_url=public_url,
+        test=True,
+    )

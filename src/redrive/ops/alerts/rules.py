@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["ok", "warning", "critical"]
 
@@ -43,9 +43,9 @@ class TopicRules:
     expiring: timedelta | None = timedelta(hours=48)
     enabled: bool = True
 
-    def replace(self, **changes: object) -> TopicRules:
+    def replace(self, **changes: Any) -> TopicRules:
         """Return a copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,11 +95,21 @@ def _count(rules: TopicRules, measured: Measurement) -> Finding | None:
         return None
     value = measured.dead
     if rules.critical_count is not None and value >= rules.critical_count:
-        return Finding(family="count", severity="critical", rule="critical_count",
-                       value=value, threshold=rules.critical_count)  # fmt: skip
+        return Finding(
+            family="count",
+            severity="critical",
+            rule="critical_count",
+            value=value,
+            threshold=rules.critical_count,
+        )
     if rules.warn_count is not None and value >= rules.warn_count:
-        return Finding(family="count", severity="warning", rule="warn_count",
-                       value=value, threshold=rules.warn_count)  # fmt: skip
+        return Finding(
+            family="count",
+            severity="warning",
+            rule="warn_count",
+            value=value,
+            threshold=rules.warn_count,
+        )
     threshold = rules.warn_count if rules.warn_count is not None else rules.critical_count
     return Finding(family="count", severity="ok", rule="count", value=value, threshold=threshold)
 
@@ -115,8 +125,9 @@ def _expiring(rules: TopicRules, measured: Measurement) -> Finding | None:
     if rules.expiring is None or measured.expiring is None:
         return None
     severity: Severity = "warning" if measured.expiring > 0 else "ok"
-    return Finding(family="expiring", severity=severity, rule="expiring",
-                   value=measured.expiring, threshold=1)  # fmt: skip
+    return Finding(
+        family="expiring", severity=severity, rule="expiring", value=measured.expiring, threshold=1
+    )
 
 
 def _seconds(value: timedelta | None) -> float | None:

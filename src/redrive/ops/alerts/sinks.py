@@ -65,8 +65,13 @@ class LogSink:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str = "log", *, min_severity: str = "warning",
-                 logger: logging.Logger | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str = "log",
+        *,
+        min_severity: str = "warning",
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.name = name
         self.min_severity = min_severity
         self._logger = logger or logging.getLogger("redrive.alerts")
@@ -78,8 +83,9 @@ class LogSink:
         elif alert.severity == "critical":
             level = logging.ERROR
         payload = alert.to_dict()
-        self._logger.log(level, "alert %s", json.dumps(payload, sort_keys=True),
-                         extra={"alert": payload})  # fmt: skip
+        self._logger.log(
+            level, "alert %s", json.dumps(payload, sort_keys=True), extra={"alert": payload}
+        )
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -144,9 +150,17 @@ class WebhookSink:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str, url: str, *, secret: str | None = None,
-                 timeout: float = 5.0, retries: int = 3, backoff: float = 1.0,
-                 min_severity: str = "warning") -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        secret: str | None = None,
+        timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        min_severity: str = "warning",
+    ) -> None:
         self.name = name
         self.min_severity = min_severity
         self._secret = secret.encode() if secret else None
@@ -158,8 +172,11 @@ class WebhookSink:
     async def send(self, alert: Alert) -> None:
         body = json.dumps(alert.to_dict(), sort_keys=True, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   "User-Agent": "redrive-alerts"}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            "User-Agent": "redrive-alerts",
+        }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
         await self._poster.post(body, headers)
@@ -171,8 +188,16 @@ class SlackSink:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str, url: str, *, timeout: float = 5.0, retries: int = 3,
-                 backoff: float = 1.0, min_severity: str = "warning") -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        min_severity: str = "warning",
+    ) -> None:
         self.name = name
         self.min_severity = min_severity
         self._poster = _Poster(name, url, timeout=timeout, retries=retries, backoff=backoff)
@@ -193,16 +218,19 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     state = "resolved" if alert.status == "resolved" else alert.severity
     header = f"{_ICONS.get(state, '')} {state.upper()} · {alert.topic}".strip()
     fields = [
-        ("Rule", alert.rule), ("Value", _fmt(alert.value)),
-        ("Threshold", _fmt(alert.threshold)), ("Dead letters", str(alert.dead_letters)),
-    ]  # fmt: skip
+        ("Rule", alert.rule),
+        ("Value", _fmt(alert.value)),
+        ("Threshold", _fmt(alert.threshold)),
+        ("Dead letters", str(alert.dead_letters)),
+    ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _escape(alert.message)}},
-        {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{k}*\n{_escape(v)}"} for k, v in fields
-        ]},
-    ]  # fmt: skip
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_escape(v)}"} for k, v in fields],
+        },
+    ]
     if alert.groups:
         lines = [
             f"• {g.get('count')} x `{_escape(str(g.get('error_type')))}` in "
@@ -212,8 +240,11 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         text = "*Top error groups*\n" + "\n".join(lines)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
     if alert.console_url:
-        button = {"type": "button", "text": {"type": "plain_text", "text": "Open in console"},
-                  "url": alert.console_url}  # fmt: skip
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open in console"},
+            "url": alert.console_url,
+        }
         blocks.append({"type": "actions", "elements": [button]})
     context = f"alert {alert.alert_id} · {alert.to_dict()['timestamp']}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})

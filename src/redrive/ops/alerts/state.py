@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redrive.models import JSON, format_time, parse_time
 from redrive.ops.alerts.rules import Finding, rank
@@ -47,29 +47,38 @@ class AlertState:
         """The key of this state in the store."""
         return state_key(self.topic, self.family)
 
-    def replace(self, **changes: object) -> AlertState:
+    def replace(self, **changes: Any) -> AlertState:
         """Return a copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, JSON]:
         """The stored shape."""
         return {
-            "topic": self.topic, "family": self.family, "severity": self.severity,
-            "alert_id": self.alert_id, "rule": self.rule, "value": self.value,
-            "threshold": self.threshold, "since": format_time(self.since),
+            "topic": self.topic,
+            "family": self.family,
+            "severity": self.severity,
+            "alert_id": self.alert_id,
+            "rule": self.rule,
+            "value": self.value,
+            "threshold": self.threshold,
+            "since": format_time(self.since),
             "last_sent_at": format_time(self.last_sent_at),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_json(cls, data: JSON) -> AlertState:
         """Read a stored state."""
         return cls(
-            topic=str(data["topic"]), family=str(data["family"]),
-            severity=str(data["severity"]), alert_id=str(data["alert_id"]),
-            rule=str(data.get("rule") or data["family"]), value=float(data.get("value") or 0),
-            threshold=data.get("threshold"), since=parse_time(data["since"]) or _epoch(),
+            topic=str(data["topic"]),
+            family=str(data["family"]),
+            severity=str(data["severity"]),
+            alert_id=str(data["alert_id"]),
+            rule=str(data.get("rule") or data["family"]),
+            value=float(data.get("value") or 0),
+            threshold=data.get("threshold"),
+            since=parse_time(data["since"]) or _epoch(),
             last_sent_at=parse_time(data.get("last_sent_at")),
-        )  # fmt: skip
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,10 +117,16 @@ def transition(
         return Transition(resolved, "resolved")
     if previous is None or was == "ok":
         state = AlertState(
-            topic=topic, family=finding.family, severity=finding.severity, rule=finding.rule,
-            value=finding.value, threshold=finding.threshold, alert_id=new_id, since=now,
+            topic=topic,
+            family=finding.family,
+            severity=finding.severity,
+            rule=finding.rule,
+            value=finding.value,
+            threshold=finding.threshold,
+            alert_id=new_id,
+            since=now,
             last_sent_at=now,
-        )  # fmt: skip
+        )
         return Transition(state, "fired")
     if rank(finding.severity) > rank(was):
         return Transition(_firing(previous, finding, since=now, last_sent_at=now), "escalated")
@@ -124,8 +139,13 @@ def transition(
 
 
 def _firing(state: AlertState, finding: Finding, **changes: object) -> AlertState:
-    return state.replace(severity=finding.severity, rule=finding.rule, value=finding.value,
-                         threshold=finding.threshold, **changes)  # fmt: skip
+    return state.replace(
+        severity=finding.severity,
+        rule=finding.rule,
+        value=finding.value,
+        threshold=finding.threshold,
+        **changes,
+    )
 
 
 def state_key(topic: str, family: str) -> str:

@@ -48,8 +48,7 @@ def get_groups(
     return JSONResponse([present.group(group) for group in groups])
 
 
-@router.get("/timeline", response_model=list[TimelineOut], responses=responses(403),
-            tags=["queue"])  # fmt: skip
+@router.get("/timeline", response_model=list[TimelineOut], responses=responses(403), tags=["queue"])
 def get_timeline(
     caller: Caller = viewer,
     since: str = Query("24h", max_length=32, description="How far back: 24h, 7d."),
@@ -59,10 +58,9 @@ def get_timeline(
     now = caller.service.clock.now()
     start = parse_when(since, now, "since") or now
     points = caller.service.timeline(max(now - start, timedelta(0)), topic=topic)
-    return JSONResponse([
-        {"minute": format_time(minute), "topic": name, "count": n}
-        for minute, name, n in points
-    ])  # fmt: skip
+    return JSONResponse(
+        [{"minute": format_time(minute), "topic": name, "count": n} for minute, name, n in points]
+    )
 
 
 @router.get("/audit", response_model=AuditPageOut, responses=responses(403), tags=["queue"])
@@ -83,10 +81,18 @@ def get_audit(
 def purge(body: PurgeIn, caller: Caller = admin) -> JSONResponse:
     """Delete records in ``status`` (default resolved, discarded) older than ``older_than``."""
     age = parse_age(body.older_than, "older_than")
-    result = caller.service.purge(age, statuses=tuple(dict.fromkeys(body.status)),
-                                  topic=body.topic, actor=caller.actor)  # fmt: skip
-    return JSONResponse({"matched": result.matched, "changed": result.changed,
-                         "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+    result = caller.service.purge(
+        age, statuses=tuple(dict.fromkeys(body.status)), topic=body.topic, actor=caller.actor
+    )
+    return JSONResponse(
+        {
+            "matched": result.matched,
+            "changed": result.changed,
+            "skipped": result.skipped,
+            "missing": 0,
+            "dry_run": False,
+        }
+    )
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=responses(403), tags=["tokens"])
@@ -95,16 +101,26 @@ def list_tokens(caller: Caller = admin) -> JSONResponse:
     return JSONResponse([info.to_dict() for info in caller.ctx.tokens.list()])
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreatedOut,
-             responses=responses(403), tags=["tokens"])  # fmt: skip
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenCreatedOut,
+    responses=responses(403),
+    tags=["tokens"],
+)
 def create_token(body: TokenIn, caller: Caller = admin) -> JSONResponse:
     """Create a token; the response holds it once, only its hash is stored."""
     token, info = caller.ctx.tokens.create(body.name, body.role, actor=caller.actor)
     return JSONResponse({**info.to_dict(), "token": token}, status_code=201)
 
 
-@router.delete("/tokens/{name}", status_code=204, response_class=Response,
-               responses=responses(403, 404), tags=["tokens"])  # fmt: skip
+@router.delete(
+    "/tokens/{name}",
+    status_code=204,
+    response_class=Response,
+    responses=responses(403, 404),
+    tags=["tokens"],
+)
 def revoke_token(name: str = Path(max_length=64), caller: Caller = admin) -> Response:
     """Revoke a token by name (its console sessions end too)."""
     caller.ctx.tokens.revoke(name, actor=caller.actor)

@@ -157,9 +157,11 @@ class MetricsAuth:
                 checked = await asyncio.to_thread(self.ctx.tokens.check, token.strip())
             if checked is None:
                 response = problems.problem_response(
-                    None, 401, "send an API token: Authorization: Bearer <token>",
+                    None,
+                    401,
+                    "send an API token: Authorization: Bearer <token>",
                     headers={"WWW-Authenticate": "Bearer"},
-                )  # fmt: skip
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -46,8 +46,9 @@ def retry_many(body: RetryBulkIn, caller: Caller = operator) -> JSONResponse:
         return _out(_paced(caller, ids, where, body, delay), dry_run=False)
     if body.patch is not None:
         return _out(_replay(caller, ids, where, body, delay, body.note), dry_run=False)
-    result = caller.service.retry(ids, where=where, delay=delay, force=body.force,
-                                  actor=caller.actor, note=body.note)  # fmt: skip
+    result = caller.service.retry(
+        ids, where=where, delay=delay, force=body.force, actor=caller.actor, note=body.note
+    )
     return _out(result, dry_run=False)
 
 
@@ -83,9 +84,12 @@ def _selection(caller: Caller, body: BulkIn) -> tuple[list[str] | None, Filter |
 
 
 def _plan(
-    caller: Caller, ids: list[str] | None, where: Filter | None,
-    allowed: tuple[Status, ...], force: bool,
-) -> Result:  # fmt: skip
+    caller: Caller,
+    ids: list[str] | None,
+    where: Filter | None,
+    allowed: tuple[Status, ...],
+    force: bool,
+) -> Result:
     """What the action would do: matched, of which changeable, and missing ids."""
     service = caller.service
     if ids is not None:
@@ -106,9 +110,12 @@ def _plan(
 
 
 def _paced(
-    caller: Caller, ids: list[str] | None, where: Filter | None, body: RetryBulkIn,
+    caller: Caller,
+    ids: list[str] | None,
+    where: Filter | None,
+    body: RetryBulkIn,
     delay: timedelta,
-) -> Result:  # fmt: skip
+) -> Result:
     service, rate = caller.service, body.rate or 1.0
     if where is not None and not body.force:
         where = where.replace(max_replays=service.max_replays)
@@ -117,8 +124,11 @@ def _paced(
     span = delay.total_seconds() + (math.ceil(total / size) - 1) * size / rate
     if span > MAX_PACED_SECONDS:  # refused before any record changes
         days = span / 86400
-        raise Problem(422, f"rate: at {rate:g}/s the last of {total:,} records would be due in "
-                           f"{days:,.0f} days (at most 366); use a higher rate")  # fmt: skip
+        raise Problem(
+            422,
+            f"rate: at {rate:g}/s the last of {total:,} records would be due in "
+            f"{days:,.0f} days (at most 366); use a higher rate",
+        )
     batches = (
         (ids[i : i + size] for i in range(0, len(ids), size))
         if ids is not None
@@ -135,15 +145,26 @@ def _paced(
 
 
 def _replay(
-    caller: Caller, ids: list[str] | None, where: Filter | None, body: RetryBulkIn,
-    delay: timedelta, note: str | None,
-) -> Result:  # fmt: skip
+    caller: Caller,
+    ids: list[str] | None,
+    where: Filter | None,
+    body: RetryBulkIn,
+    delay: timedelta,
+    note: str | None,
+) -> Result:
     """``service.replay`` (it applies the patch and keeps each original in the history)."""
     if ids is not None and caller.service.count(Filter(ids=tuple(ids))) == 0:
         # Nothing to replay; the service's patch path needs at least one existing id.
         return Result(0, 0, 0, len(ids))
-    report = caller.service.replay(ids, where=where, patch=body.patch, force=body.force,
-                                   delay=delay, actor=caller.actor, note=note)  # fmt: skip
+    report = caller.service.replay(
+        ids,
+        where=where,
+        patch=body.patch,
+        force=body.force,
+        delay=delay,
+        actor=caller.actor,
+        note=note,
+    )
     return _result(report, len(ids) - report.missing if ids is not None else None)
 
 
@@ -154,6 +175,12 @@ def _result(report: ReplayReport, matched: int | None = None) -> Result:
 
 
 def _out(result: Result, *, dry_run: bool) -> JSONResponse:
-    return JSONResponse({"matched": result.matched, "changed": result.changed,
-                         "skipped": result.skipped, "missing": result.missing,
-                         "dry_run": dry_run})  # fmt: skip
+    return JSONResponse(
+        {
+            "matched": result.matched,
+            "changed": result.changed,
+            "skipped": result.skipped,
+            "missing": result.missing,
+            "dry_run": dry_run,
+        }
+    )

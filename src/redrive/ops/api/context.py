@@ -43,8 +43,13 @@ class Context:
         tokens = Tokens(service)
         ttl = timedelta(hours=options.session_hours)
         sessions = Sessions(service, tokens, ttl)
-        return cls(service=service, options=options, tokens=tokens, sessions=sessions,
-                   redactor=options.redactor())  # fmt: skip
+        return cls(
+            service=service,
+            options=options,
+            tokens=tokens,
+            sessions=sessions,
+            redactor=options.redactor(),
+        )
 
     def where(self, data: FilterIn) -> Filter:
         """The store filter of a request's criteria; the payload is searched only when no
@@ -85,14 +90,17 @@ def require(role: Role) -> Callable[..., Any]:
     ) -> Caller:
         ctx = get_context(request)
         if credentials is None:
-            raise Problem(401, "send an API token: Authorization: Bearer <token>",
-                          headers=CHALLENGE)  # fmt: skip
+            raise Problem(
+                401, "send an API token: Authorization: Bearer <token>", headers=CHALLENGE
+            )
         token = ctx.tokens.check(credentials.credentials)
         if token is None:
             raise Problem(401, "the token is invalid or revoked", headers=CHALLENGE)
         if not token.role.allows(role):
-            raise Problem(403, f"this needs the {role.value} role; token {token.name!r} "
-                               f"has {token.role.value}")  # fmt: skip
+            raise Problem(
+                403,
+                f"this needs the {role.value} role; token {token.name!r} has {token.role.value}",
+            )
         return Caller(ctx, token)
 
     return dependency

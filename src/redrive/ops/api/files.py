@@ -41,11 +41,18 @@ class ImportIn(_In):
 
 
 @router.get(
-    "/export", responses={**responses(403), 200: {"content": {
-        "application/x-ndjson": {"schema": {"type": "string"}},
-        "text/csv": {"schema": {"type": "string"}}}}},
+    "/export",
+    responses={
+        **responses(403),
+        200: {
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        },
+    },
     response_class=StreamingResponse,
-)  # fmt: skip
+)
 def export(
     caller: Caller = viewer,
     filters: FilterIn = Depends(filter_query),  # noqa: B008
@@ -72,12 +79,18 @@ def archive(body: ArchiveIn, caller: Caller = admin) -> JSONResponse:
     where = caller.ctx.where(body.filter)
     path = _path(caller, body.file, create=True)
     try:
-        result = caller.service.archive(path, where=where, actor=caller.actor,
-                                        note=body.note)  # fmt: skip
+        result = caller.service.archive(path, where=where, actor=caller.actor, note=body.note)
     except FormatError as exc:  # an existing archive that cannot be resumed
         raise _unreadable(exc, path, body.file) from None
-    return JSONResponse({"matched": result.matched, "changed": result.changed,
-                         "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+    return JSONResponse(
+        {
+            "matched": result.matched,
+            "changed": result.changed,
+            "skipped": result.skipped,
+            "missing": 0,
+            "dry_run": False,
+        }
+    )
 
 
 @router.post("/import", response_model=BulkOut, responses=responses(403, 404))
@@ -90,8 +103,15 @@ def import_(body: ImportIn, caller: Caller = admin) -> JSONResponse:
         result = caller.service.import_(path, actor=caller.actor, note=body.note)
     except FormatError as exc:
         raise _unreadable(exc, path, body.file) from None
-    return JSONResponse({"matched": result.matched, "changed": result.changed,
-                         "skipped": result.skipped, "missing": 0, "dry_run": False})  # fmt: skip
+    return JSONResponse(
+        {
+            "matched": result.matched,
+            "changed": result.changed,
+            "skipped": result.skipped,
+            "missing": 0,
+            "dry_run": False,
+        }
+    )
 
 
 def _unreadable(exc: FormatError, path: Path, name: str) -> Problem:

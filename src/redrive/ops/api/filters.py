@@ -27,9 +27,19 @@ def filter_query(
     q: str | None = Query(None, max_length=500, description="Text in message or payload."),
 ) -> FilterIn:
     """The listing filters, as query parameters (``status`` may repeat)."""
-    return FilterIn(status=status, topic=topic, handler=handler, error_type=error_type,
-                    group=group, tenant=tenant, correlation_id=correlation_id,
-                    version=version, since=since, until=until, q=q)  # fmt: skip
+    return FilterIn(
+        status=status,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        group=group,
+        tenant=tenant,
+        correlation_id=correlation_id,
+        version=version,
+        since=since,
+        until=until,
+        q=q,
+    )
 
 
 def to_filter(data: FilterIn, now: datetime, *, payload_search: bool = True) -> Filter:

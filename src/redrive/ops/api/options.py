@@ -61,20 +61,24 @@ class ApiOptions:
 def _value(key: str, value: Any, source: str) -> Any:
     if key == "metrics_auth":
         if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", source=source,
-                              key=f"api.{key}")  # fmt: skip
+            raise ConfigError(
+                f"expected true or false, got {value!r}", source=source, key=f"api.{key}"
+            )
         return value
     if key == "archive_dir":
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"expected a directory path, got {value!r}", source=source,
-                              key=f"api.{key}")  # fmt: skip
+            raise ConfigError(
+                f"expected a directory path, got {value!r}", source=source, key=f"api.{key}"
+            )
         return value
     if key not in _INTS:
         known = ", ".join(sorted([*_INTS, "archive_dir", "metrics_auth"]))
-        raise ConfigError(f"expected one of {known}, got an unknown key", source=source,
-                          key=f"api.{key}")  # fmt: skip
+        raise ConfigError(
+            f"expected one of {known}, got an unknown key", source=source, key=f"api.{key}"
+        )
     minimum = _INTS[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"expected an integer >= {minimum}, got {value!r}", source=source,
-                          key=f"api.{key}")  # fmt: skip
+        raise ConfigError(
+            f"expected an integer >= {minimum}, got {value!r}", source=source, key=f"api.{key}"
+        )
     return value

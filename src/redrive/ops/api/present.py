@@ -14,26 +14,52 @@ from redrive.redact import Redactor
 from redrive.stores.base import AuditEntry, Group, Stats
 
 SUMMARY = (
-    "id", "event_id", "topic", "handler", "status", "attempts", "max_attempts", "error_type",
-    "error_message", "fingerprint", "key", "tenant_id", "correlation_id", "created_at",
-    "updated_at", "next_attempt_at", "dead_at", "resolved_at", "replays",
-)  # fmt: skip
+    "id",
+    "event_id",
+    "topic",
+    "handler",
+    "status",
+    "attempts",
+    "max_attempts",
+    "error_type",
+    "error_message",
+    "fingerprint",
+    "key",
+    "tenant_id",
+    "correlation_id",
+    "created_at",
+    "updated_at",
+    "next_attempt_at",
+    "dead_at",
+    "resolved_at",
+    "replays",
+)
 
 
 def summary(record: DeadLetter) -> dict[str, Any]:
     """The listing fields of a record (nothing that needs masking)."""
     event = record.event
     return {
-        "id": record.id, "event_id": event.id, "topic": event.topic, "handler": record.handler,
-        "status": record.status.value, "attempts": record.attempts,
-        "max_attempts": record.max_attempts, "error_type": record.error_type,
-        "error_message": record.error_message, "fingerprint": record.fingerprint,
-        "key": event.key, "tenant_id": event.tenant_id, "correlation_id": event.correlation_id,
-        "created_at": format_time(record.created_at), "updated_at": format_time(record.updated_at),
+        "id": record.id,
+        "event_id": event.id,
+        "topic": event.topic,
+        "handler": record.handler,
+        "status": record.status.value,
+        "attempts": record.attempts,
+        "max_attempts": record.max_attempts,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "fingerprint": record.fingerprint,
+        "key": event.key,
+        "tenant_id": event.tenant_id,
+        "correlation_id": event.correlation_id,
+        "created_at": format_time(record.created_at),
+        "updated_at": format_time(record.updated_at),
         "next_attempt_at": format_time(record.next_attempt_at),
-        "dead_at": format_time(record.dead_at), "resolved_at": format_time(record.resolved_at),
+        "dead_at": format_time(record.dead_at),
+        "resolved_at": format_time(record.resolved_at),
         "replays": record.replays,
-    }  # fmt: skip
+    }
 
 
 def full(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
@@ -82,15 +108,26 @@ def stats(data: Stats) -> dict[str, Any]:
 def group(item: Group) -> dict[str, Any]:
     """An error group."""
     return {
-        "fingerprint": item.fingerprint, "topic": item.topic, "handler": item.handler,
-        "error_type": item.error_type, "count": item.count,
-        "first_seen": format_time(item.first_seen), "last_seen": format_time(item.last_seen),
-        "sample_message": item.sample_message, "sample_id": item.sample_id,
-    }  # fmt: skip
+        "fingerprint": item.fingerprint,
+        "topic": item.topic,
+        "handler": item.handler,
+        "error_type": item.error_type,
+        "count": item.count,
+        "first_seen": format_time(item.first_seen),
+        "last_seen": format_time(item.last_seen),
+        "sample_message": item.sample_message,
+        "sample_id": item.sample_id,
+    }
 
 
 def audit(entry: AuditEntry, redactor: Redactor) -> dict[str, Any]:
     """An audit entry (payloads kept in it masked)."""
     detail = redactor.detail(entry.detail)
-    return {"id": entry.id, "at": format_time(entry.at), "actor": entry.actor,
-            "action": entry.action, "count": entry.count, "detail": detail}  # fmt: skip
+    return {
+        "id": entry.id,
+        "at": format_time(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "count": entry.count,
+        "detail": detail,
+    }

@@ -57,9 +57,12 @@ class Problem(Exception):
 
 
 def problem_response(
-    request: Request | None, status: int, detail: str, headers: dict[str, str] | None = None,
+    request: Request | None,
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
     **extra: Any,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     """A problem+json response for ``status`` with ``detail``."""
     body: dict[str, Any] = {
         "type": "about:blank",

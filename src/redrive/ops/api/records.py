@@ -43,8 +43,7 @@ def get_dead_letter(record_id: str = RecordId, caller: Caller = viewer) -> JSONR
     return JSONResponse(present.full(record, caller.ctx.redactor))
 
 
-@router.post("/{record_id}/retry", response_model=DeadLetterOut,
-             responses=responses(403, 404, 409))  # fmt: skip
+@router.post("/{record_id}/retry", response_model=DeadLetterOut, responses=responses(403, 404, 409))
 def retry_dead_letter(
     record_id: str = RecordId, body: RetryIn | None = NoBody, caller: Caller = operator
 ) -> JSONResponse:
@@ -53,15 +52,19 @@ def retry_dead_letter(
     record = caller.service.get(record_id)
     patch = body.patch  # masked values sent back mean "keep": see redact.keep_masked
     report = caller.service.replay(
-        [record.id], patch=patch, delay=timedelta(seconds=body.delay_seconds),
-        actor=caller.actor, note=body.note,
-    )  # fmt: skip
+        [record.id],
+        patch=patch,
+        delay=timedelta(seconds=body.delay_seconds),
+        actor=caller.actor,
+        note=body.note,
+    )
     result = Result(1, report.scheduled, report.skipped, report.missing)
     return _changed(caller, record, result, "retried", "only dead ones can")
 
 
-@router.post("/{record_id}/resolve", response_model=DeadLetterOut,
-             responses=responses(403, 404, 409))  # fmt: skip
+@router.post(
+    "/{record_id}/resolve", response_model=DeadLetterOut, responses=responses(403, 404, 409)
+)
 def resolve_dead_letter(
     record_id: str = RecordId, body: NoteIn | None = NoBody, caller: Caller = operator
 ) -> JSONResponse:
@@ -72,8 +75,9 @@ def resolve_dead_letter(
     return _changed(caller, record, result, "resolved", "only dead or scheduled ones can")
 
 
-@router.post("/{record_id}/discard", response_model=DeadLetterOut,
-             responses=responses(403, 404, 409))  # fmt: skip
+@router.post(
+    "/{record_id}/discard", response_model=DeadLetterOut, responses=responses(403, 404, 409)
+)
 def discard_dead_letter(
     record_id: str = RecordId, body: NoteIn | None = NoBody, caller: Caller = operator
 ) -> JSONResponse:
@@ -84,8 +88,9 @@ def discard_dead_letter(
     return _changed(caller, record, result, "discarded", "only dead or scheduled ones can")
 
 
-@router.delete("/{record_id}", status_code=204, response_class=Response,
-               responses=responses(403, 404))  # fmt: skip
+@router.delete(
+    "/{record_id}", status_code=204, response_class=Response, responses=responses(403, 404)
+)
 def delete_dead_letter(record_id: str = RecordId, caller: Caller = admin) -> Response:
     """Delete a record for good (admins only)."""
     result = caller.service.delete([record_id], actor=caller.actor)
@@ -99,6 +104,9 @@ def _changed(
 ) -> JSONResponse:
     after = caller.service.get(before.id)
     if result.changed == 0:
-        raise Problem(409, f"dead letter {before.id} is {after.status.value}, so it cannot "
-                           f"be {verb}: {rule}", status_now=after.status.value)  # fmt: skip
+        raise Problem(
+            409,
+            f"dead letter {before.id} is {after.status.value}, so it cannot be {verb}: {rule}",
+            status_now=after.status.value,
+        )
     return JSONResponse(present.full(after, caller.ctx.redactor))

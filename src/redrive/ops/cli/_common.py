@@ -229,12 +229,17 @@ def build_filter(
     now = utcnow()
     return Filter(
         statuses=parse_statuses(status, default_status),
-        topic=topic, handler=handler, error_type=error_type, fingerprint=group,
-        tenant_id=tenant, correlation_id=correlation_id, version=version,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        fingerprint=group,
+        tenant_id=tenant,
+        correlation_id=correlation_id,
+        version=version,
         created_after=parse_when(since, "--since", now) if since else None,
         created_before=parse_when(until, "--until", now) if until else None,
         search=search or None,
-    )  # fmt: skip
+    )
 
 
 def selection(

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 
 STATUS_ORDER = (Status.DEAD, Status.SCHEDULED, Status.RETRYING, Status.RESOLVED, Status.DISCARDED)
 STATUS_HEADERS = {
-    Status.DEAD: "DEAD", Status.SCHEDULED: "SCHED", Status.RETRYING: "RETRY",
-    Status.RESOLVED: "RESOLVED", Status.DISCARDED: "DISCARD",
-}  # fmt: skip
+    Status.DEAD: "DEAD",
+    Status.SCHEDULED: "SCHED",
+    Status.RETRYING: "RETRY",
+    Status.RESOLVED: "RESOLVED",
+    Status.DISCARDED: "DISCARD",
+}
 
 
 class Out:
@@ -143,9 +146,13 @@ def records_table(records: Sequence[DeadLetter]) -> Grid:
     for record in records:
         error = f"{_short(record.error_type)}: {record.error_message}"
         grid.add_row(
-            record.id, record.topic, _short(record.handler), error,
-            str(record.attempts), age(record.created_at, now),
-        )  # fmt: skip
+            record.id,
+            record.topic,
+            _short(record.handler),
+            error,
+            str(record.attempts),
+            age(record.created_at, now),
+        )
     return grid
 
 
@@ -155,10 +162,29 @@ def show_record(out: Out, record: DeadLetter, redactor: Redactor) -> None:
 
     data = redacted(record.to_dict(), redactor)
     fields = table("FIELD!", "VALUE", show_header=False)
-    for key in ("id", "status", "topic", "handler", "event_id", "key", "correlation_id",
-                "tenant_id", "source", "error_type", "error_message", "fingerprint",
-                "attempts", "max_attempts", "replays", "occurred_at", "created_at",
-                "updated_at", "next_attempt_at", "dead_at", "resolved_at"):  # fmt: skip
+    for key in (
+        "id",
+        "status",
+        "topic",
+        "handler",
+        "event_id",
+        "key",
+        "correlation_id",
+        "tenant_id",
+        "source",
+        "error_type",
+        "error_message",
+        "fingerprint",
+        "attempts",
+        "max_attempts",
+        "replays",
+        "occurred_at",
+        "created_at",
+        "updated_at",
+        "next_attempt_at",
+        "dead_at",
+        "resolved_at",
+    ):
         if data.get(key) is not None:
             fields.add_row(key, str(data[key]))
     out.print(fields)
@@ -191,22 +217,33 @@ def timeline_table(history: Iterable[dict[str, Any]]) -> Grid:
 
 def stats_table(stats: Stats) -> Grid:
     """Counts by topic x status, the oldest dead letter's age, new dead letters."""
-    grid = table("TOPIC", *(f"{STATUS_HEADERS[s]}>" for s in STATUS_ORDER), "OLDEST>",
-                 "1H>", "24H>", flexible=0)  # fmt: skip
+    grid = table(
+        "TOPIC",
+        *(f"{STATUS_HEADERS[s]}>" for s in STATUS_ORDER),
+        "OLDEST>",
+        "1H>",
+        "24H>",
+        flexible=0,
+    )
     now, totals = utcnow(), [0] * len(STATUS_ORDER)
     for topic in sorted(stats.counts):
         counts = [stats.counts[topic].get(status, 0) for status in STATUS_ORDER]
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
         grid.add_row(
-            topic, *(f"{n:,}" for n in counts), age(stats.oldest_dead_at.get(topic), now),
+            topic,
+            *(f"{n:,}" for n in counts),
+            age(stats.oldest_dead_at.get(topic), now),
             f"{stats.new_dead_last_hour.get(topic, 0):,}",
             f"{stats.new_dead_last_day.get(topic, 0):,}",
-        )  # fmt: skip
+        )
     grid.add_section()
     grid.add_row(
-        "all", *(f"{n:,}" for n in totals), "",
-        f"{sum(stats.new_dead_last_hour.values()):,}", f"{sum(stats.new_dead_last_day.values()):,}",
-    )  # fmt: skip
+        "all",
+        *(f"{n:,}" for n in totals),
+        "",
+        f"{sum(stats.new_dead_last_hour.values()):,}",
+        f"{sum(stats.new_dead_last_day.values()):,}",
+    )
     return grid
 
 
@@ -216,10 +253,14 @@ def groups_table(groups: Sequence[Group]) -> Grid:
     now = utcnow()
     for group in groups:
         grid.add_row(
-            group.fingerprint, f"{group.count:,}", group.topic, _short(group.handler),
+            group.fingerprint,
+            f"{group.count:,}",
+            group.topic,
+            _short(group.handler),
             f"{_short(group.error_type)}: {group.sample_message}",
-            age(group.first_seen, now), age(group.last_seen, now),
-        )  # fmt: skip
+            age(group.first_seen, now),
+            age(group.last_seen, now),
+        )
     return grid
 
 
@@ -229,9 +270,12 @@ def audit_table(entries: Sequence[AuditEntry]) -> Grid:
     for entry in entries:
         detail = {k: v for k, v in entry.detail.items() if k != "original_payloads"}
         grid.add_row(
-            entry.at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor, entry.action,
-            f"{entry.count:,}", json.dumps(detail, default=str),
-        )  # fmt: skip
+            entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+            entry.actor,
+            entry.action,
+            f"{entry.count:,}",
+            json.dumps(detail, default=str),
+        )
     return grid
 
 

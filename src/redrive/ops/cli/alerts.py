@@ -128,9 +128,13 @@ def _row_text(row: RuleStatus) -> tuple[str, ...]:
 
 def _row_json(row: RuleStatus) -> dict[str, object]:
     return {
-        "topic": row.topic, "rule": row.family, "severity": row.severity,
-        "crossed": row.rule, "value": row.value, "threshold": row.threshold,
+        "topic": row.topic,
+        "rule": row.family,
+        "severity": row.severity,
+        "crossed": row.rule,
+        "value": row.value,
+        "threshold": row.threshold,
         "notified": row.notified,
         "since": row.since.isoformat() if row.since else None,
         "last_sent_at": row.last_sent_at.isoformat() if row.last_sent_at else None,
-    }  # fmt: skip
+    }

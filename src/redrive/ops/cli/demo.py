@@ -71,8 +71,11 @@ def _event(number: int) -> tuple[str, dict[str, Any]]:
         return "payments.captured", {"order_id": order, "amount": amount, "card": {"last4": "4242"}}
     if kind == 2:
         warehouse = None if number % 8 == 2 else "berlin"
-        return "inventory.reserved", {"order_id": order, "sku": f"SKU-{number % 7}",
-                                      "warehouse": warehouse}  # fmt: skip
+        return "inventory.reserved", {
+            "order_id": order,
+            "sku": f"SKU-{number % 7}",
+            "warehouse": warehouse,
+        }
     return "emails.send", {"order_id": order, "template": "shipped"}
 
 

@@ -63,8 +63,7 @@ def create_bus(settings: Settings, *, fixed: bool = False, **options: Any) -> Ev
     bus = redrive.EventBus(store, settings=settings, service="redrive-demo", **options)
     quick = redrive.RetryPolicy(max_attempts=3, **QUICK)  # type: ignore[arg-type]
     bus.subscribe("orders.created", _Flaky(), name="demo.send_receipt", policy=quick)
-    bus.subscribe("payments.captured", capture_payment, name="demo.capture_payment",
-                  policy=quick)  # fmt: skip
+    bus.subscribe("payments.captured", capture_payment, name="demo.capture_payment", policy=quick)
     reserve = reserve_stock_fixed if fixed else reserve_stock_buggy
     bus.subscribe("inventory.reserved", reserve, name="demo.reserve_stock", policy=quick)
     bus.subscribe("emails.send", send_email, name="demo.send_email", policy=quick)

@@ -78,10 +78,18 @@ def export(
     if fmt not in ("json", "jsonl", "csv"):
         raise BadInput(f"--format: expected json, jsonl or csv, got {fmt!r}")
     where = build_filter(
-        status=status, topic=topic, handler=handler, error_type=error_type, group=group,
-        tenant=tenant, correlation_id=correlation_id, version=version, since=since,
-        until=until, search=search,
-    )  # fmt: skip
+        status=status,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        group=group,
+        tenant=tenant,
+        correlation_id=correlation_id,
+        version=version,
+        since=since,
+        until=until,
+        search=search,
+    )
     dlq, mask = service(ctx, actor), redactor(ctx)
     where = dlq.snapshot(where)
     total = dlq.count(where) if sys.stderr.isatty() else 0  # counted only for the bar
@@ -183,9 +191,13 @@ def archive(
         raise BadInput(f"--to: no directory {to.parent}")
     dlq = service(ctx, actor)
     where = build_filter(
-        status=status, topic=topic, handler=handler, error_type=error_type, group=group,
+        status=status,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        group=group,
         default_status=("dead", "resolved", "discarded"),
-    )  # fmt: skip
+    )
     if older_than is not None:
         where = where.replace(
             updated_before=dlq.clock.now() - parse_age(older_than, "--older-than")

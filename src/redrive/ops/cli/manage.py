@@ -61,17 +61,29 @@ def _change_command(verb: str, doc: str) -> Callable[..., None]:
     """One command per state change: the same selection options, a different verb."""
 
     def command(
-        ctx: typer.Context, ids: IdsArg = None, every: AllOpt = False, group: GroupOpt = None,
-        status: StatusOpt = None, topic: TopicOpt = None, handler: HandlerOpt = None,
-        error_type: ErrorTypeOpt = None, tenant: TenantOpt = None,
-        correlation_id: CorrelationOpt = None, version: VersionOpt = None,
-        since: SinceOpt = None, until: UntilOpt = None, search: SearchOpt = None,
-        yes: YesOpt = False, actor: ActorOpt = None, note: NoteOpt = None,
+        ctx: typer.Context,
+        ids: IdsArg = None,
+        every: AllOpt = False,
+        group: GroupOpt = None,
+        status: StatusOpt = None,
+        topic: TopicOpt = None,
+        handler: HandlerOpt = None,
+        error_type: ErrorTypeOpt = None,
+        tenant: TenantOpt = None,
+        correlation_id: CorrelationOpt = None,
+        version: VersionOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        search: SearchOpt = None,
+        yes: YesOpt = False,
+        actor: ActorOpt = None,
+        note: NoteOpt = None,
         json_output: JsonOpt = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         where = build_filter(**_criteria(locals()))
-        _change(ctx, verb, ids, selection(ids, every, group, where, verb), yes, actor, note,
-                json_output)  # fmt: skip
+        _change(
+            ctx, verb, ids, selection(ids, every, group, where, verb), yes, actor, note, json_output
+        )
 
     command.__name__ = command.__qualname__ = verb
     command.__doc__ = doc
@@ -102,15 +114,32 @@ delete = _change_command(
 
 
 def _criteria(values: dict[str, Any]) -> dict[str, Any]:
-    names = ("status", "topic", "handler", "error_type", "group", "tenant", "correlation_id",
-             "version", "since", "until", "search")  # fmt: skip
+    names = (
+        "status",
+        "topic",
+        "handler",
+        "error_type",
+        "group",
+        "tenant",
+        "correlation_id",
+        "version",
+        "since",
+        "until",
+        "search",
+    )
     return {name: values[name] for name in names}
 
 
 def _change(
-    ctx: typer.Context, verb: str, ids: list[str] | None, where: Filter | None, yes: bool,
-    actor: str | None, note: str | None, json_output: bool,
-) -> None:  # fmt: skip
+    ctx: typer.Context,
+    verb: str,
+    ids: list[str] | None,
+    where: Filter | None,
+    yes: bool,
+    actor: str | None,
+    note: str | None,
+    json_output: bool,
+) -> None:
     dlq = service(ctx, actor)
     if where is not None:
         where = dlq.snapshot(where)
@@ -127,8 +156,15 @@ def _change(
 
 def _report(ctx: typer.Context, verb: str, result: Result, json_output: bool) -> None:
     if wants_json(ctx, json_output):
-        echo_json({"action": verb, "matched": result.matched, "changed": result.changed,
-                   "skipped": result.skipped, "missing": result.missing})  # fmt: skip
+        echo_json(
+            {
+                "action": verb,
+                "matched": result.matched,
+                "changed": result.changed,
+                "skipped": result.skipped,
+                "missing": result.missing,
+            }
+        )
     else:
         past = {"resolve": "resolved", "discard": "discarded"}.get(verb, verb + "d")
         line = f"{past} {plural(result.changed, 'record')}"

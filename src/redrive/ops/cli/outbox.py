@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from redrive.outbox import Outbox
 
 outbox_app = typer.Typer(
-    name="outbox", help="Run the transactional outbox and manage its dead events.",
+    name="outbox",
+    help="Run the transactional outbox and manage its dead events.",
     no_args_is_help=True,
-)  # fmt: skip
+)
 
 AggregateOpt = Annotated[str | None, typer.Option("--aggregate-type", help="Only this type.")]
 EventTypeOpt = Annotated[str | None, typer.Option("--event-type", help="Only this topic.")]

@@ -41,10 +41,14 @@ def show(
     rows = policy.timeline()
     warnings = traps(settings, topic, policy)
     if wants_json(ctx, json_output):
-        echo_json({
-            "topic": topic, "policy": _policy_dict(policy), "warnings": warnings,
-            "timeline": [{"retry": n, "delay": d, "cumulative": c} for n, d, c in rows],
-        })  # fmt: skip
+        echo_json(
+            {
+                "topic": topic,
+                "policy": _policy_dict(policy),
+                "warnings": warnings,
+                "timeline": [{"retry": n, "delay": d, "cumulative": c} for n, d, c in rows],
+            }
+        )
         return
     from redrive.ops.cli._render import console, table
 
@@ -98,11 +102,14 @@ def _ack_wait(settings: Settings) -> timedelta | None:
 
 def _policy_dict(policy: RetryPolicy) -> dict[str, Any]:
     return {
-        "max_attempts": policy.max_attempts, "initial_delay": policy.initial_delay,
-        "multiplier": policy.multiplier, "max_delay": policy.max_delay, "jitter": policy.jitter,
+        "max_attempts": policy.max_attempts,
+        "initial_delay": policy.initial_delay,
+        "multiplier": policy.multiplier,
+        "max_delay": policy.max_delay,
+        "jitter": policy.jitter,
         "retry_on": [c.__name__ for c in policy.retry_on],
         "dead_on": [c.__name__ for c in policy.dead_on],
-    }  # fmt: skip
+    }
 
 
 def _seconds(value: float) -> str:

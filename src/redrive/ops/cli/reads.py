@@ -68,10 +68,18 @@ def list_records(
     Example: redrive list --topic orders.created --since 2h --search "timeout"
     """
     where = build_filter(
-        status=status, topic=topic, handler=handler, error_type=error_type, group=group,
-        tenant=tenant, correlation_id=correlation_id, version=version, since=since,
-        until=until, search=search,
-    )  # fmt: skip
+        status=status,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        group=group,
+        tenant=tenant,
+        correlation_id=correlation_id,
+        version=version,
+        since=since,
+        until=until,
+        search=search,
+    )
     page = service(ctx).list(where, limit=limit, cursor=cursor)
     if wants_json(ctx, json_output):
         from redrive.service import redacted
@@ -123,12 +131,14 @@ def stats(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
-        echo_json({
-            "counts": {t: {s.value: n for s, n in c.items()} for t, c in result.counts.items()},
-            "oldest_dead_at": {t: format_time(v) for t, v in result.oldest_dead_at.items()},
-            "new_dead_last_hour": dict(result.new_dead_last_hour),
-            "new_dead_last_day": dict(result.new_dead_last_day),
-        })  # fmt: skip
+        echo_json(
+            {
+                "counts": {t: {s.value: n for s, n in c.items()} for t, c in result.counts.items()},
+                "oldest_dead_at": {t: format_time(v) for t, v in result.oldest_dead_at.items()},
+                "new_dead_last_hour": dict(result.new_dead_last_hour),
+                "new_dead_last_day": dict(result.new_dead_last_day),
+            }
+        )
         return
     from redrive.ops.cli._render import console, stats_table
 
@@ -158,20 +168,35 @@ def groups(
     Example: redrive groups --topic orders.created --since 1d
     """
     where = build_filter(
-        status=status, topic=topic, handler=handler, error_type=error_type, version=version,
-        since=since, until=until, search=search,
-    )  # fmt: skip
+        status=status,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        version=version,
+        since=since,
+        until=until,
+        search=search,
+    )
     found = service(ctx).groups(where, limit=limit)
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
-        echo_json([
-            {"fingerprint": g.fingerprint, "topic": g.topic, "handler": g.handler,
-             "error_type": g.error_type, "count": g.count,
-             "first_seen": format_time(g.first_seen), "last_seen": format_time(g.last_seen),
-             "sample_message": g.sample_message, "sample_id": g.sample_id}
-            for g in found
-        ])  # fmt: skip
+        echo_json(
+            [
+                {
+                    "fingerprint": g.fingerprint,
+                    "topic": g.topic,
+                    "handler": g.handler,
+                    "error_type": g.error_type,
+                    "count": g.count,
+                    "first_seen": format_time(g.first_seen),
+                    "last_seen": format_time(g.last_seen),
+                    "sample_message": g.sample_message,
+                    "sample_id": g.sample_id,
+                }
+                for g in found
+            ]
+        )
         return
     from redrive.ops.cli._render import console, groups_table
 
@@ -199,11 +224,19 @@ def audit(
         from redrive.models import format_time
 
         mask = redactor(ctx)
-        echo_json([
-            {"id": e.id, "at": format_time(e.at), "actor": e.actor, "action": e.action,
-             "count": e.count, "detail": _masked(dict(e.detail), mask)}
-            for e in entries
-        ])  # fmt: skip
+        echo_json(
+            [
+                {
+                    "id": e.id,
+                    "at": format_time(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "count": e.count,
+                    "detail": _masked(dict(e.detail), mask),
+                }
+                for e in entries
+            ]
+        )
         return
     from redrive.ops.cli._render import audit_table, console
 

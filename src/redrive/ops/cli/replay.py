@@ -118,10 +118,17 @@ def retry(
              redrive retry --all --topic orders.created --canary 10 --rate 50
     """
     where = build_filter(
-        topic=topic, handler=handler, error_type=error_type, group=group, tenant=tenant,
-        correlation_id=correlation_id, version=version, since=since, until=until,
+        topic=topic,
+        handler=handler,
+        error_type=error_type,
+        group=group,
+        tenant=tenant,
+        correlation_id=correlation_id,
+        version=version,
+        since=since,
+        until=until,
         search=search,
-    ).replace(max_id=upto)  # fmt: skip
+    ).replace(max_id=upto)
     bulk = selection(ids, every, group, where, "retry")
     merge = _patch(patch)
     options = _options(rate, canary, abort_on_failure_rate, wait)
@@ -140,9 +147,14 @@ def retry(
     total = plan.count if bulk is not None else len(ids or [])
     with progress_bar(total, "replaying") as advance:
         report = dlq.replay(
-            None if bulk is not None else ids, where=bulk, options=options, patch=merge,
-            force=force, note=note, progress=advance,
-        )  # fmt: skip
+            None if bulk is not None else ids,
+            where=bulk,
+            options=options,
+            patch=merge,
+            force=force,
+            note=note,
+            progress=advance,
+        )
     _finish(report, as_json)
 
 
@@ -185,13 +197,25 @@ def _print_plan(plan: Any, as_json: bool) -> None:
     if as_json:
         from redrive.service import filter_to_dict
 
-        echo_json({
-            "count": plan.count, "by_topic": dict(plan.by_topic), "left_out": plan.guarded,
-            "groups": [{"fingerprint": g.fingerprint, "topic": g.topic, "count": g.count,
-                        "error_type": g.error_type} for g in plan.groups],
-            "samples": [r.id for r in plan.samples], "filter": filter_to_dict(plan.where),
-            "upto": plan.where.max_id or None,
-        })  # fmt: skip
+        echo_json(
+            {
+                "count": plan.count,
+                "by_topic": dict(plan.by_topic),
+                "left_out": plan.guarded,
+                "groups": [
+                    {
+                        "fingerprint": g.fingerprint,
+                        "topic": g.topic,
+                        "count": g.count,
+                        "error_type": g.error_type,
+                    }
+                    for g in plan.groups
+                ],
+                "samples": [r.id for r in plan.samples],
+                "filter": filter_to_dict(plan.where),
+                "upto": plan.where.max_id or None,
+            }
+        )
         return
     from redrive.ops.cli._render import console, show_plan
 

@@ -49,8 +49,10 @@ def serve(
     app = create_app(service, state.settings, monitor=alerts)
     from redrive.bootstrap import mask_url
 
-    typer.echo(f"redrive serving {mask_url(state.settings.store_url)} on http://{host}:{port}/",
-               err=True)  # fmt: skip
+    typer.echo(
+        f"redrive serving {mask_url(state.settings.store_url)} on http://{host}:{port}/", err=True
+    )
     # Proxy headers are off: a client could otherwise pick the address the log shows.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False,
-                server_header=False)  # fmt: skip
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False
+    )

@@ -40,8 +40,12 @@ router = APIRouter(include_in_schema=False)
 
 SelectedIds = Form([], max_length=1000)
 
-VERBS = {"retry": "scheduled for replay", "resolve": "resolved", "discard": "discarded",
-         "delete": "deleted"}  # fmt: skip
+VERBS = {
+    "retry": "scheduled for replay",
+    "resolve": "resolved",
+    "discard": "discarded",
+    "delete": "deleted",
+}
 
 
 @router.post("/signin", response_model=None)
@@ -64,16 +68,29 @@ def signin(
             error = "That token is not valid (or was revoked)."
     if info is None:
         value = new_signin_value()
-        response = render(request, "signin.html", None, status=401, csrf=value, next=next,
-                          error=error)  # fmt: skip
-        response.set_cookie(SIGNIN_COOKIE, value, max_age=3600, httponly=True,
-                            samesite="strict", path=cookie_path(request))  # fmt: skip
+        response = render(
+            request, "signin.html", None, status=401, csrf=value, next=next, error=error
+        )
+        response.set_cookie(
+            SIGNIN_COOKIE,
+            value,
+            max_age=3600,
+            httponly=True,
+            samesite="strict",
+            path=cookie_path(request),
+        )
         return response
     cookie, _ = ctx.sessions.start(info)
     redirect = RedirectResponse(safe_next(request, next), status_code=303)
-    redirect.set_cookie(SESSION_COOKIE, cookie, max_age=ctx.options.session_hours * 3600,
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                        path=cookie_path(request))  # fmt: skip
+    redirect.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=ctx.options.session_hours * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=cookie_path(request),
+    )
     redirect.delete_cookie(SIGNIN_COOKIE, path=cookie_path(request))
     return redirect
 
@@ -116,8 +133,9 @@ def act(
             try:
                 edited = json.loads(payload)
             except ValueError as exc:
-                return _answer(request, record.id, False, f"The payload is not valid JSON: {exc}",
-                               status=422)  # fmt: skip
+                return _answer(
+                    request, record.id, False, f"The payload is not valid JSON: {exc}", status=422
+                )
             # Masked values left as they were mean "keep" (redact.keep_masked).
             patch = present.diff_patch(record.payload, edited)
         try:
@@ -157,8 +175,12 @@ def bulk(
     if result is None:
         set_flash(request, response, "Select at least one record first.")
     else:
-        set_flash(request, response, f"{result.changed} of {result.matched} records "
-                                     f"{VERBS[action]}; {result.skipped} skipped.")  # fmt: skip
+        set_flash(
+            request,
+            response,
+            f"{result.changed} of {result.matched} records "
+            f"{VERBS[action]}; {result.skipped} skipped.",
+        )
     return response
 
 
@@ -174,8 +196,11 @@ def retry_group(
     where = Filter(fingerprint=fingerprint, statuses=(Status.DEAD,))
     result = ctx.service.retry(where=where, actor=session.token.name)
     response = RedirectResponse(f"{base_path(request)}/groups", status_code=303)
-    set_flash(request, response, f"{result.changed} records of the group scheduled for "
-                                 f"replay; {result.skipped} skipped.")  # fmt: skip
+    set_flash(
+        request,
+        response,
+        f"{result.changed} records of the group scheduled for replay; {result.skipped} skipped.",
+    )
     return response
 
 
@@ -185,14 +210,19 @@ def denied_response(request: Request, exc: Exception) -> Response:
         return JSONResponse({"ok": False, "message": str(exc)}, status_code=403)
     ctx = get_context(request)
     session = ctx.sessions.get(request.cookies.get(SESSION_COOKIE))
-    return render(request, "error.html", session, status=403, title="Not allowed",
-                  message=str(exc))  # fmt: skip
+    return render(request, "error.html", session, status=403, title="Not allowed", message=str(exc))
 
 
 def _answer(
-    request: Request, record_id: str, ok: bool, message: str, *, status: int = 200,
-    record: Any = None, deleted: bool = False,
-) -> Response:  # fmt: skip
+    request: Request,
+    record_id: str,
+    ok: bool,
+    message: str,
+    *,
+    status: int = 200,
+    record: Any = None,
+    deleted: bool = False,
+) -> Response:
     base = base_path(request)
     target = f"{base}/dead-letters" if deleted else f"{base}/dead-letters/{record_id}"
     if "application/json" in request.headers.get("accept", ""):

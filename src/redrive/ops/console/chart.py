@@ -54,8 +54,16 @@ def build(points: Sequence[tuple[datetime, str, int]], now: datetime, range_name
     for i, n in enumerate(counts):
         height = plot_h * n / peak
         when = start + step * i
-        bars.append(Bar(x=LEFT + i * slot + 1, y=8 + plot_h - height, width=max(slot - 2, 1),
-                        height=height, count=n, label=f"{when:%a %H:%M}: {n}"))  # fmt: skip
+        bars.append(
+            Bar(
+                x=LEFT + i * slot + 1,
+                y=8 + plot_h - height,
+                width=max(slot - 2, 1),
+                height=height,
+                count=n,
+                label=f"{when:%a %H:%M}: {n}",
+            )
+        )
     fmt = "%H:%M" if range_name == "24h" else "%a %d"
     ticks = [(LEFT + i * slot, f"{start + step * i:{fmt}}") for i in range(0, bins, bins // 4)]
     return Chart(bars=bars, peak=max(counts), total=sum(counts), ticks=ticks)

@@ -34,8 +34,14 @@ def signin_page(request: Request, next: str | None = Query(None, max_length=2000
     """The sign-in form (a double-submit cookie guards it against CSRF)."""
     value = new_signin_value()
     response = render(request, "signin.html", None, csrf=value, next=next or "", error=None)
-    response.set_cookie(SIGNIN_COOKIE, value, max_age=3600, httponly=True, samesite="strict",
-                        path=cookie_path(request))  # fmt: skip
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        value,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        path=cookie_path(request),
+    )
     return response
 
 
@@ -48,8 +54,16 @@ def overview(request: Request, range: str = Query("24h", pattern="^(24h|7d)$")) 
     span = chart.RANGES[range][0]
     drawing = chart.build(service.timeline(span), service.clock.now(), range)
     groups = [present.group(g) for g in service.groups(limit=5)]
-    return render(request, "overview.html", session, stats=stats, chart=drawing, range=range,
-                  groups=groups, statuses=STATUSES)  # fmt: skip
+    return render(
+        request,
+        "overview.html",
+        session,
+        stats=stats,
+        chart=drawing,
+        range=range,
+        groups=groups,
+        statuses=STATUSES,
+    )
 
 
 @router.get("/dead-letters")
@@ -66,24 +80,46 @@ def dead_letters(
 ) -> HTMLResponse:
     """The filterable, searchable, paginated table with bulk actions."""
     ctx, session = current(request)
-    form = {"status": status or "", "topic": topic or "", "handler": handler or "",
-            "error_type": error_type or "", "group": group or "", "q": q or "",
-            "since": since or ""}  # fmt: skip
+    form = {
+        "status": status or "",
+        "topic": topic or "",
+        "handler": handler or "",
+        "error_type": error_type or "",
+        "group": group or "",
+        "q": q or "",
+        "since": since or "",
+    }
     error = None
     try:
         chosen = [Status(status)] if status else None
-        data = FilterIn(status=chosen, topic=topic, handler=handler, error_type=error_type,
-                        group=group, q=q, since=since)  # fmt: skip
-        page = ctx.service.list(ctx.where(data), limit=PAGE,
-                                cursor=cursor)  # fmt: skip
+        data = FilterIn(
+            status=chosen,
+            topic=topic,
+            handler=handler,
+            error_type=error_type,
+            group=group,
+            q=q,
+            since=since,
+        )
+        page = ctx.service.list(ctx.where(data), limit=PAGE, cursor=cursor)
         rows, next_cursor = [present.summary(r) for r in page.items], page.next_cursor
     except (ValueError, Problem) as exc:
         error = exc.detail if isinstance(exc, Problem) else f"status: unknown status {status!r}"
         rows, next_cursor = [], None
     query = urlencode({k: v for k, v in form.items() if v})
-    return render(request, "list.html", session, rows=rows, form=form, statuses=STATUSES,
-                  next_cursor=next_cursor, cursor=cursor, query=query, error=error,
-                  can_act=session.token.role != "viewer")  # fmt: skip
+    return render(
+        request,
+        "list.html",
+        session,
+        rows=rows,
+        form=form,
+        statuses=STATUSES,
+        next_cursor=next_cursor,
+        cursor=cursor,
+        query=query,
+        error=error,
+        can_act=session.token.role != "viewer",
+    )
 
 
 @router.get("/dead-letters/{record_id}")
@@ -93,12 +129,18 @@ def detail(request: Request, record_id: str = Path(max_length=64)) -> HTMLRespon
     try:
         record = ctx.service.get(record_id)
     except NotFound as exc:
-        return render(request, "error.html", session, status=404, title="Not found",
-                      message=str(exc))  # fmt: skip
+        return render(
+            request, "error.html", session, status=404, title="Not found", message=str(exc)
+        )
     data = present.full(record, ctx.redactor)
-    return render(request, "detail.html", session, record=data,
-                  actions=actions_for(record.status, session.token.role),
-                  all_actions=("retry", "resolve", "discard", "delete"))  # fmt: skip
+    return render(
+        request,
+        "detail.html",
+        session,
+        record=data,
+        actions=actions_for(record.status, session.token.role),
+        all_actions=("retry", "resolve", "discard", "delete"),
+    )
 
 
 @router.get("/groups")
@@ -106,8 +148,15 @@ def groups(request: Request, status: str = Query("dead", pattern=STATUS_PATTERN)
     """Error groups, biggest first, each with a link to its records and a replay button."""
     ctx, session = current(request)
     items = [present.group(g) for g in ctx.service.groups(limit=200, status=status)]
-    return render(request, "groups.html", session, groups=items, shown=status,
-                  statuses=STATUSES, can_act=session.token.role != "viewer")  # fmt: skip
+    return render(
+        request,
+        "groups.html",
+        session,
+        groups=items,
+        shown=status,
+        statuses=STATUSES,
+        can_act=session.token.role != "viewer",
+    )
 
 
 @router.get("/audit")
@@ -117,5 +166,6 @@ def audit(request: Request, cursor: str | None = Query(None, max_length=64)) -> 
     entries = ctx.service.audit(limit=PAGE + 1, cursor=cursor)
     items = [present.audit(entry, ctx.redactor) for entry in entries[:PAGE]]
     next_cursor = items[-1]["id"] if len(entries) > PAGE else None
-    return render(request, "audit.html", session, items=items, next_cursor=next_cursor,
-                  cursor=cursor)  # fmt: skip
+    return render(
+        request, "audit.html", session, items=items, next_cursor=next_cursor, cursor=cursor
+    )

@@ -72,8 +72,10 @@ def check(session: Session, csrf: str, role: Role = Role.VIEWER) -> None:
     if not same(csrf, session.csrf):
         raise Denied("the form has expired or did not come from this console; reload the page")
     if not session.token.role.allows(role):
-        raise Denied(f"this needs the {role.value} role; you are signed in as "
-                     f"{session.token.name!r} ({session.token.role.value})")  # fmt: skip
+        raise Denied(
+            f"this needs the {role.value} role; you are signed in as "
+            f"{session.token.name!r} ({session.token.role.value})"
+        )
 
 
 def actions_for(status: Status, role: Role) -> list[str]:
@@ -88,9 +90,14 @@ def render(
     """Render ``name`` with the shared context; take the flash message if there is one."""
     flash = request.cookies.get(FLASH_COOKIE)
     html = ENV.get_template(name).render(
-        base=base_path(request), session=session, flash=flash, path=request.url.path,
-        role=session.token.role if session else None, Role=Role, **data,
-    )  # fmt: skip
+        base=base_path(request),
+        session=session,
+        flash=flash,
+        path=request.url.path,
+        role=session.token.role if session else None,
+        Role=Role,
+        **data,
+    )
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path=cookie_path(request))
@@ -99,8 +106,14 @@ def render(
 
 def set_flash(request: Request, response: Response, message: str) -> None:
     """Show ``message`` on the next page (one request only)."""
-    response.set_cookie(FLASH_COOKIE, quote(message), max_age=60, httponly=True,
-                        samesite="strict", path=cookie_path(request))  # fmt: skip
+    response.set_cookie(
+        FLASH_COOKIE,
+        quote(message),
+        max_age=60,
+        httponly=True,
+        samesite="strict",
+        path=cookie_path(request),
+    )
 
 
 def cookie_path(request: Request) -> str:

@@ -29,7 +29,15 @@ from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
 from redrive.stores.postgres import queries as q
 from redrive.stores.postgres.connector import Connector, Listener
 from redrive.stores.postgres.schema import migrate as apply_migrations
-from redrive.stores.sql import COLUMN_LIST, TABLE, build_where, page_of, row_to_record
+from redrive.stores.sql import (
+    COLUMN_LIST,
+    TABLE,
+    audit_from_row,
+    build_where,
+    group_from_row,
+    page_of,
+    row_to_record,
+)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _OPTIONS = ("schema", "retry_timeout", "pool_size")
@@ -78,13 +86,17 @@ class PostgresStore:
         if not _SCHEMA_NAME.match(self.schema):  # channel names derive from it: ASCII, short
             raise ConfigError(
                 "expected a schema name of ASCII letters, digits, _, $, - and spaces "
-                f"(at most 54), got {self.schema!r}", key="schema",
-            )  # fmt: skip
+                f"(at most 54), got {self.schema!r}",
+                key="schema",
+            )
         self.channel = f"redrive_{self.schema}"[:63]
         self._db = Connector(
-            conninfo, url=self.url, schema=self.schema, max_size=max(1, size),
+            conninfo,
+            url=self.url,
+            schema=self.schema,
+            max_size=max(1, size),
             retry_timeout=timeout if timeout is not None else 30.0,
-        )  # fmt: skip
+        )
         self._listener = Listener(self._db, self.channel)
         if migrate:
             self.migrate()
@@ -198,7 +210,7 @@ class PostgresStore:
             params.append(topic)
         sql += " ORDER BY minute, topic"
         rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
-        return [(self.dialect.decode_time(m), t, int(n)) for m, t, n in rows]  # type: ignore[misc]
+        return [(self.dialect.decode_required_time(m), t, int(n)) for m, t, n in rows]
 
     # -- reads -------------------------------------------------------------------------
     def get(self, record_id: str) -> DeadLetter | None:
@@ -250,10 +262,10 @@ class PostgresStore:
         counts: dict[str, dict[Status, int]] = {}
         for topic, status, n in count_rows:
             counts.setdefault(topic, {})[Status(status)] = int(n)
-        decode = self.dialect.decode_time
+        decode = self.dialect.decode_required_time
         return Stats(
             counts=counts,
-            oldest_dead_at={t: decode(w) for t, w in oldest_rows if w is not None},  # type: ignore[misc]
+            oldest_dead_at={t: decode(w) for t, w in oldest_rows if w is not None},
             new_dead_last_hour={t: int(h) for t, h, _ in new_rows if h},
             new_dead_last_day={t: int(d) for t, _, d in new_rows if d},
         )
@@ -268,12 +280,7 @@ class PostgresStore:
         clause, params = self._where(where)
         sql = q.groups(clause)
         rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
-        t = self.dialect.decode_time
-        return [
-            Group(fingerprint=fp, topic=topic, handler=handler, error_type=error_type, count=int(n),
-                  first_seen=t(first), last_seen=t(last), sample_message=message, sample_id=sample)  # type: ignore[arg-type]
-            for fp, topic, handler, error_type, n, first, last, sample, message in rows
-        ]  # fmt: skip
+        return [group_from_row(row, self.dialect) for row in rows]
 
     def _where(self, where: Filter) -> tuple[str, list[Any]]:
         return build_where(where, self.dialect, payload_text=lambda col: f"({col}::text)")
@@ -341,8 +348,14 @@ class PostgresStore:
 
     # -- audit trail -------------------------------------------------------------------
     def add_audit(self, entry: AuditEntry) -> None:
-        params = (entry.id, entry.at, entry.actor, entry.action, entry.count,
-                  self.dialect.encode_json(dict(entry.detail)))  # fmt: skip
+        params = (
+            entry.id,
+            entry.at,
+            entry.actor,
+            entry.action,
+            entry.count,
+            self.dialect.encode_json(dict(entry.detail)),
+        )
         self._db.run(lambda conn, _: conn.execute(q.AUDIT_INSERT, params))
 
     def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
@@ -353,11 +366,7 @@ class PostgresStore:
             params.append(cursor)
         sql += " ORDER BY id DESC LIMIT %s"
         rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
-        return [
-            AuditEntry(id=i, at=self.dialect.decode_time(at), actor=actor, action=action,  # type: ignore[arg-type]
-                       count=int(count), detail=detail)
-            for i, at, actor, action, count, detail in rows
-        ]  # fmt: skip
+        return [audit_from_row(row, self.dialect) for row in rows]
 
     # -- meta ----------------------------------------------------------------------------
     def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:

@@ -150,7 +150,7 @@ def groups(clause: str) -> str:
         f"FROM {TABLE} WHERE {clause} GROUP BY fingerprint, topic, handler, error_type "
         "ORDER BY n DESC, sample DESC LIMIT %s) "
         "SELECT g.fingerprint, g.topic, g.handler, g.error_type, g.n, g.first_seen, "
-        f"g.last_seen, g.sample, d.error_message FROM g JOIN {TABLE} AS d ON d.id = g.sample "
+        f"g.last_seen, d.error_message, g.sample FROM g JOIN {TABLE} AS d ON d.id = g.sample "
         "ORDER BY g.n DESC, g.sample DESC"
     )
 

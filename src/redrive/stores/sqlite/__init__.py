@@ -21,6 +21,7 @@ from redrive.stores.sql import (
     TABLE,
     Dialect,
     build_where,
+    group_from_row,
     page_of,
     record_to_row,
     row_to_record,
@@ -107,8 +108,8 @@ class SQLiteStore(SQLiteAuditAndMeta):
                 f"SELECT MIN(lease_expires_at) FROM {TABLE} WHERE status = 'retrying'{only}",
                 params,
             ).fetchone()[0]
-        times = [self.dialect.decode_time(v) for v in (due, lease) if v is not None]
-        return min(times) if times else None  # type: ignore[type-var]
+        times = [self.dialect.decode_required_time(v) for v in (due, lease) if v is not None]
+        return min(times) if times else None
 
     # -- reads -------------------------------------------------------------------------
     def get(self, record_id: str) -> DeadLetter | None:
@@ -194,7 +195,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
             params.append(topic)
         with self._read() as conn:
             rows = conn.execute(sql + " ORDER BY minute", params).fetchall()
-        return [(self.dialect.decode_time(m + ":00Z"), t, n) for m, t, n in rows]  # type: ignore[misc]
+        return [(self.dialect.decode_required_time(m + ":00Z"), t, n) for m, t, n in rows]
 
     def prune_timeline(self, before: datetime) -> int:
         minute = (self.dialect.encode_time(before) or "")[:16]
@@ -216,12 +217,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
             )
         with self._read() as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
-        t = self.dialect.decode_time
-        return [
-            Group(fingerprint=fp, topic=topic, handler=handler, error_type=error_type, count=n,
-                  first_seen=t(first), last_seen=t(last), sample_message=message, sample_id=sample)  # type: ignore[arg-type]
-            for fp, topic, handler, error_type, n, first, last, message, sample in rows
-        ]  # fmt: skip
+        return [group_from_row(row, self.dialect) for row in rows]
 
     def _kept_groups(self, where: Filter) -> tuple[str, list[Any]]:
         """Groups from the trigger-kept table: a few rows, whatever the table size."""
@@ -257,10 +253,13 @@ class SQLiteStore(SQLiteAuditAndMeta):
         old_statuses = [s.value for s in change.from_statuses]
         entry = change.entry.to_dict() if change.entry else None
         if change.payloads:
-            old = dict(conn.execute(
-                f"SELECT id, payload FROM {TABLE} WHERE id IN ({marks}) AND status IN ({froms})",
-                (*ids, *old_statuses),
-            ).fetchall())  # fmt: skip
+            old = dict(
+                conn.execute(
+                    f"SELECT id, payload FROM {TABLE} "
+                    f"WHERE id IN ({marks}) AND status IN ({froms})",
+                    (*ids, *old_statuses),
+                ).fetchall()
+            )
             for record_id, payload in change.payloads.items():
                 if record_id in old:
                     conn.execute(
@@ -309,9 +308,12 @@ class SQLiteStore(SQLiteAuditAndMeta):
         rows = [record_to_row(record, self.dialect) for record in records]
         marks = self.dialect.placeholders(len(records))
         with self._write() as conn:
-            there = {row[0] for row in conn.execute(
-                f"SELECT id FROM {TABLE} WHERE id IN ({marks})", [r.id for r in records]
-            )}  # fmt: skip
+            there = {
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM {TABLE} WHERE id IN ({marks})", [r.id for r in records]
+                )
+            }
             conn.executemany(_INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"), rows)
             added = [r for r in records if r.id not in there]
             # An imported dead letter did not die now: take it out of the timeline again.

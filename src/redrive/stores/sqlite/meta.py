@@ -6,7 +6,7 @@ from typing import Any
 
 from redrive.models import JSON
 from redrive.stores.base import AuditEntry
-from redrive.stores.sql import Dialect
+from redrive.stores.sql import Dialect, audit_from_row
 from redrive.stores.sqlite.connections import SQLiteConnections
 
 
@@ -21,9 +21,15 @@ class SQLiteAuditAndMeta(SQLiteConnections):
             conn.execute(
                 "INSERT INTO redrive_audit (id, at, actor, action, count, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.id, self.dialect.encode_time(entry.at), entry.actor, entry.action,
-                 entry.count, self.dialect.encode_json(dict(entry.detail))),
-            )  # fmt: skip
+                (
+                    entry.id,
+                    self.dialect.encode_time(entry.at),
+                    entry.actor,
+                    entry.action,
+                    entry.count,
+                    self.dialect.encode_json(dict(entry.detail)),
+                ),
+            )
 
     def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
         sql = "SELECT id, at, actor, action, count, detail FROM redrive_audit"
@@ -33,11 +39,7 @@ class SQLiteAuditAndMeta(SQLiteConnections):
             params.append(cursor)
         with self._read() as conn:
             rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [
-            AuditEntry(id=i, at=self.dialect.decode_time(at), actor=actor, action=action,  # type: ignore[arg-type]
-                       count=count, detail=self.dialect.decode_json(detail))
-            for i, at, actor, action, count, detail in rows
-        ]  # fmt: skip
+        return [audit_from_row(row, self.dialect) for row in rows]
 
     # -- meta ----------------------------------------------------------------------------
     def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
