@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import redrive
 from redrive.config import Settings
 from redrive.ops.api import admin, bulk, files, problems, records
 from redrive.ops.api.context import Context, get_context
@@ -65,7 +66,7 @@ def create_app(
     ctx = Context.build(service, options)
     app = FastAPI(
         title="redrive",
-        version="0.1.0",
+        version=redrive.__version__,
         summary="Inspect, replay and clean up dead letters.",
         # Swagger UI and ReDoc load from a CDN; the console must work offline.
         docs_url=None,
