@@ -4,12 +4,94 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from redrive.models import Attempt, Status, utcnow
+from redrive._ids import new_id
+from redrive.models import Attempt, DeadLetter, Status, utcnow
 from redrive.stores.base import AuditEntry, Change, Filter, Page, Store
 from tests.factories import make_record
+
+
+def again(record: DeadLetter, **changes: Any) -> DeadLetter:
+    """Another failure of the same (event, handler): a new record id, a new attempt."""
+    at = record.created_at + timedelta(seconds=5)
+    entry = Attempt(kind="attempt", at=at, error_type="KeyError", error_message="again")
+    return record.replace(
+        id=new_id(),
+        error_type="KeyError",
+        error_message="again",
+        history=(entry,),
+        updated_at=at,
+        **changes,
+    )
+
+
+class TestRecordingIsIdempotent:
+    def test_a_redelivered_failure_joins_the_open_record(self, store: Store) -> None:
+        """A second failure of an (event, handler) with an open record is merged into it."""
+        first = make_record()
+        assert store.add([first]) == [first.id]
+        assert store.add([again(first)]) == [first.id]
+        assert store.count(Filter()) == 1
+        merged = store.get(first.id)
+        assert merged is not None
+        assert [h.error_message for h in merged.history][-1] == "again"
+        assert len(merged.history) == 2
+        assert merged.error_type == "KeyError"
+        assert store.stats(utcnow()).total(Status.DEAD) == 1
+
+    def test_duplicates_in_one_batch_are_one_record(self, store: Store) -> None:
+        """Two failures of one pair written in one batch make one record."""
+        first = make_record()
+        ids = store.add([first, again(first), make_record()])
+        assert ids[0] == ids[1] == first.id
+        assert store.count(Filter()) == 2
+        merged = store.get(first.id)
+        assert merged is not None and len(merged.history) == 2
+
+    def test_a_dead_failure_ends_a_scheduled_record(self, store: Store) -> None:
+        """A redelivered failure that is final makes a scheduled record dead."""
+        first = make_record(status=Status.SCHEDULED)
+        store.add([first])
+        store.add(
+            [again(first, status=Status.DEAD, dead_at=first.created_at, next_attempt_at=None)]
+        )
+        merged = store.get(first.id)
+        assert merged is not None
+        assert merged.status == Status.DEAD
+        assert merged.next_attempt_at is None and merged.dead_at is not None
+        assert store.stats(utcnow()).total(Status.SCHEDULED) == 0
+
+    def test_a_closed_record_does_not_absorb_a_new_failure(self, store: Store) -> None:
+        """Once resolved, a new failure of the same pair is a record of its own."""
+        first = make_record(status=Status.RESOLVED)
+        store.add([first])
+        second = again(first)
+        assert store.add([second]) == [second.id]
+        assert store.count(Filter()) == 2
+
+    def test_other_handlers_of_the_event_get_their_own_records(self, store: Store) -> None:
+        """The pair is (event, handler): another handler's failure is not merged."""
+        first = make_record()
+        other = again(first, handler="app.other")
+        assert store.add([first, other]) == [first.id, other.id]
+        assert store.count(Filter()) == 2
+
+    def test_writing_the_same_record_twice_changes_nothing(self, store: Store) -> None:
+        """Adding a record whose id is already there (a retried commit) is a no-op."""
+        first = make_record()
+        store.add([first])
+        assert store.add([first]) == [first.id]
+        assert store.get(first.id) == first
+
+    def test_an_import_skips_a_pair_that_is_open(self, store: Store) -> None:
+        """An imported record whose pair already has an open record is skipped."""
+        first = make_record()
+        store.add([first])
+        assert store.import_records([again(first)]) == 0
+        assert store.count(Filter()) == 1
 
 
 class TestWritesAndReads:

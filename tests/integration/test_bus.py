@@ -372,3 +372,20 @@ async def test_one_unstorable_failure_does_not_fail_its_batch(sqlite_store: Stor
     assert isinstance(results[1], StoreError)
     assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
     assert sorted(r.payload["n"] for r in records(sqlite_store)) == [1, 3]
+
+
+async def test_an_event_delivered_twice_is_one_dead_letter(bus: EventBus) -> None:
+    """A source that hands the same event over again (a redelivery after a crash) gets the
+    one open record back, with both attempts in its history, not a second dead letter."""
+
+    @bus.handler("orders.created", policy=FAST)
+    async def poison(event: Event) -> None:
+        raise NonRetriableError("bad order")
+
+    event = Event(topic="orders.created", payload={"order_id": 7})
+    first = await bus.dispatch(event)
+    second = await bus.dispatch(event, origin={"outbox_id": 1})
+    assert [r.id for r in first] == [r.id for r in second]
+    (stored,) = records(bus.store)
+    assert stored.status == Status.DEAD
+    assert [h.kind for h in stored.history] == ["attempt", "attempt"]

@@ -26,7 +26,7 @@ from redrive.core.writer import BatchWriter
 from redrive.exceptions import RetryAfter, WorkerLost
 from redrive.hooks import Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status
-from redrive.policy import RetryPolicy, error_name
+from redrive.policy import Decision, RetryPolicy, error_name
 from redrive.redact import Redactor
 from redrive.stores.base import Store
 
@@ -78,6 +78,18 @@ def handler_name(fn: object) -> str:
     return f"{module}.{qualname}"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """One run of one handler: its error (None on success) and how long it took.
+
+    .. versionadded:: 0.2
+    """
+
+    spec: HandlerSpec
+    error: Exception | None
+    duration: float
+
+
 class Engine:
     """Runs handlers and records their failures.
 
@@ -119,6 +131,16 @@ class Engine:
         self, event: Event, spec: HandlerSpec, *, origin: Mapping[str, JSON] | None = None
     ) -> DeadLetter | None:
         """Run ``spec`` for a new event; on failure, return the record once it is durable."""
+        outcome = await self.run(spec, event)
+        if outcome.error is None:
+            self.succeeded(event, outcome)
+            return None
+        return await self.record(self.failure_record(event, outcome, origin=origin), outcome)
+
+    # -- the steps of an attempt, for sources that decide acks themselves (transports) ----
+    async def run(self, spec: HandlerSpec, event: Event) -> Outcome:
+        """Run the handler once (its timeout applies; a plain ``def`` runs in the engine's
+        threads). The handler's error is returned in the outcome, never raised."""
         start = time.perf_counter()
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
@@ -126,14 +148,68 @@ class Engine:
             else:
                 await self._invoke(spec, event)
         except Exception as error:
-            duration = time.perf_counter() - start
-            record = self._new_record(event, spec, error, duration, origin or {})
-            await self.writer.write(record)
-            self._after_failure(record, error, duration)
-            return record
+            return Outcome(spec, error, time.perf_counter() - start)
+        return Outcome(spec, None, time.perf_counter() - start)
+
+    def decide(self, spec: HandlerSpec, error: BaseException, attempt: int) -> Decision:
+        """What the handler's policy says follows failed attempt number ``attempt``, now."""
+        return spec.policy.decide(attempt, error, self.clock.now(), self._rand)
+
+    def failure_record(
+        self,
+        event: Event,
+        outcome: Outcome,
+        *,
+        attempt: int = 1,
+        decision: Decision | None = None,
+        origin: Mapping[str, JSON] | None = None,
+    ) -> DeadLetter:
+        """The record of failed attempt number ``attempt`` (not written yet): ``dead`` or
+        ``scheduled`` as ``decision`` says (by default, as the policy decides)."""
+        error = outcome.error
+        assert error is not None, "failure_record needs a failed outcome"
+        spec, now = outcome.spec, self.clock.now()
+        if decision is None:
+            decision = spec.policy.decide(attempt, error, now, self._rand)
+        entry = _attempt_entry(error, now, outcome.duration, decision.reason)
+        return self._scrubbed(
+            DeadLetter(
+                id=new_id(),
+                event=event,
+                handler=spec.name,
+                status=Status.DEAD if decision.dead else Status.SCHEDULED,
+                attempts=attempt,
+                max_attempts=spec.policy.max_attempts,
+                error_type=error_name(error),
+                error_message=error_message(error),
+                traceback=format_traceback(error),
+                fingerprint=fingerprint(event.topic, spec.name, error),
+                created_at=now,
+                updated_at=now,
+                history=(entry,),
+                origin=dict(origin or {}),
+                consumer=self.consumer,
+                next_attempt_at=decision.retry_at,
+                dead_at=now if decision.dead else None,
+            )
+        )
+
+    async def record(self, record: DeadLetter, outcome: Outcome) -> DeadLetter:
+        """Write a new failure record and return it once it is durable (group commit), then
+        fire the hooks. Recording is idempotent: while a record of the same (event id,
+        handler) is open, the store merges this failure into it, and the record returned
+        carries that record's id."""
+        stored_id = await self.writer.write(record)
+        if stored_id != record.id:
+            record = record.replace(id=stored_id)
+        assert outcome.error is not None
+        self._after_failure(record, outcome.error, outcome.duration)
+        return record
+
+    def succeeded(self, event: Event, outcome: Outcome) -> None:
+        """Tell the hooks that a first attempt succeeded."""
         if self.hooks:
-            self.hooks.on_success(event, spec.name, time.perf_counter() - start, None)
-        return None
+            self.hooks.on_success(event, outcome.spec.name, outcome.duration, None)
 
     async def retry(self, record: DeadLetter, spec: HandlerSpec, *, owner: str) -> DeadLetter:
         """Run ``spec`` again for a claimed record and save the outcome under its lease.
@@ -193,39 +269,6 @@ class Engine:
         self.hooks.on_failure(record, error, duration)
         if record.status == Status.DEAD:
             self.hooks.on_dead(record)
-
-    def _new_record(
-        self,
-        event: Event,
-        spec: HandlerSpec,
-        error: Exception,
-        duration: float,
-        origin: Mapping[str, JSON],
-    ) -> DeadLetter:
-        now = self.clock.now()
-        decision = spec.policy.decide(1, error, now, self._rand)
-        entry = _attempt_entry(error, now, duration, decision.reason)
-        return self._scrubbed(
-            DeadLetter(
-                id=new_id(),
-                event=event,
-                handler=spec.name,
-                status=Status.DEAD if decision.dead else Status.SCHEDULED,
-                attempts=1,
-                max_attempts=spec.policy.max_attempts,
-                error_type=error_name(error),
-                error_message=error_message(error),
-                traceback=format_traceback(error),
-                fingerprint=fingerprint(event.topic, spec.name, error),
-                created_at=now,
-                updated_at=now,
-                history=(entry,),
-                origin=dict(origin),
-                consumer=self.consumer,
-                next_attempt_at=decision.retry_at,
-                dead_at=now if decision.dead else None,
-            )
-        )
 
     def _failed_again(
         self, record: DeadLetter, spec: HandlerSpec, error: Exception, duration: float

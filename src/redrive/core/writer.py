@@ -1,6 +1,8 @@
 """Group commit for failure records: concurrent failures share one transaction.
 
 Each ``write`` returns only once its own record is durable (or raises the store's error),
+with the id the store keeps it under (a failure of an (event, handler) pair that already
+has an open record is merged into that record),
 so a crash after ``publish`` returns loses nothing. While one batch is being committed,
 new records gather; the next commit takes all of them. Under no load a record is
 committed alone at once; under load the batch grows by itself, with no timer to tune.
@@ -24,16 +26,17 @@ class BatchWriter:
     def __init__(self, store: Store, *, max_batch: int = 1000) -> None:
         self._store = store
         self._max_batch = max_batch
-        self._pending: list[tuple[DeadLetter, asyncio.Future[None]]] = []
+        self._pending: list[tuple[DeadLetter, asyncio.Future[str]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, record: DeadLetter) -> None:
-        """Return once ``record`` is durable; raise the store's error if it could not be."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def write(self, record: DeadLetter) -> str:
+        """Return the stored record's id once ``record`` is durable; raise the store's error
+        if it could not be."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((record, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush(), name="redrive-writer")
-        await future
+        return await future
 
     async def close(self) -> None:
         """Wait for everything written so far to be committed."""
@@ -46,30 +49,32 @@ class BatchWriter:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:
-                await asyncio.to_thread(self._store.add, [record for record, _ in batch])
+                ids = await asyncio.to_thread(self._store.add, [record for record, _ in batch])
             except Exception as exc:
                 if len(batch) == 1:
-                    _settle(batch[0][1], exc)
+                    _settle(batch[0][1], error=exc)
                 else:  # one bad record must not fail the others: write them one by one
                     for record, future in batch:
                         await self._write_alone(record, future)
             else:
-                for _, future in batch:
-                    _settle(future, None)
+                for (_, future), stored in zip(batch, ids, strict=True):
+                    _settle(future, stored)
 
-    async def _write_alone(self, record: DeadLetter, future: asyncio.Future[None]) -> None:
+    async def _write_alone(self, record: DeadLetter, future: asyncio.Future[str]) -> None:
         try:
-            await asyncio.to_thread(self._store.add, [record])
+            ids = await asyncio.to_thread(self._store.add, [record])
         except Exception as exc:
-            _settle(future, exc)
+            _settle(future, error=exc)
         else:
-            _settle(future, None)
+            _settle(future, ids[0])
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[str], stored: str = "", *, error: BaseException | None = None
+) -> None:
     if future.done():  # its publisher was cancelled; the outcome is known anyway
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(stored)
     else:
         future.set_exception(error)

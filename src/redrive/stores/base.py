@@ -152,8 +152,15 @@ class Store(Protocol):
         """Release connections. The store is unusable afterwards."""
 
     # -- the engine's writes -----------------------------------------------------------
-    def add(self, records: Sequence[DeadLetter]) -> None:
-        """Insert new records in one transaction; durable when this returns."""
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
+        """Insert new records in one transaction; durable when this returns. Return the id
+        each record is stored under, in order.
+
+        Idempotent per (event id, handler): a record whose pair already has an open record
+        (``scheduled``, ``retrying`` or ``dead``) is merged into it instead (its history
+        appended, its error the latest; a ``dead`` failure makes a ``scheduled`` record
+        dead), and that record's id is returned. So a source that redelivers an event
+        after a crash never records one failure twice."""
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         """Write the outcome of a retry, only if ``lease_owner`` still holds the lease."""

@@ -156,6 +156,10 @@ def _row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
     )
 
 
+OPEN_STATUSES = ("scheduled", "retrying", "dead")
+"""A record in one of these is open: a new failure of its (event id, handler) joins it."""
+
+
 def _version(record: DeadLetter) -> str | None:
     version = record.consumer.get("version")
     return None if version is None else str(version)

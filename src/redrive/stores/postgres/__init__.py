@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 
+from redrive._batch import chunks
 from redrive.bootstrap import mask_url
 from redrive.exceptions import ConfigError
 from redrive.models import JSON, DeadLetter, Status
@@ -122,20 +123,27 @@ class PostgresStore:
         return self._db.run(work)
 
     # -- the engine's writes -----------------------------------------------------------
-    def add(self, records: Sequence[DeadLetter]) -> None:
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
         if not records:
-            return
+            return []
         rows = [q.row_of(record, self.dialect) for record in records]
+        batches = [
+            [rows[i] for i in part]
+            for indexes in q.rounds(records)
+            for part in chunks(indexes, q.BATCH)
+        ]
 
-        def work(conn: Conn, attempt: int) -> None:
-            # A retry may follow a commit whose answer was lost: skip rows already there.
-            for chunk in q.chunks(rows):
-                conn.execute(q.insert(len(chunk), ignore=attempt > 0), q.flat(chunk))
+        def work(conn: Conn, _: int) -> dict[tuple[str, str], str]:
+            stored: dict[tuple[str, str], str] = {}
+            for batch in batches:
+                cursor = conn.execute(q.insert(len(batch)), q.flat(batch))
+                stored.update(((e, h), i) for e, h, i in cursor.fetchall())
+            return stored
 
-        if len(rows) <= q.BATCH:
-            self._db.run_statement(work)  # one multi-row INSERT: atomic without BEGIN/COMMIT
-        else:
-            self._db.run(work)
+        # One multi-row INSERT is atomic on its own: no BEGIN/COMMIT round trips.
+        run = self._db.run_statement if len(batches) == 1 else self._db.run
+        stored = run(work)
+        return [stored.get((r.event.id, r.handler), r.id) for r in records]
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         row = q.row_of(record, self.dialect)

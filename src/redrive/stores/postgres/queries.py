@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,14 @@ from psycopg.types.json import Jsonb
 
 from redrive.models import DeadLetter, Status, parse_time
 from redrive.stores.base import Change
-from redrive.stores.sql import COLUMN_LIST, COLUMNS, TABLE, Dialect, record_to_row
+from redrive.stores.sql import (
+    COLUMN_LIST,
+    COLUMNS,
+    OPEN_STATUSES,
+    TABLE,
+    Dialect,
+    record_to_row,
+)
 
 BATCH = 1000
 """Rows per INSERT and ids per UPDATE: 30 columns x 1000 rows stays under 65,535 params."""
@@ -76,16 +83,51 @@ def row_of(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
 
 @functools.lru_cache(maxsize=64)
 def insert(rows: int, *, ignore: bool = False) -> str:
-    """A multi-row INSERT of ``rows`` records (one statement: one trigger run)."""
+    """A multi-row INSERT of ``rows`` records (one statement: one trigger run).
+
+    ``ignore`` skips rows that clash with a row already there (an id, or an open record
+    of the same (event id, handler)); otherwise a failure of a pair with an open record is
+    merged into that record (see ``Store.add``), and the statement returns the id each
+    pair is stored under. Merging skips a row whose own id is already there: a retry after
+    a commit whose answer was lost changes nothing.
+    """
     values = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    sql = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES " + ", ".join([values] * rows)
-    return sql + (" ON CONFLICT (id) DO NOTHING" if ignore else "")
+    sql = f"INSERT INTO {TABLE} AS t ({COLUMN_LIST}) VALUES " + ", ".join([values] * rows)
+    if ignore:
+        return sql + " ON CONFLICT DO NOTHING"
+    dies = "excluded.status = 'dead' AND t.status = 'scheduled'"
+    return sql + (
+        f" ON CONFLICT (event_id, handler) WHERE status IN {OPEN} DO UPDATE SET "
+        "history = t.history || excluded.history, error_type = excluded.error_type, "
+        "error_message = excluded.error_message, traceback = excluded.traceback, "
+        "fingerprint = excluded.fingerprint, attempts = greatest(t.attempts, excluded.attempts), "
+        f"updated_at = excluded.updated_at, "
+        f"dead_at = CASE WHEN {dies} THEN excluded.dead_at ELSE t.dead_at END, "
+        f"next_attempt_at = CASE WHEN {dies} THEN NULL ELSE t.next_attempt_at END, "
+        f"status = CASE WHEN {dies} THEN 'dead' ELSE t.status END "
+        "WHERE t.id <> excluded.id RETURNING t.event_id, t.handler, t.id"
+    )
 
 
-def chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
-    """``rows`` in slices of at most ``BATCH``."""
-    for start in range(0, len(rows), BATCH):
-        yield rows[start : start + BATCH]
+OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+
+
+def rounds(records: Sequence[DeadLetter]) -> list[list[int]]:
+    """Indexes of ``records`` in rounds where no (event id, handler) repeats: one INSERT
+    ... ON CONFLICT DO UPDATE may not touch a row twice."""
+    out: list[list[int]] = []
+    seen: list[set[tuple[str, str]]] = []
+    for index, record in enumerate(records):
+        key = (record.event.id, record.handler)
+        for keys, members in zip(seen, out, strict=True):
+            if key not in keys:
+                keys.add(key)
+                members.append(index)
+                break
+        else:
+            seen.append({key})
+            out.append([index])
+    return out
 
 
 def flat(rows: Sequence[tuple[Any, ...]]) -> list[Any]:

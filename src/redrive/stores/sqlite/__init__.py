@@ -13,11 +13,13 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from redrive._batch import chunks
 from redrive.models import DeadLetter, Status
 from redrive.stores.base import Change, Filter, Group, Page, Stats
 from redrive.stores.sql import (
     COLUMN_LIST,
     COLUMNS,
+    OPEN_STATUSES,
     TABLE,
     Dialect,
     build_where,
@@ -37,6 +39,7 @@ _UPDATE_ALL = (
     "WHERE id = ? AND status = 'retrying' AND lease_owner = ?"
 )
 _BATCH = 500  # ids per statement: well under SQLite's limit of bound parameters
+_OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 
 
 class SQLiteStore(SQLiteAuditAndMeta):
@@ -52,10 +55,78 @@ class SQLiteStore(SQLiteAuditAndMeta):
     dialect = Dialect()
 
     # -- the engine's writes -----------------------------------------------------------
-    def add(self, records: Sequence[DeadLetter]) -> None:
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
         rows = [record_to_row(record, self.dialect) for record in records]
         with self._write() as conn:
-            conn.executemany(_INSERT, rows)
+            stored = self._open_records(conn, records)
+            if not stored and len({(r.event.id, r.handler) for r in records}) == len(records):
+                # The common case: every failure is the first of its pair.
+                conn.executemany(_INSERT, rows)
+                return [record.id for record in records]
+            ids: list[str] = []
+            fresh: list[tuple[Any, ...]] = []
+            merges: list[tuple[str, DeadLetter]] = []
+            for record, row in zip(records, rows, strict=True):
+                key = (record.event.id, record.handler)
+                if key in stored:
+                    if stored[key] != record.id:  # its own id: written already, nothing to do
+                        merges.append((stored[key], record))
+                else:
+                    stored[key] = record.id
+                    fresh.append(row)
+                ids.append(stored[key])
+            conn.executemany(_INSERT, fresh)
+            for target, record in merges:
+                self._merge(conn, target, record)
+            return ids
+
+    def _open_records(
+        self, conn: sqlite3.Connection, records: Sequence[DeadLetter]
+    ) -> dict[tuple[str, str], str]:
+        """(event id, handler) -> id of the open records of these pairs."""
+        found: dict[tuple[str, str], str] = {}
+        event_ids = sorted({record.event.id for record in records})
+        for chunk in chunks(event_ids, _BATCH):
+            sql = (
+                f"SELECT event_id, handler, id FROM {TABLE} WHERE event_id IN "
+                f"({self.dialect.placeholders(len(chunk))}) AND status IN {_OPEN}"
+            )
+            for event_id, handler, record_id in conn.execute(sql, chunk):
+                found[(event_id, handler)] = record_id
+        return found
+
+    def _merge(self, conn: sqlite3.Connection, target: str, record: DeadLetter) -> None:
+        """Join a redelivered failure to the open record ``target`` of its pair."""
+        t, enc = self.dialect.encode_time, self.dialect.encode_json
+        history = "history"
+        for _ in record.history:
+            history = f"json_insert({history}, '$[#]', json(?))"
+        dies = "? = 'dead' AND status = 'scheduled'"
+        sql = (
+            f"UPDATE {TABLE} SET history = {history}, error_type = ?, error_message = ?, "
+            "traceback = ?, fingerprint = ?, attempts = MAX(attempts, ?), updated_at = ?, "
+            f"dead_at = CASE WHEN {dies} THEN ? ELSE dead_at END, "
+            f"next_attempt_at = CASE WHEN {dies} THEN NULL ELSE next_attempt_at END, "
+            f"status = CASE WHEN {dies} THEN 'dead' ELSE status END WHERE id = ?"
+        )
+        status = record.status.value
+        conn.execute(
+            sql,
+            (
+                *(enc(entry.to_dict()) for entry in record.history),
+                record.error_type,
+                record.error_message,
+                record.traceback,
+                record.fingerprint,
+                record.attempts,
+                t(record.updated_at),
+                status,
+                t(record.dead_at),
+                status,
+                status,
+                target,
+            ),
+        )
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         row = record_to_row(record, self.dialect)
@@ -307,15 +378,14 @@ class SQLiteStore(SQLiteAuditAndMeta):
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
         rows = [record_to_row(record, self.dialect) for record in records]
         marks = self.dialect.placeholders(len(records))
+        present = f"SELECT id FROM {TABLE} WHERE id IN ({marks})"
+        ids = [r.id for r in records]
         with self._write() as conn:
-            there = {
-                row[0]
-                for row in conn.execute(
-                    f"SELECT id FROM {TABLE} WHERE id IN ({marks})", [r.id for r in records]
-                )
-            }
+            there = {row[0] for row in conn.execute(present, ids)}
+            # OR IGNORE: ids already present, and pairs that have an open record already.
             conn.executemany(_INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"), rows)
-            added = [r for r in records if r.id not in there]
+            now_there = {row[0] for row in conn.execute(present, ids)}
+            added = [r for r in records if r.id in now_there and r.id not in there]
             # An imported dead letter did not die now: take it out of the timeline again.
             for (topic, minute), n in _dead_minutes(added, self.dialect).items():
                 conn.execute(
