@@ -131,7 +131,7 @@ class TestData:
         assert pg.get(kept.id) is None
         assert pg.count(Filter()) == 0
         for _ in range(3):  # every pooled connection is back in transaction mode
-            assert pg.run(lambda conn, _: conn.autocommit) is False
+            assert pg.connector.run(lambda conn, _: conn.autocommit) is False
         pg.add([kept])
         assert pg.get(kept.id) is not None
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from redrive._clock import Clock, SystemClock
 from redrive.core.engine import Engine, HandlerSpec
 from redrive.models import DeadLetter
-from redrive.stores.base import Store
+from redrive.stores.base import Listener, Store
 
 logger = logging.getLogger("redrive.scheduler")
 
@@ -80,10 +80,13 @@ class Scheduler:
         """
         if self._task is None:
             self._stopping = False
-            listen = getattr(self.store, "listen", None)
-            if listen is not None:
+            if isinstance(self.store, Listener):
                 loop = asyncio.get_running_loop()
-                self._unlisten = listen(lambda: loop.call_soon_threadsafe(self._wake.set))
+
+                def wake() -> None:  # from the store's thread
+                    loop.call_soon_threadsafe(self._wake.set)
+
+                self._unlisten = self.store.listen(wake)
             self._task = asyncio.create_task(self._loop(), name="redrive-scheduler")
             self._heartbeat = asyncio.create_task(self._beat(), name="redrive-heartbeat")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import logging
 import os
@@ -62,19 +63,21 @@ Delivered = tuple[Outcome, BaseException | None]
 """What one delivery did, and the error when it failed."""
 
 
+BACKENDS = {
+    "sqlite": "redrive.outbox.sqlite:SqliteOutbox",
+    "postgresql": "redrive.outbox.postgres:PgOutbox",
+}
+"""The outbox SQL for each kind of store (``Store.kind``): the one place to add a backend."""
+
+
 def backend_for(store: Store) -> OutboxBackend:
-    """The outbox SQL for the database behind ``store`` (PostgreSQL or a SQLite file)."""
-    from redrive.stores.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        from redrive.outbox.sqlite import SqliteOutbox
-
-        return SqliteOutbox(store.path)
-    if type(store).__name__ == "PostgresStore":
-        from redrive.outbox.pg import PgOutbox
-
-        return PgOutbox(store)  # type: ignore[arg-type]
-    raise ConfigError(f"the outbox needs a PostgreSQL or SQLite store, not {store.url}")
+    """The outbox SQL for the database behind ``store``, by the kind the store says it is."""
+    location = BACKENDS.get(getattr(store, "kind", ""))
+    if location is None:
+        raise ConfigError(f"the outbox needs a PostgreSQL or SQLite store, not {store.url}")
+    module, _, name = location.partition(":")
+    backend: OutboxBackend = getattr(importlib.import_module(module), name)(store)
+    return backend
 
 
 class Outbox(OutboxRepository):

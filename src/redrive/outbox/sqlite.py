@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
-from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
+from redrive.exceptions import ConfigError
 from redrive.models import JSON, format_time, parse_time, utcnow
 from redrive.outbox.model import (
     COLUMNS,
@@ -26,34 +24,9 @@ from redrive.outbox.model import (
     Outcome,
 )
 from redrive.stores.sql import Dialect
+from redrive.stores.sqlite import SQLiteStore
 
 _COLS = ", ".join(COLUMNS)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS redrive_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic TEXT NOT NULL,
-    payload TEXT NOT NULL, key TEXT, headers TEXT NOT NULL DEFAULT '{}', aggregate_type TEXT,
-    aggregate_id TEXT, correlation_id TEXT, tenant_id TEXT,
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER, next_attempt_at TEXT NOT NULL,
-    last_error TEXT, last_error_at TEXT, created_at TEXT NOT NULL, processed_at TEXT,
-    dead_at TEXT, locked_by TEXT, locked_until TEXT
-);
-CREATE INDEX IF NOT EXISTS redrive_outbox_pending ON redrive_outbox (id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS redrive_outbox_pending_key ON redrive_outbox (key, id)
-    WHERE status = 'pending' AND key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS redrive_outbox_dead ON redrive_outbox (dead_at, id)
-    WHERE status = 'dead';
-CREATE INDEX IF NOT EXISTS redrive_outbox_done ON redrive_outbox (processed_at)
-    WHERE status = 'done';
-CREATE TABLE IF NOT EXISTS redrive_outbox_archive (
-    id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,
-    key TEXT, headers TEXT NOT NULL, aggregate_type TEXT, aggregate_id TEXT,
-    correlation_id TEXT, tenant_id TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-    max_attempts INTEGER, next_attempt_at TEXT NOT NULL, last_error TEXT, last_error_at TEXT,
-    created_at TEXT NOT NULL, processed_at TEXT, dead_at TEXT, locked_by TEXT,
-    locked_until TEXT, archived_at TEXT NOT NULL
-);
-"""
 _DIALECT = Dialect()
 
 
@@ -72,57 +45,18 @@ class SqliteOutbox:
     kind = "sqlite"
     locks_rows = False  # one writer at a time: a batch held open would block the app
 
-    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
-        if path == ":memory:":
+    def __init__(self, store: SQLiteStore) -> None:
+        if store.path == ":memory:":
             raise ConfigError("the outbox needs a database file, not :memory:", key="store_url")
-        self.path = str(Path(path))
-        self._timeout = busy_timeout
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        try:
-            self._conn().executescript(_SCHEMA)  # IF NOT EXISTS: safe when processes race
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite:///{self.path}: cannot create the outbox: {exc}") from exc
+        self.path = store.path
+        self._db = store.connections  # the store's connections; migration 0003 made the tables
 
-    # -- connections -------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=self._timeout
-                )
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot open sqlite:///{self.path}: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite:///{self.path}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite:///{self.path}: {exc}") from exc
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._db.write()
 
     def _read(self, query: str, params: Sequence[Any]) -> list[Any]:
-        try:
-            return self._conn().execute(query, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite:///{self.path}: {exc}") from exc
+        with self._db.read() as conn:
+            return conn.execute(query, params).fetchall()
 
     # -- the application's inserts -------------------------------------------------------
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
@@ -206,10 +140,7 @@ class SqliteOutbox:
         return lambda: None  # SQLite cannot notify: dispatchers poll
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        """Nothing to release: the connections are the store's, and it closes them."""
 
     # -- the repository ------------------------------------------------------------------
     def get(self, outbox_id: int) -> OutboxEvent | None:

@@ -122,6 +122,7 @@ class AuditEntry:
     detail: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
 
+@runtime_checkable
 class Listener(Protocol):
     """Optional for a store: ``listen(callback)`` calls ``callback()`` (from any thread)
     whenever any process schedules records (a replay, a retry); it returns a function that
@@ -131,9 +132,45 @@ class Listener(Protocol):
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
-@runtime_checkable
-class Store(Protocol):
-    """What the core, the service and the scheduler need from a backend.
+class AuditLog(Protocol):
+    """The trail of operator actions.
+
+    .. versionadded:: 0.2
+    """
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Record an operator action."""
+
+    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
+        """Audit entries newest first, before ``cursor`` (an entry id)."""
+
+
+class MetaStore(Protocol):
+    """Small shared state for ops features (tokens, alert state, locks): versioned
+    key/value rows with compare-and-set.
+
+    .. versionadded:: 0.2
+    """
+
+    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
+        """The value stored under (namespace, key) and its version, or None."""
+
+    def meta_put(
+        self, namespace: str, key: str, value: JSON, *, version: int | None = None
+    ) -> bool:
+        """Store a value. With ``version`` set, only if the current version is that one
+        (0: only if absent): a compare-and-set. Returns whether it was written."""
+
+    def meta_list(self, namespace: str) -> dict[str, JSON]:
+        """Every key and value in a namespace."""
+
+    def meta_delete(self, namespace: str, key: str) -> bool:
+        """Remove a key; return whether it existed."""
+
+
+class Store(AuditLog, MetaStore, Protocol):
+    """What the core, the service and the scheduler need from a backend: the dead letters,
+    plus the audit trail and the key/value of the protocols above.
 
     .. versionadded:: 0.1
     """
@@ -141,12 +178,13 @@ class Store(Protocol):
     url: str
     """The store's URL with any password masked: safe to log."""
 
+    kind: str
+    """What database this is (``sqlite``, ``postgresql``): features that keep tables of
+    their own in the store's database (the outbox) pick their SQL by it."""
+
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
         """Bring the schema up to date; return the schema version."""
-
-    def ping(self) -> None:
-        """Raise ``StoreUnavailable`` unless the store answers."""
 
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
@@ -224,26 +262,3 @@ class Store(Protocol):
 
     def import_records(self, records: Iterable[DeadLetter]) -> int:
         """Insert records as they are (ids kept), skipping ids already present."""
-
-    # -- audit trail -------------------------------------------------------------------
-    def add_audit(self, entry: AuditEntry) -> None:
-        """Record an operator action."""
-
-    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
-        """Audit entries newest first, before ``cursor`` (an entry id)."""
-
-    # -- small shared state for ops features (tokens, alert state, locks) ---------------
-    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
-        """The value stored under (namespace, key) and its version, or None."""
-
-    def meta_put(
-        self, namespace: str, key: str, value: JSON, *, version: int | None = None
-    ) -> bool:
-        """Store a value. With ``version`` set, only if the current version is that one
-        (0: only if absent): a compare-and-set. Returns whether it was written."""
-
-    def meta_list(self, namespace: str) -> dict[str, JSON]:
-        """Every key and value in a namespace."""
-
-    def meta_delete(self, namespace: str, key: str) -> bool:
-        """Remove a key; return whether it existed."""

@@ -7,13 +7,14 @@ queries are built only from the fixed fragments below plus bound parameters.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from redrive._batch import chunks
 from redrive.exceptions import StoreError
-from redrive.models import Attempt, DeadLetter, Event, Status, format_time, parse_time
-from redrive.stores.base import AuditEntry, Filter, Group, Page
+from redrive.models import JSON, Attempt, DeadLetter, Event, Status, format_time, parse_time
+from redrive.stores.base import AuditEntry, Change, Filter, Group, Page
 
 TABLE = "redrive_dead_letters"
 
@@ -51,17 +52,6 @@ COLUMNS = (
 )
 COLUMN_LIST = ", ".join(COLUMNS)
 JSON_COLUMNS = frozenset({"payload", "headers", "history", "origin", "consumer"})
-TIME_COLUMNS = frozenset(
-    {
-        "occurred_at",
-        "created_at",
-        "updated_at",
-        "next_attempt_at",
-        "dead_at",
-        "resolved_at",
-        "lease_expires_at",
-    }
-)
 
 
 class Dialect:
@@ -105,8 +95,15 @@ class Dialect:
             raise StoreError(f"expected a time, got {value!r}")
         return decoded
 
+    max_ids = 500
+    """Ids per statement: well under SQLite's limit of bound parameters."""
+
     def placeholders(self, count: int) -> str:
         return ", ".join([self.param] * count)
+
+    def in_(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``: the condition and its parameters."""
+        return f"{column} IN ({self.placeholders(len(values))})", list(values)
 
 
 def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
@@ -352,3 +349,152 @@ def build_where(
             clauses.append(f"error_message {dialect.like} {p} ESCAPE '\\'")
             params.append(pattern)
     return (" AND ".join(clauses) or "1=1"), params
+
+
+class SQLStore:
+    """The store methods whose SQL is the same on every SQL backend.
+
+    A backend subclasses it and supplies its ``dialect`` and three primitives, in the
+    template-method style of dramatiq's result backends (which implement only ``_get`` and
+    ``_store``): ``_rows`` (a read), ``_write`` (one writing statement in its own
+    transaction; its row count) and ``_write_rows`` (the same, returning rows). It keeps
+    only its own statements: claims, ``add``/``save``, ``stats``, ``groups``, the timeline,
+    ``meta_put``, ``_transition``, ``_insert_ignore``, migrations.
+
+    .. versionadded:: 0.2
+    """
+
+    dialect: Dialect
+    url: str
+
+    # -- primitives (each backend) --------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+    def _write_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        raise NotImplementedError
+
+    def _insert_ignore(self, records: list[DeadLetter]) -> int:
+        raise NotImplementedError
+
+    def _where(self, where: Filter) -> tuple[str, list[Any]]:
+        """The WHERE clause of ``where`` (a backend may search its payload differently)."""
+        return build_where(where, self.dialect)
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, record_id: str) -> DeadLetter | None:
+        p = self.dialect.param
+        rows = self._rows(f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = {p}", (record_id,))
+        return row_to_record(rows[0], self.dialect) if rows else None
+
+    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
+        p = self.dialect.param
+        clause, params = self._where(where)
+        if cursor is not None:
+            clause += f" AND id < {p}"
+            params.append(cursor)
+        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT {p}"
+        return page_of(self._rows(sql, (*params, max(limit, 0) + 1)), limit, self.dialect)
+
+    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
+        p = self.dialect.param
+        clause, params = self._where(where)
+        if after is not None:
+            clause += f" AND id > {p}"
+            params.append(after)
+        sql = f"SELECT id FROM {TABLE} WHERE {clause} ORDER BY id LIMIT {p}"
+        return [row[0] for row in self._rows(sql, (*params, limit))]
+
+    def count(self, where: Filter) -> int:
+        if where == Filter(statuses=where.statuses):  # kept by triggers: a few rows
+            rows = self._rows("SELECT status, n FROM redrive_counts")
+            wanted = {status.value for status in where.statuses}
+            return sum(int(n) for status, n in rows if not wanted or status in wanted)
+        clause, params = self._where(where)
+        return int(self._rows(f"SELECT COUNT(*) FROM {TABLE} WHERE {clause}", params)[0][0])
+
+    # -- writes shared by every backend ---------------------------------------------------
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        if not ids:
+            return 0
+        p, (among, params) = self.dialect.param, self.dialect.in_("id", ids)
+        sql = (
+            f"UPDATE {TABLE} SET lease_expires_at = {p} "
+            f"WHERE {among} AND status = 'retrying' AND lease_owner = {p}"
+        )
+        return self._write(sql, (self.dialect.encode_time(until), *params, owner))
+
+    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        changed: list[str] = []
+        for chunk in chunks(ids, self.dialect.max_ids):
+            changed.extend(self._transition(chunk, change))
+        return changed
+
+    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
+        condition, params = self._where(where or Filter())
+        deleted = 0
+        for chunk in chunks(ids, self.dialect.max_ids):
+            among, chosen = self.dialect.in_("id", chunk)
+            sql = f"DELETE FROM {TABLE} WHERE {among} AND {condition}"
+            deleted += self._write(sql, (*chosen, *params))
+        return deleted
+
+    def import_records(self, records: Iterable[DeadLetter]) -> int:
+        added = 0
+        batch: list[DeadLetter] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= self.dialect.max_ids:
+                added += self._insert_ignore(batch)
+                batch = []
+        if batch:
+            added += self._insert_ignore(batch)
+        return added
+
+    # -- audit trail ----------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        marks = self.dialect.placeholders(6)
+        self._write(
+            f"INSERT INTO redrive_audit ({AUDIT_COLUMNS}) VALUES ({marks})",
+            (
+                entry.id,
+                self.dialect.encode_time(entry.at),
+                entry.actor,
+                entry.action,
+                entry.count,
+                self.dialect.encode_json(dict(entry.detail)),
+            ),
+        )
+
+    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
+        p = self.dialect.param
+        sql, params = f"SELECT {AUDIT_COLUMNS} FROM redrive_audit", []
+        if cursor is not None:
+            sql += f" WHERE id < {p}"
+            params.append(cursor)
+        rows = self._rows(f"{sql} ORDER BY id DESC LIMIT {p}", (*params, limit))
+        return [audit_from_row(row, self.dialect) for row in rows]
+
+    # -- small shared state ---------------------------------------------------------------
+    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
+        p = self.dialect.param
+        sql = f"SELECT value, version FROM redrive_meta WHERE namespace = {p} AND key = {p}"
+        rows = self._rows(sql, (namespace, key))
+        return (self.dialect.decode_json(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def meta_list(self, namespace: str) -> dict[str, JSON]:
+        p = self.dialect.param
+        sql = f"SELECT key, value FROM redrive_meta WHERE namespace = {p} ORDER BY key"
+        rows = self._rows(sql, (namespace,))
+        return {key: self.dialect.decode_json(value) for key, value in rows}
+
+    def meta_delete(self, namespace: str, key: str) -> bool:
+        p = self.dialect.param
+        sql = f"DELETE FROM redrive_meta WHERE namespace = {p} AND key = {p}"
+        return self._write(sql, (namespace, key)) > 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -26,17 +26,15 @@ from redrive._batch import chunks
 from redrive.bootstrap import mask_url
 from redrive.exceptions import ConfigError
 from redrive.models import JSON, DeadLetter, Status
-from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats
+from redrive.stores.base import Change, Filter, Group, Stats
 from redrive.stores.postgres import queries as q
-from redrive.stores.postgres.connector import Connector, Listener
+from redrive.stores.postgres.connector import Connector, NotifyThread
 from redrive.stores.postgres.schema import migrate as apply_migrations
 from redrive.stores.sql import (
-    COLUMN_LIST,
     TABLE,
-    audit_from_row,
+    SQLStore,
     build_where,
     group_from_row,
-    page_of,
     row_to_record,
 )
 
@@ -56,7 +54,7 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ $-]{0,53}$")
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """A store in a PostgreSQL database.
 
     :param url: ``postgresql://user:password@host:5432/db`` (the password is never shown).
@@ -69,6 +67,7 @@ class PostgresStore:
     """
 
     dialect = q.PgDialect()
+    kind = "postgresql"
 
     def __init__(
         self,
@@ -91,36 +90,42 @@ class PostgresStore:
                 key="schema",
             )
         self.channel = f"redrive_{self.schema}"[:63]
-        self._db = Connector(
+        self.connector = Connector(
             conninfo,
             url=self.url,
             schema=self.schema,
             max_size=max(1, size),
             retry_timeout=timeout if timeout is not None else 30.0,
         )
-        self._listener = Listener(self._db, self.channel)
+        self._notify = NotifyThread(self.connector, self.channel)
         if migrate:
             self.migrate()
 
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
-        with self._db.connect(autocommit=True) as conn:
+        with self.connector.connect(autocommit=True) as conn:
             return apply_migrations(conn, self.schema)
 
-    def ping(self) -> None:
-        self._db.run(lambda conn, _: conn.execute("SELECT 1").fetchone())
-
     def close(self) -> None:
-        self._listener.stop()
-        self._db.close()
+        self._notify.stop()
+        self.connector.close()
 
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` (from a thread) whenever any process schedules records."""
-        return self._listener.add(callback)
+        return self._notify.add(callback)
 
-    def run(self, work: Callable[[Conn, int], Any]) -> Any:
-        """Run ``work(conn, attempt)`` in one transaction with retries (for the outbox)."""
-        return self._db.run(work)
+    # -- the primitives of SQLStore ----------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.connector.run(lambda conn, _: conn.execute(sql, params).fetchall())
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.connector.run(lambda conn, _: conn.execute(sql, params).rowcount))
+
+    def _write_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._rows(sql, params)
+
+    def _where(self, where: Filter) -> tuple[str, list[Any]]:
+        return build_where(where, self.dialect, payload_text=lambda col: f"({col}::text)")
 
     # -- the engine's writes -----------------------------------------------------------
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
@@ -141,7 +146,7 @@ class PostgresStore:
             return stored
 
         # One multi-row INSERT is atomic on its own: no BEGIN/COMMIT round trips.
-        run = self._db.run_statement if len(batches) == 1 else self._db.run
+        run = self.connector.run_statement if len(batches) == 1 else self.connector.run
         stored = run(work)
         return [stored.get((r.event.id, r.handler), r.id) for r in records]
 
@@ -151,17 +156,7 @@ class PostgresStore:
         def work(conn: Conn, _: int) -> bool:
             return conn.execute(q.UPDATE_ALL, (*row[1:], record.id, lease_owner)).rowcount == 1
 
-        return bool(self._db.run(work))
-
-    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
-        if not ids:
-            return 0
-        sql = (
-            f"UPDATE {TABLE} SET lease_expires_at = %s "
-            "WHERE id = ANY(%s) AND status = 'retrying' AND lease_owner = %s"
-        )
-        params = (until, list(ids), owner)
-        return int(self._db.run(lambda conn, _: conn.execute(sql, params).rowcount))
+        return bool(self.connector.run(work))
 
     def claim_due(
         self,
@@ -188,7 +183,7 @@ class PostgresStore:
                 ).fetchall()
             return rows
 
-        rows = self._db.run(work)
+        rows = self.connector.run(work)
         records = [row_to_record(row, self.dialect) for row in rows]
         return sorted(records, key=lambda r: (r.next_attempt_at or now, r.id))
 
@@ -201,7 +196,7 @@ class PostgresStore:
             f"WHERE status = 'scheduled'{only}), (SELECT min(lease_expires_at) FROM {TABLE} "
             f"WHERE status = 'retrying'{only}))"
         )
-        row = self._db.run(lambda conn, _: conn.execute(sql, (*params, *params)).fetchone())
+        row = self.connector.run(lambda conn, _: conn.execute(sql, (*params, *params)).fetchone())
         return self.dialect.decode_time(row[0]) if row else None
 
     def dead_timeline(
@@ -217,45 +212,10 @@ class PostgresStore:
             sql += " AND topic = %s"
             params.append(topic)
         sql += " ORDER BY minute, topic"
-        rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
+        rows = self.connector.run(lambda conn, _: conn.execute(sql, params).fetchall())
         return [(self.dialect.decode_required_time(m), t, int(n)) for m, t, n in rows]
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, record_id: str) -> DeadLetter | None:
-        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = %s"
-        row = self._db.run(lambda conn, _: conn.execute(sql, (record_id,)).fetchone())
-        return None if row is None else row_to_record(row, self.dialect)
-
-    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
-        clause, params = self._where(where)
-        if cursor is not None:
-            clause += " AND id < %s"
-            params.append(cursor)
-        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT %s"
-        count = max(limit, 0) + 1
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, count)).fetchall())
-        return page_of(rows, limit, self.dialect)
-
-    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
-        clause, params = self._where(where)
-        if after is not None:
-            clause += " AND id > %s"
-            params.append(after)
-        sql = f"SELECT id FROM {TABLE} WHERE {clause} ORDER BY id LIMIT %s"
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
-        return [row[0] for row in rows]
-
-    def count(self, where: Filter) -> int:
-        if where == Filter(statuses=where.statuses):
-            statuses = [s.value for s in where.statuses] or [s.value for s in Status]
-            sql = "SELECT coalesce(sum(n), 0) FROM redrive_counts WHERE status = ANY(%s)"
-            row = self._db.run(lambda conn, _: conn.execute(sql, (statuses,)).fetchone())
-        else:
-            clause, params = self._where(where)
-            sql = f"SELECT count(*) FROM {TABLE} WHERE {clause}"
-            row = self._db.run(lambda conn, _: conn.execute(sql, params).fetchone())
-        return int(row[0]) if row else 0
-
     def stats(self, now: datetime) -> Stats:
         hour, day = now - timedelta(hours=1), now - timedelta(days=1)
 
@@ -266,7 +226,7 @@ class PostgresStore:
                 conn.execute(q.STATS_NEW_DEAD, (hour, day)).fetchall(),
             )
 
-        count_rows, oldest_rows, new_rows = self._db.run(work)
+        count_rows, oldest_rows, new_rows = self.connector.run(work)
         counts: dict[str, dict[Status, int]] = {}
         for topic, status, n in count_rows:
             counts.setdefault(topic, {})[Status(status)] = int(n)
@@ -282,54 +242,22 @@ class PostgresStore:
         sql = (
             "DELETE FROM redrive_dead_timeline WHERE minute < date_trunc('minute', %s::timestamptz)"
         )
-        return int(self._db.run(lambda conn, _: conn.execute(sql, (before,)).rowcount))
+        return int(self.connector.run(lambda conn, _: conn.execute(sql, (before,)).rowcount))
 
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
         clause, params = self._where(where)
         sql = q.groups(clause)
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
+        rows = self.connector.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
         return [group_from_row(row, self.dialect) for row in rows]
 
-    def _where(self, where: Filter) -> tuple[str, list[Any]]:
-        return build_where(where, self.dialect, payload_text=lambda col: f"({col}::text)")
-
     # -- operator changes --------------------------------------------------------------
-    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
-        changed: list[str] = []
-        for start in range(0, len(ids), q.BATCH):
-            chunk = list(ids[start : start + q.BATCH])
-            changed.extend(self._transition(chunk, change))
-        return changed
-
-    def _transition(self, ids: list[str], change: Change) -> list[str]:
-        sql, params = q.transition(ids, change, self.dialect)
-        rows = self._db.run(lambda conn, _: conn.execute(sql, params).fetchall())
+    def _transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        sql, params = q.transition(list(ids), change, self.dialect)
+        rows = self.connector.run(lambda conn, _: conn.execute(sql, params).fetchall())
         return [row[0] for row in rows]
 
-    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
-        condition, params = self._where(where or Filter())
-        sql = f"DELETE FROM {TABLE} WHERE id = ANY(%s) AND {condition}"
-
-        def chunk(part: list[str]) -> int:
-            return int(self._db.run(lambda conn, _: conn.execute(sql, (part, *params)).rowcount))
-
-        return sum(
-            chunk(list(ids[start : start + q.BATCH])) for start in range(0, len(ids), q.BATCH)
-        )
-
-    def import_records(self, records: Iterable[DeadLetter]) -> int:
-        added = 0
-        batch: list[tuple[Any, ...]] = []
-        for record in records:
-            batch.append(q.row_of(record, self.dialect))
-            if len(batch) >= q.BATCH:
-                added += self._insert_ignore(batch)
-                batch = []
-        if batch:
-            added += self._insert_ignore(batch)
-        return added
-
-    def _insert_ignore(self, rows: list[tuple[Any, ...]]) -> int:
+    def _insert_ignore(self, records: list[DeadLetter]) -> int:
+        rows = [q.row_of(record, self.dialect) for record in records]
         sql = q.insert(len(rows), ignore=True) + " RETURNING topic, status, dead_at"
         # An imported dead letter did not die now: take it out of the timeline again.
         undo = (
@@ -352,50 +280,15 @@ class PostgresStore:
                 )
             return len(added)
 
-        return int(self._db.run(work))
+        return int(self.connector.run(work))
 
     # -- audit trail -------------------------------------------------------------------
-    def add_audit(self, entry: AuditEntry) -> None:
-        params = (
-            entry.id,
-            entry.at,
-            entry.actor,
-            entry.action,
-            entry.count,
-            self.dialect.encode_json(dict(entry.detail)),
-        )
-        self._db.run(lambda conn, _: conn.execute(q.AUDIT_INSERT, params))
-
-    def list_audit(self, *, limit: int, cursor: str | None = None) -> list[AuditEntry]:
-        sql = "SELECT id, at, actor, action, count, detail FROM redrive_audit"
-        params: list[Any] = []
-        if cursor is not None:
-            sql += " WHERE id < %s"
-            params.append(cursor)
-        sql += " ORDER BY id DESC LIMIT %s"
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
-        return [audit_from_row(row, self.dialect) for row in rows]
-
     # -- meta ----------------------------------------------------------------------------
-    def meta_get(self, namespace: str, key: str) -> tuple[JSON, int] | None:
-        sql = "SELECT value, version FROM redrive_meta WHERE namespace = %s AND key = %s"
-        row = self._db.run(lambda conn, _: conn.execute(sql, (namespace, key)).fetchone())
-        return None if row is None else (row[0], int(row[1]))
-
     def meta_put(
         self, namespace: str, key: str, value: JSON, *, version: int | None = None
     ) -> bool:
         sql, params = q.meta_put(namespace, key, self.dialect.encode_json(value), version)
-        return bool(self._db.run(lambda conn, _: conn.execute(sql, params).rowcount == 1))
-
-    def meta_list(self, namespace: str) -> dict[str, JSON]:
-        sql = "SELECT key, value FROM redrive_meta WHERE namespace = %s ORDER BY key"
-        rows = self._db.run(lambda conn, _: conn.execute(sql, (namespace,)).fetchall())
-        return {key: value for key, value in rows}
-
-    def meta_delete(self, namespace: str, key: str) -> bool:
-        sql = "DELETE FROM redrive_meta WHERE namespace = %s AND key = %s"
-        return bool(self._db.run(lambda conn, _: conn.execute(sql, (namespace, key)).rowcount > 0))
+        return bool(self.connector.run(lambda conn, _: conn.execute(sql, params).rowcount == 1))
 
 
 def _number(options: dict[str, str], name: str, default: float | None = None) -> float | None:

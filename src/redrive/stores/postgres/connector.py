@@ -192,7 +192,7 @@ class Connector:
         self._closed = True
 
 
-class Listener:
+class NotifyThread:
     """LISTEN on one channel in a thread; call every callback on each notification.
 
     The thread reconnects (with backoff) if its connection breaks, and then calls the

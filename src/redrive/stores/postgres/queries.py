@@ -56,6 +56,10 @@ class PgDialect(Dialect):
 
     param = "%s"
     like = "ILIKE"
+    max_ids = BATCH
+
+    def in_(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [list(values)]
 
     def encode_json(self, value: Any) -> Any:
         # Encoded now, not when psycopg adapts it: a payload that is not JSON fails while

@@ -1,7 +1,7 @@
 """SQLiteStore: the embedded default. Stdlib sqlite3, WAL, safe for several processes.
 
-This module holds the dead-letter queries; connections, transactions and migrations are in
-``sqlite_conn``, the audit trail and key/value in ``sqlite_meta``. Counts, the dead-letter
+This module holds SQLite's own statements (the rest is shared: ``stores.sql.SQLStore``);
+connections, transactions and migrations are in ``connections``. Counts, the dead-letter
 timeline and error groups are kept by triggers (see the migrations).
 """
 
@@ -11,25 +11,25 @@ import sqlite3
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from redrive._batch import chunks
-from redrive.models import DeadLetter, Status
-from redrive.stores.base import Change, Filter, Group, Page, Stats
+from redrive.models import JSON, DeadLetter, Status
+from redrive.stores.base import Change, Filter, Group, Stats
 from redrive.stores.sql import (
     COLUMN_LIST,
     COLUMNS,
     OPEN_STATUSES,
     TABLE,
     Dialect,
+    SQLStore,
     build_where,
     group_from_row,
-    page_of,
     record_to_row,
     row_to_record,
 )
-from redrive.stores.sqlite.connections import migrations
-from redrive.stores.sqlite.meta import SQLiteAuditAndMeta
+from redrive.stores.sqlite.connections import SQLiteConnections, migrations
 
 __all__ = ["SQLiteStore", "migrations"]
 
@@ -38,11 +38,10 @@ _UPDATE_ALL = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} "
     "WHERE id = ? AND status = 'retrying' AND lease_owner = ?"
 )
-_BATCH = 500  # ids per statement: well under SQLite's limit of bound parameters
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 
 
-class SQLiteStore(SQLiteAuditAndMeta):
+class SQLiteStore(SQLStore):
     """A store in one SQLite file.
 
     :param path: the database file, or ``:memory:``.
@@ -53,11 +52,41 @@ class SQLiteStore(SQLiteAuditAndMeta):
     """
 
     dialect = Dialect()
+    kind = "sqlite"
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True
+    ) -> None:
+        self.connections = SQLiteConnections(path, busy_timeout=busy_timeout)
+        self.path = self.connections.path
+        self.url = self.connections.url
+        if migrate:
+            self.migrate()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def migrate(self) -> int:
+        return self.connections.migrate()
+
+    def close(self) -> None:
+        self.connections.close()
+
+    # -- the primitives of SQLStore ----------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.connections.read() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.connections.write() as conn:
+            return int(conn.execute(sql, params).rowcount)
+
+    def _write_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.connections.write() as conn:
+            return conn.execute(sql, params).fetchall()
 
     # -- the engine's writes -----------------------------------------------------------
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
         rows = [record_to_row(record, self.dialect) for record in records]
-        with self._write() as conn:
+        with self.connections.write() as conn:
             stored = self._open_records(conn, records)
             if not stored and len({(r.event.id, r.handler) for r in records}) == len(records):
                 # The common case: every failure is the first of its pair.
@@ -86,7 +115,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
         """(event id, handler) -> id of the open records of these pairs."""
         found: dict[tuple[str, str], str] = {}
         event_ids = sorted({record.event.id for record in records})
-        for chunk in chunks(event_ids, _BATCH):
+        for chunk in chunks(event_ids, self.dialect.max_ids):
             sql = (
                 f"SELECT event_id, handler, id FROM {TABLE} WHERE event_id IN "
                 f"({self.dialect.placeholders(len(chunk))}) AND status IN {_OPEN}"
@@ -130,7 +159,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         row = record_to_row(record, self.dialect)
-        with self._write() as conn:
+        with self.connections.write() as conn:
             cursor = conn.execute(_UPDATE_ALL, (*row[1:], record.id, lease_owner))
             return cursor.rowcount == 1
 
@@ -152,25 +181,15 @@ class SQLiteStore(SQLiteAuditAndMeta):
             f" OR (status = 'retrying' AND lease_expires_at <= ?)){only} "
             f"ORDER BY next_attempt_at LIMIT ?) RETURNING {COLUMN_LIST}"
         )
-        with self._write() as conn:
+        with self.connections.write() as conn:
             rows = conn.execute(
                 sql, (owner, t(lease_until), t(now), t(now), t(now), *params, limit)
             ).fetchall()
         return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
 
-    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
-        if not ids:
-            return 0
-        sql = (
-            f"UPDATE {TABLE} SET lease_expires_at = ? WHERE id IN "
-            f"({self.dialect.placeholders(len(ids))}) AND status = 'retrying' AND lease_owner = ?"
-        )
-        with self._write() as conn:
-            return conn.execute(sql, (self.dialect.encode_time(until), *ids, owner)).rowcount
-
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         only, params = _handler_clause(handlers)
-        with self._read() as conn:
+        with self.connections.read() as conn:
             due = conn.execute(
                 f"SELECT MIN(next_attempt_at) FROM {TABLE} WHERE status = 'scheduled'{only}",
                 params,
@@ -183,48 +202,8 @@ class SQLiteStore(SQLiteAuditAndMeta):
         return min(times) if times else None
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, record_id: str) -> DeadLetter | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = ?", (record_id,)
-            ).fetchone()
-        return None if row is None else row_to_record(row, self.dialect)
-
-    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
-        clause, params = build_where(where, self.dialect)
-        if cursor is not None:
-            clause += " AND id < ?"
-            params.append(cursor)
-        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT ?"
-        with self._read() as conn:
-            rows = conn.execute(sql, (*params, max(limit, 0) + 1)).fetchall()
-        return page_of(rows, limit, self.dialect)
-
-    def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
-        clause, params = build_where(where, self.dialect)
-        if after is not None:
-            clause += " AND id > ?"
-            params.append(after)
-        sql = f"SELECT id FROM {TABLE} WHERE {clause} ORDER BY id LIMIT ?"
-        with self._read() as conn:
-            return [row[0] for row in conn.execute(sql, (*params, limit))]
-
-    def count(self, where: Filter) -> int:
-        if where == Filter(statuses=where.statuses) and not where.search:
-            return self._counted(where.statuses)
-        clause, params = build_where(where, self.dialect)
-        with self._read() as conn:
-            return int(
-                conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE {clause}", params).fetchone()[0]
-            )
-
-    def _counted(self, statuses: tuple[Status, ...]) -> int:
-        with self._read() as conn:
-            rows = conn.execute("SELECT status, n FROM redrive_counts").fetchall()
-        return sum(n for status, n in rows if not statuses or status in statuses)
-
     def stats(self, now: datetime) -> Stats:
-        with self._read() as conn:
+        with self.connections.read() as conn:
             counts: dict[str, dict[Status, int]] = {}
             for topic, status, n in conn.execute(
                 "SELECT topic, status, n FROM redrive_counts WHERE n > 0"
@@ -264,13 +243,13 @@ class SQLiteStore(SQLiteAuditAndMeta):
         if topic is not None:
             sql += " AND topic = ?"
             params.append(topic)
-        with self._read() as conn:
+        with self.connections.read() as conn:
             rows = conn.execute(sql + " ORDER BY minute", params).fetchall()
         return [(self.dialect.decode_required_time(m + ":00Z"), t, n) for m, t, n in rows]
 
     def prune_timeline(self, before: datetime) -> int:
         minute = (self.dialect.encode_time(before) or "")[:16]
-        with self._write() as conn:
+        with self.connections.write() as conn:
             return conn.execute(
                 "DELETE FROM redrive_dead_timeline WHERE minute < ?", (minute,)
             ).rowcount
@@ -286,7 +265,7 @@ class SQLiteStore(SQLiteAuditAndMeta):
                 f"MAX(updated_at), error_message, MAX(id) FROM {TABLE} WHERE {clause} "
                 "GROUP BY fingerprint ORDER BY COUNT(*) DESC, MAX(id) DESC LIMIT ?"
             )
-        with self._read() as conn:
+        with self.connections.read() as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
         return [group_from_row(row, self.dialect) for row in rows]
 
@@ -308,14 +287,11 @@ class SQLiteStore(SQLiteAuditAndMeta):
         return sql, params
 
     # -- operator changes --------------------------------------------------------------
-    def transition(self, ids: Sequence[str], change: Change) -> list[str]:
-        changed: list[str] = []
-        for start in range(0, len(ids), _BATCH):
-            with self._write() as conn:
-                changed.extend(self._transition(conn, ids[start : start + _BATCH], change))
-        return changed
+    def _transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        with self.connections.write() as conn:
+            return self._transition_in(conn, ids, change)
 
-    def _transition(
+    def _transition_in(
         self, conn: sqlite3.Connection, ids: Sequence[str], change: Change
     ) -> list[str]:
         t, enc = self.dialect.encode_time, self.dialect.encode_json
@@ -352,35 +328,12 @@ class SQLiteStore(SQLiteAuditAndMeta):
         params += [resolved, int(change.replay), int(change.replay), *ids, *old_statuses]
         return [row[0] for row in conn.execute(sql, params).fetchall()]
 
-    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
-        condition, params = build_where(where or Filter(), self.dialect)
-        deleted = 0
-        for start in range(0, len(ids), _BATCH):
-            chunk = ids[start : start + _BATCH]
-            marks = self.dialect.placeholders(len(chunk))
-            sql = f"DELETE FROM {TABLE} WHERE id IN ({marks}) AND {condition}"
-            with self._write() as conn:
-                deleted += conn.execute(sql, (*chunk, *params)).rowcount
-        return deleted
-
-    def import_records(self, records: Iterable[DeadLetter]) -> int:
-        added = 0
-        batch: list[DeadLetter] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= _BATCH:
-                added += self._insert_ignore(batch)
-                batch = []
-        if batch:
-            added += self._insert_ignore(batch)
-        return added
-
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
         rows = [record_to_row(record, self.dialect) for record in records]
         marks = self.dialect.placeholders(len(records))
         present = f"SELECT id FROM {TABLE} WHERE id IN ({marks})"
         ids = [r.id for r in records]
-        with self._write() as conn:
+        with self.connections.write() as conn:
             there = {row[0] for row in conn.execute(present, ids)}
             # OR IGNORE: ids already present, and pairs that have an open record already.
             conn.executemany(_INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"), rows)
@@ -393,6 +346,26 @@ class SQLiteStore(SQLiteAuditAndMeta):
                     (n, topic, minute),
                 )
             return len(added)
+
+    # -- small shared state ----------------------------------------------------------
+    def meta_put(
+        self, namespace: str, key: str, value: JSON, *, version: int | None = None
+    ) -> bool:
+        encoded = self.dialect.encode_json(value)
+        with self.connections.write() as conn:
+            row = conn.execute(
+                "SELECT version FROM redrive_meta WHERE namespace = ? AND key = ?", (namespace, key)
+            ).fetchone()
+            current = 0 if row is None else int(row[0])
+            if version is not None and version != current:
+                return False
+            conn.execute(
+                "INSERT INTO redrive_meta (namespace, key, value, version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) "
+                "DO UPDATE SET value = excluded.value, version = excluded.version",
+                (namespace, key, encoded, current + 1),
+            )
+            return True
 
 
 def _dead_minutes(records: Iterable[DeadLetter], dialect: Dialect) -> Counter[tuple[str, str]]:

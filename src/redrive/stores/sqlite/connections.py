@@ -32,7 +32,7 @@ def migrations() -> list[tuple[int, str]]:
 class SQLiteConnections:
     """Per-thread connections to one SQLite database, with read and write transactions."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self._busy_ms = int(busy_timeout * 1000)
@@ -45,8 +45,6 @@ class SQLiteConnections:
             parent = Path(self.path).expanduser().parent
             if not parent.is_dir():
                 raise StoreUnavailable(f"cannot open {self.url}: no directory {parent}")
-        if migrate:
-            self.migrate()
 
     # -- connections -------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -83,12 +81,13 @@ class SQLiteConnections:
         yield conn
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, for reads (WAL: they never wait for the writer)."""
         with self._conn() as conn, _wrapped(self.url):
             yield conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds the write lock from its first statement."""
         with self._conn() as conn, _wrapped(self.url):
             conn.execute("BEGIN IMMEDIATE")
@@ -106,7 +105,7 @@ class SQLiteConnections:
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
         """Apply the migrations newer than the file's ``user_version``, in one transaction."""
-        with self._write() as conn:
+        with self.write() as conn:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             for version, sql in migrations():
                 if version > current:
@@ -115,11 +114,6 @@ class SQLiteConnections:
                     conn.execute(f"PRAGMA user_version = {version}")
                     current = version
             return int(current)
-
-    def ping(self) -> None:
-        """Raise unless the database answers."""
-        with self._read() as conn:
-            conn.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
         """Close every connection; the store is unusable afterwards."""

@@ -1,14 +1,23 @@
 """The outbox on PostgreSQL: ``redrive_outbox`` in the store's schema (migration 0002).
 
 Dispatchers lock a batch with ``FOR UPDATE SKIP LOCKED`` in a transaction that stays open
-while they deliver it (``lock``, see ``pg_batch``); batches slower than the
+while they deliver it (``lock``, ``PgBatch`` below); batches slower than the
 outbox's ``hold``, and outboxes with ``hold=0``, fall back to a lease (``claim``,
 ``locked_until``), so a dispatcher that dies leaves its rows to be claimed again.
 Inserts NOTIFY ``redrive_outbox_<schema>`` at commit, which wakes idle dispatchers.
+
+A locked batch is selected with ``FOR UPDATE SKIP LOCKED`` in a transaction on a pooled
+connection the dispatcher keeps, delivered while the transaction stays open, and its outcomes
+are written in the same transaction. Each row is written once (its outcome), and a dispatcher
+that dies mid-batch loses its connection, so PostgreSQL rolls the transaction back and the
+rows are free at once. A batch that takes longer than the outbox's ``hold`` is converted: its
+unfinished rows get a lease (``locked_by``, ``locked_until``) and the transaction commits, so
+no transaction stays open much longer than ``hold``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -16,11 +25,11 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from redrive.exceptions import StoreError, StoreUnavailable
 from redrive.models import JSON, parse_time
 from redrive.outbox.model import COLUMNS, INSERT_COLUMNS, DeadQuery, OutboxEvent, Outcome
-from redrive.outbox.pg_batch import PgBatch, lock_sql
 from redrive.stores.postgres import PostgresStore
-from redrive.stores.postgres.connector import Listener
+from redrive.stores.postgres.connector import Connector, NotifyThread, describe
 from redrive.stores.postgres.queries import PgDialect, dumps
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -52,7 +61,7 @@ class PgOutbox:
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self.table = sql.Identifier(store.schema, "redrive_outbox")
-        self._listener = Listener(store._db, f"redrive_outbox_{store.schema}"[:63])
+        self._listener = NotifyThread(store.connector, f"redrive_outbox_{store.schema}"[:63])
 
     # -- the application's inserts -------------------------------------------------------
     def insert_sql(self, style: Literal["format", "qmark", "named"]) -> str:
@@ -86,7 +95,7 @@ class PgOutbox:
             f"WHERE o.id = c.id RETURNING {', '.join(f'o.{c}' for c in COLUMNS)}"
         )
         params = (now, now, limit, owner, lease_until)
-        rows = self.store.run(lambda conn, _: conn.execute(query, params).fetchall())
+        rows = self.store.connector.run(lambda conn, _: conn.execute(query, params).fetchall())
         return sorted((row_to_event(row) for row in rows), key=lambda e: e.id)
 
     def lock(
@@ -98,20 +107,20 @@ class PgOutbox:
         idle_ms = str(max(1000, int(stuck_after.total_seconds() * 1000)))
 
         def select(_: int, remaining: float) -> PgBatch | None:
-            conn = self.store._db.borrow(remaining)
+            conn = self.store.connector.borrow(remaining)
             try:
                 rows = conn.execute(query, (idle_ms, now, now, limit)).fetchall()
             except BaseException:
                 conn.close()  # broken or failed: the pool replaces it
-                self.store._db.give_back(conn)
+                self.store.connector.give_back(conn)
                 raise
             if not rows:
                 conn.rollback()
-                self.store._db.give_back(conn)
+                self.store.connector.give_back(conn)
                 return None
-            return PgBatch(self.store._db, conn, [row_to_event(row) for row in rows])
+            return PgBatch(self.store.connector, conn, [row_to_event(row) for row in rows])
 
-        result: PgBatch | None = self.store._db.retrying(select)
+        result: PgBatch | None = self.store.connector.retrying(select)
         return result
 
     def finish(self, outcomes: Sequence[Outcome], *, now: datetime, owner: str) -> None:
@@ -131,14 +140,14 @@ class PgOutbox:
                 if batch:
                     conn.execute(failed_sql(status), failed_params(batch, now, owner))
 
-        self.store.run(work)
+        self.store.connector.run(work)
 
     def next_due_at(self) -> datetime | None:
         query = (
             "SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) "
             "FROM redrive_outbox WHERE status = 'pending'"
         )
-        row = self.store.run(lambda conn, _: conn.execute(query).fetchone())
+        row = self.store.connector.run(lambda conn, _: conn.execute(query).fetchone())
         return parse_time(row[0]) if row else None
 
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -150,7 +159,7 @@ class PgOutbox:
     # -- the repository ------------------------------------------------------------------
     def get(self, outbox_id: int) -> OutboxEvent | None:
         query = f"SELECT {_COLS} FROM redrive_outbox WHERE id = %s"
-        row = self.store.run(lambda conn, _: conn.execute(query, (outbox_id,)).fetchone())
+        row = self.store.connector.run(lambda conn, _: conn.execute(query, (outbox_id,)).fetchone())
         return None if row is None else row_to_event(row)
 
     def fetch_dead(self, query: DeadQuery, *, limit: int, cursor: int | None) -> list[OutboxEvent]:
@@ -159,13 +168,15 @@ class PgOutbox:
             clause += " AND id < %s"
             params.append(cursor)
         text = f"SELECT {_COLS} FROM redrive_outbox WHERE {clause} ORDER BY id DESC LIMIT %s"
-        rows = self.store.run(lambda conn, _: conn.execute(text, (*params, limit)).fetchall())
+        rows = self.store.connector.run(
+            lambda conn, _: conn.execute(text, (*params, limit)).fetchall()
+        )
         return [row_to_event(row) for row in rows]
 
     def count_dead(self, query: DeadQuery) -> int:
         clause, params = _dead_where(query)
         text = f"SELECT count(*) FROM redrive_outbox WHERE {clause}"
-        row = self.store.run(lambda conn, _: conn.execute(text, params).fetchone())
+        row = self.store.connector.run(lambda conn, _: conn.execute(text, params).fetchone())
         return int(row[0]) if row else 0
 
     def retry_dead(self, ids: Sequence[int], *, now: datetime) -> int:
@@ -181,11 +192,11 @@ class PgOutbox:
                 conn.execute(notify)
             return changed
 
-        return int(self.store.run(work))
+        return int(self.store.connector.run(work))
 
     def cleanup_dead(self, before: datetime) -> int:
         text = "DELETE FROM redrive_outbox WHERE status = 'dead' AND dead_at < %s"
-        return int(self.store.run(lambda conn, _: conn.execute(text, (before,)).rowcount))
+        return int(self.store.connector.run(lambda conn, _: conn.execute(text, (before,)).rowcount))
 
     def archive_done(self, before: datetime, *, batch: int) -> int:
         """Move one batch of done rows older than ``before`` to the archive."""
@@ -196,7 +207,7 @@ class PgOutbox:
             "SELECT moved.*, now() FROM moved"
         )
         params = (before, batch)
-        return int(self.store.run(lambda conn, _: conn.execute(text, params).rowcount))
+        return int(self.store.connector.run(lambda conn, _: conn.execute(text, params).rowcount))
 
 
 def failed_sql(status: str, *, owned: bool = True) -> str:
@@ -239,3 +250,87 @@ def _dead_where(query: DeadQuery) -> tuple[str, list[Any]]:
         clauses.append("dead_at >= %s")
         params.append(query.since)
     return " AND ".join(clauses), params
+
+
+# -- locked batches: the row locks, not a lease, protect a batch ---------------------------
+DONE = (
+    "UPDATE redrive_outbox SET status = 'done', processed_at = %s, attempts = attempts + 1, "
+    "locked_by = NULL, locked_until = NULL WHERE id = ANY(%s)"
+)
+LEASE = "UPDATE redrive_outbox SET locked_by = %s, locked_until = %s WHERE id = ANY(%s)"
+
+
+def lock_sql(ready: str, first_of_key: str) -> str:
+    """Select (and lock) due rows that no other transaction holds, in id order.
+
+    The first parameter ends the transaction if it stays idle longer (ms, this transaction
+    only): a dispatcher whose event loop is stuck holds its rows no longer than a lease.
+    Set in the same statement, it costs no round trip.
+    """
+    return (
+        "WITH t AS MATERIALIZED (SELECT set_config('idle_in_transaction_session_timeout', "
+        f"%s, true)) SELECT {', '.join(f'o.{c}' for c in COLUMNS)} FROM redrive_outbox AS o, "
+        f"t WHERE {ready}{first_of_key} ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+    )
+
+
+class PgBatch:
+    """Rows locked by one open transaction; :meth:`commit` or :meth:`release` ends it."""
+
+    def __init__(self, connector: Connector, conn: Conn, rows: list[OutboxEvent]) -> None:
+        self.rows = rows
+        self._connector = connector  # ``conn`` is borrowed from its pool
+        self._conn: Conn | None = conn
+
+    def commit(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: datetime,
+        leased: Sequence[int] = (),
+        lease_until: datetime | None = None,
+        owner: str = "",
+    ) -> None:
+        """Write ``outcomes``, put the rows in ``leased`` under a lease, and commit.
+
+        If the connection broke, nothing is written: the server has released the rows
+        and they are delivered again (at least once).
+        """
+        conn = self._end()
+        done = [o.id for o in outcomes if o.error is None]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if done:
+            statements.append((DONE, (now, done)))
+        for status, dead in (("pending", False), ("dead", True)):
+            failed = [o for o in outcomes if o.error is not None and o.dead is dead]
+            if failed:
+                statements.append((failed_sql(status, owned=False), failed_params(failed, now)))
+        if leased:
+            statements.append((LEASE, (owner, lease_until, list(leased))))
+        try:
+            if len(statements) > 1:
+                with conn.pipeline():  # one round trip for every kind of outcome
+                    for query, params in statements:
+                        conn.execute(query, params)
+            elif statements:
+                conn.execute(*statements[0])
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.close()  # the pool replaces it
+            lost = f"{self._connector.url}: outbox batch lost: {describe(exc)}"
+            raise StoreUnavailable(lost) from exc
+        finally:
+            self._connector.give_back(conn)
+
+    def release(self) -> None:
+        """Write nothing: roll back, so the rows are free for any dispatcher at once."""
+        conn = self._end()
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        self._connector.give_back(conn)
+
+    def _end(self) -> Conn:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise StoreError("this outbox batch is already committed or released")
+        return conn
