@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from redrive.config import DEFAULT_STORE_URL
 from redrive.exceptions import ConfigError
 from redrive.stores.base import Store
+from redrive.stores.url import mask_url
+
+__all__ = ["mask_url", "open_store"]
 
 
 def open_store(url: str = DEFAULT_STORE_URL, **options: Any) -> Store:
@@ -45,15 +47,3 @@ def open_store(url: str = DEFAULT_STORE_URL, **options: Any) -> Store:
         f"unsupported store URL {mask_url(url)!r}: use sqlite:///PATH or postgresql://...",
         key="store_url",
     )
-
-
-_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|sslpassword|token|secret)=([^&\s]*)")
-_USER_PASSWORD = re.compile(r"(://[^:/@\s]*):(\S*)@")  # greedy: an unescaped @ in a password
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: in the user part, in query
-    parameters (``?password=``), and in keyword DSNs (``host=db password=...``). Safe for
-    logs and error messages, even for a URL too broken to parse."""
-    masked = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", url)
-    return _USER_PASSWORD.sub(r"\1:***@", masked)

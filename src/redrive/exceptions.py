@@ -8,6 +8,8 @@ Everything redrive raises derives from one root::
     ├── NotFound               no dead letter (or other record) with that id
     ├── InvalidTransition      the record is not in a status that allows the change
     ├── InvalidInput           an operator's input cannot be used (e.g. a payload patch)
+    │   └── MaskInList         a patch keeps a masked value inside a list
+    ├── FormatError            a file is not a valid export or archive (names file and line)
     ├── StoreError             the store failed; the driver's error is the __cause__
     │   └── StoreUnavailable   the store could not be reached within the timeout
     └── TransportError         a broker failed; the driver's error is the __cause__
@@ -57,6 +59,14 @@ class InvalidTransition(RedriveError):
 
 class InvalidInput(RedriveError):
     """The input cannot be used."""
+
+
+class MaskInList(InvalidInput):
+    """A patch keeps a masked value inside a list, where it cannot be restored."""
+
+
+class FormatError(RedriveError):
+    """A file is not a valid export or archive; the message names the file and line."""
 
 
 class StoreError(RedriveError):

@@ -24,14 +24,10 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from redrive.exceptions import InvalidInput
+from redrive.exceptions import MaskInList
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter values are not scrubbed from text: "1" would mask every digit
-
-
-class MaskInList(InvalidInput):
-    """A patch keeps a masked value inside a list, where it cannot be restored."""
 
 
 class Redactor:

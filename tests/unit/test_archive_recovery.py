@@ -10,7 +10,7 @@ import pytest
 
 from redrive.models import DeadLetter, Status
 from redrive.service import DeadLetterQueue, Filter, FormatError
-from redrive.service.formats import ArchiveFile
+from redrive.service.archive import ArchiveFile
 from redrive.testing import MemoryStore
 from tests.factories import make_record
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from redrive.service import DeadLetterQueue, Filter
+from redrive._clock import SystemClock
+from redrive.service import Filter
 from redrive.service.formats import ExportStream
 from redrive.testing import MemoryStore
 from tests.factories import make_record
@@ -18,7 +19,7 @@ def test_big_records_are_yielded_in_chunks_of_about_a_mebibyte(fmt: str) -> None
     store = MemoryStore()
     store.add([make_record(payload={"blob": "x" * 300_000}) for _ in range(10)])
     progress: list[int] = []
-    stream = ExportStream(DeadLetterQueue(store), Filter(), fmt, None, progress.append)
+    stream = ExportStream(store, SystemClock(), Filter(), fmt, None, progress.append)
     chunks = list(stream)
     assert len([chunk for chunk in chunks if chunk]) == 3
     assert max(len(chunk) for chunk in chunks) < ExportStream.CHUNK_CHARS + 310_000
@@ -33,6 +34,6 @@ def test_small_records_still_come_a_thousand_at_a_time() -> None:
     """Small records are still yielded in chunks of CHUNK records."""
     store = MemoryStore()
     store.add([make_record() for _ in range(2500)])
-    chunks = list(ExportStream(DeadLetterQueue(store), Filter(), "jsonl", None))
+    chunks = list(ExportStream(store, SystemClock(), Filter(), "jsonl", None))
     assert [chunk.count("\n") for chunk in chunks] == [1000, 1000, 500]
     store.close()

@@ -12,7 +12,8 @@ import pytest
 
 from redrive.models import Status, utcnow
 from redrive.service import DeadLetterQueue, Filter, FormatError
-from redrive.service.formats import ArchiveFile, read_records
+from redrive.service.archive import ArchiveFile
+from redrive.service.formats import read_records
 from redrive.stores.base import Change
 from redrive.stores.sqlite import SQLiteStore
 from redrive.testing import MemoryStore

@@ -16,12 +16,13 @@ from typing import IO, Any
 
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.exceptions import NotFound
+from redrive.exceptions import FormatError, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.redact import Redactor, keep_masked
-from redrive.service import formats as transfer
-from redrive.service.formats import FormatError, redacted
+from redrive.service import archive as archives
+from redrive.service import formats, selection
+from redrive.service.formats import redacted
 from redrive.service.replay import (
     ReplayOptions,
     ReplayPlan,
@@ -29,10 +30,20 @@ from redrive.service.replay import (
     ReplayRun,
     plan_replay,
 )
-from redrive.service.selection import Result, filter_to_dict, make_filter
+from redrive.service.selection import (
+    BATCH,
+    REPLAYABLE,
+    RESOLVABLE,
+    Result,
+    filter_to_dict,
+    make_filter,
+)
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
 
 __all__ = [
+    "BATCH",
+    "REPLAYABLE",
+    "RESOLVABLE",
     "AuditEntry",
     "DeadLetterQueue",
     "Filter",
@@ -49,14 +60,8 @@ __all__ = [
     "redacted",
 ]
 
-BATCH = 1000
-"""Records per transaction in bulk changes: bounded memory, short locks."""
-
 TIMELINE_KEPT = timedelta(days=8)
 """How far back the per-minute dead-letter timeline (charts, rates) is kept."""
-
-REPLAYABLE = (Status.DEAD,)
-RESOLVABLE = (Status.DEAD, Status.SCHEDULED)
 
 Progress = Callable[[int], None]
 """Called with the number of records a bulk operation has just handled."""
@@ -151,30 +156,15 @@ class DeadLetterQueue:
 
     def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
         """Matching ids in ascending batches: bounded memory over any number of records."""
-        after: str | None = None
-        while True:
-            ids = self.store.ids(where, limit=batch, after=after)
-            if not ids:
-                return
-            yield ids
-            after = ids[-1]
+        return selection.iter_ids(self.store, where, batch=batch)
 
     def iter_records(self, where: Filter, *, batch: int = BATCH) -> Iterator[DeadLetter]:
         """Matching records, oldest first, loaded a batch at a time."""
-        for ids in self.iter_ids(where, batch=batch):
-            page = self.store.find(Filter(ids=tuple(ids)), limit=len(ids))
-            yield from reversed(page.items)
+        return selection.iter_records(self.store, where, batch=batch)
 
     def snapshot(self, where: Filter) -> Filter:
-        """``where`` bounded to the records as they are now: none created later
-        (``max_id``), none changed later (``updated_before``). A bulk change of a snapshot
-        never touches more records than a count or a plan of it showed."""
-        if where.max_id is not None:
-            return where
-        now = self.clock.now() + timedelta(microseconds=1)  # changed up to now: included
-        before = now if where.updated_before is None else min(where.updated_before, now)
-        newest = self.store.find(where, limit=1).items
-        return where.replace(max_id=newest[0].id if newest else "", updated_before=before)
+        """``where`` bounded to the records as they are now (see ``selection.snapshot``)."""
+        return selection.snapshot(self.store, self.clock, where)
 
     # -- changes -----------------------------------------------------------------------
     def retry(
@@ -309,7 +299,8 @@ class DeadLetterQueue:
         """What a replay of ``where`` would do, changing nothing (a dry run): the count,
         by topic and by error group, and a few samples. Pass ``plan.where`` to ``replay``
         and it changes at most ``plan.count`` records."""
-        return plan_replay(self, where or Filter(), force=force, samples=samples)
+        bounded = self.replay_filter(where or Filter(), force=force)
+        return plan_replay(self.store, bounded, samples=samples)
 
     def replay(
         self,
@@ -339,7 +330,9 @@ class DeadLetterQueue:
             where = self.replay_filter(where or Filter(), force=force)
         if patch is not None:
             patch = keep_masked(patch)  # a masked value sent back means "keep it"
-        run = ReplayRun(self, wanted, where, patch=patch, delay=delay, actor=actor, note=note)
+        run = ReplayRun(
+            self.store, self.clock, wanted, where, patch=patch, delay=delay, actor=actor, note=note
+        )
         report = run.execute(options or ReplayOptions(), progress)
         self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
         return report
@@ -357,7 +350,9 @@ class DeadLetterQueue:
     ) -> int:
         """Write matching records, oldest first, to ``out`` as ``json``, ``jsonl`` or
         ``csv``, with ``redactor`` masking sensitive fields; return how many."""
-        count = transfer.export(self, out, where or Filter(), fmt, redactor, progress)
+        count = formats.export(
+            self.store, self.clock, out, where or Filter(), fmt, redactor, progress
+        )
         self._audit("export", Result(count, count, 0), where, None, actor, None, {"format": fmt})
         return count
 
@@ -373,7 +368,7 @@ class DeadLetterQueue:
         ``export``. The audit entry (who exported what, how many records) is written as
         the stream starts, so a client that goes away cannot leave an export unaudited."""
         bounded = self.snapshot(where or Filter())
-        stream = transfer.ExportStream(self, bounded, fmt, redactor)
+        stream = formats.ExportStream(self.store, self.clock, bounded, fmt, redactor)
         matched = self.store.count(bounded)
         extra: dict[str, JSON] = {"format": fmt, "streamed": True}
         self._audit("export", Result(matched, matched, 0), where, None, actor, None, extra)
@@ -390,7 +385,7 @@ class DeadLetterQueue:
         """Restore the records of an archive or a json/jsonl export, ids kept; records
         already present are skipped (``Result.skipped``). The whole file is checked
         first, so a corrupt line (``FormatError``) imports nothing."""
-        checked, added = transfer.import_file(self.store, Path(path), progress)
+        checked, added = formats.import_file(self.store, Path(path), progress)
         result = Result(checked, added, checked - added)
         self._audit("import", result, None, None, actor, note, {"file": Path(path).name})
         return result
@@ -409,7 +404,7 @@ class DeadLetterQueue:
         and fsynced before it is deleted from the store, so a crash loses nothing, and
         running the same command again finishes the job."""
         bounded = self.snapshot(where or Filter())
-        moved, deleted = transfer.archive(self, Path(path), bounded, batch, progress)
+        moved, deleted = archives.archive(self.store, Path(path), bounded, batch, progress)
         result = Result(moved, deleted, moved - deleted)
         self._audit("archive", result, where, None, actor, note, {"file": Path(path).name})
         return result

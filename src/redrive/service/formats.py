@@ -1,42 +1,35 @@
-"""File formats for exports, imports and archives, and the archive's crash-safe writer.
+"""File formats for exports, imports and archives: writing them, and reading them back.
 
 - ``jsonl``: one record (``DeadLetter.to_dict()``) per line; archives use it, ``.gz`` too.
 - ``json``: an array with one record per line, so it streams both ways.
 - ``csv``: the fields operators sort by, with the payload as a JSON column (not importable).
 
-An archive is written a batch at a time: the batch is appended and fsynced, and only then
-are its records deleted from the store. A kill at any point leaves every record in the
-file, in the store, or both; ``ArchiveFile.recover`` cuts a torn tail and reports the ids
-of the last complete lines, which the next run deletes from the store before going on. A
-corrupt ``.gz`` member is never cut (the members after it hold records the store no
-longer has): the run stops with a ``FormatError`` and changes nothing.
+Exports and imports take the store and a clock, never the service: ``DeadLetterQueue``
+calls them and writes the audit entry. Archives (written and then deleted) are in
+``service.archive``.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import csv
 import gzip
 import io
 import json
 import math
-import mmap
-import os
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from redrive.exceptions import RedriveError
-from redrive.models import JSON, DeadLetter, Status, format_time
+from redrive._clock import Clock
+from redrive.exceptions import FormatError
+from redrive.models import JSON, DeadLetter, Status
+from redrive.service.selection import iter_records, snapshot
 from redrive.stores.base import Filter, Store
 
 if TYPE_CHECKING:
     from redrive.redact import Redactor
-    from redrive.service import DeadLetterQueue
 
 FORMATS = ("json", "jsonl", "csv")
 
@@ -64,12 +57,6 @@ CSV_COLUMNS = (
     "payload",
 )
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-TAIL_IDS = 10_000
-"""Ids of the last lines of an archive that a resumed run checks (more than any batch)."""
-
-
-class FormatError(RedriveError):
-    """A file is not a valid export or archive; the message names the file and line."""
 
 
 def dumps(data: JSON) -> str:
@@ -299,157 +286,6 @@ def _unstorable(record: DeadLetter) -> str | None:
     return None
 
 
-# -- archives ---------------------------------------------------------------------------
-class ArchiveFile:
-    """An archive being written: ``append`` returns only when the batch is on disk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.gz = path.suffix == ".gz"
-
-    def recover(self) -> list[Archived]:
-        """Cut a torn tail left by a killed run; return the ids of the last complete lines
-        (at most ``TAIL_IDS``): the only records a kill can leave in both places."""
-        if not self.path.exists():
-            return []
-        try:
-            valid, tail = (_gz_prefix if self.gz else _plain_prefix)(self.path)
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot resume this archive: {exc}") from exc
-        if valid < self.path.stat().st_size:
-            with self.path.open("r+b") as raw:
-                raw.truncate(valid)
-                _fsync(raw)
-        return tail
-
-    def append(self, records: Iterable[DeadLetter]) -> int:
-        """Append records, flush and fsync; return how many were written."""
-        text = "".join(dumps(record.to_dict()) + "\n" for record in records)
-        if not text:
-            return 0
-        created = not self.path.exists()
-        data = text.encode("utf-8")
-        if self.gz:  # one gzip member per batch: every fsynced prefix is a valid file
-            data = gzip.compress(data, compresslevel=6)
-        with self.path.open("ab") as raw:
-            raw.write(data)
-            _fsync(raw)
-        if created:
-            _fsync_dir(self.path.parent)
-        return text.count("\n")
-
-
-def _fsync(raw: IO[bytes]) -> None:
-    raw.flush()
-    os.fsync(raw.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a new file's directory entry durable too (POSIX; skipped where unsupported)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _plain_prefix(path: Path) -> tuple[int, list[Archived]]:
-    """(bytes up to the last newline, ids of the last complete lines)."""
-    tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
-    valid = 0
-    with path.open("rb") as raw:
-        for line in raw:
-            if not line.endswith(b"\n"):
-                break
-            valid += len(line)
-            tail.append(line)
-    return valid, _ids(tail)
-
-
-def _gz_prefix(path: Path) -> tuple[int, list[Archived]]:
-    """(bytes up to the end of the last complete gzip member, ids of its last lines).
-
-    Only a torn tail is cut: a last member that ends early (a kill during the write). A
-    member that does not decompress, or one that ends early with complete members after
-    it, is corruption, not a tear: cutting there would delete the members after it, whose
-    records are already gone from the store, so it is a ``FormatError`` and the file is
-    left as it is."""
-    tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_IDS)
-    valid = consumed = 0
-    member = io.BytesIO()
-    inflate = zlib.decompressobj(31)
-    with path.open("rb") as raw:
-        while chunk := raw.read(_PIECE):
-            consumed += len(chunk)
-            while chunk:
-                try:
-                    member.write(inflate.decompress(chunk))
-                except zlib.error as exc:
-                    raise _corrupt(path, valid, str(exc)) from None
-                if not inflate.eof:
-                    break
-                chunk = inflate.unused_data
-                valid = consumed - len(chunk)
-                tail.extend(line for line in member.getvalue().splitlines(keepends=True))
-                member, inflate = io.BytesIO(), zlib.decompressobj(31)
-    if valid < consumed and _member_after(path, valid):
-        raise _corrupt(path, valid, "a member ends early, and complete members follow it")
-    return valid, _ids(tail)
-
-
-_PIECE = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b\x08"
-
-
-def _corrupt(path: Path, offset: int, reason: str) -> FormatError:
-    return FormatError(
-        f"archive {path} is corrupt at byte {offset} ({reason}); it was left unchanged: "
-        "move it aside, or archive to another file"
-    )
-
-
-def _member_after(path: Path, start: int) -> bool:
-    """Whether a complete gzip member starts after the member at ``start`` begins."""
-    with path.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        offset = data.find(_GZIP_MAGIC, start + 1)
-        while offset != -1:
-            if _whole_member(data, offset):
-                return True
-            offset = data.find(_GZIP_MAGIC, offset + 1)
-    return False
-
-
-def _whole_member(data: mmap.mmap, offset: int) -> bool:
-    """Whether a gzip member starting at ``offset`` decompresses to its end (memory
-    bounded: a piece of input and of output at a time)."""
-    inflate = zlib.decompressobj(31)
-    try:
-        for start in range(offset, len(data), _PIECE):
-            piece = data[start : start + _PIECE]
-            while piece and not inflate.eof:
-                inflate.decompress(piece, _PIECE)
-                piece = inflate.unconsumed_tail
-            if inflate.eof:
-                return True
-    except zlib.error:
-        return False
-    return False
-
-
-Archived = tuple[str, str | None]
-"""(id, updated_at) of a record in an archive: the version of it that the file holds."""
-
-
-def _ids(lines: Iterable[bytes]) -> list[Archived]:
-    ids: list[Archived] = []
-    for line in lines:
-        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
-            data = json.loads(line)
-            ids.append((str(data["id"]), data.get("updated_at")))
-    return ids
-
-
 def redacted(data: dict[str, JSON], redactor: Redactor | None) -> dict[str, JSON]:
     """A record's JSON shape as operators may see it (see ``Redactor.record``)."""
     return redactor.record(data) if redactor else data
@@ -467,13 +303,15 @@ class ExportStream:
 
     def __init__(
         self,
-        dlq: DeadLetterQueue,
+        store: Store,
+        clock: Clock,
         where: Filter,
         fmt: str,
         redactor: Redactor | None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        self._dlq, self._where, self._redactor, self._progress = dlq, where, redactor, progress
+        self._store, self._clock, self._where = store, clock, where
+        self._redactor, self._progress = redactor, progress
         self.fmt = fmt
         self.count = 0
         self.done = False
@@ -482,7 +320,8 @@ class ExportStream:
     def __iter__(self) -> Iterator[str]:
         buffer = io.StringIO()
         writer = ExportWriter(buffer, self.fmt)
-        for record in self._dlq.iter_records(self._dlq.snapshot(self._where)):
+        bounded = snapshot(self._store, self._clock, self._where)
+        for record in iter_records(self._store, bounded):
             writer.write(redacted(record.to_dict(), self._redactor))
             if writer.count % self.CHUNK == 0 or buffer.tell() >= self.CHUNK_CHARS:
                 yield self._chunk(buffer, writer.count)
@@ -501,7 +340,8 @@ class ExportStream:
 
 
 def export(
-    dlq: DeadLetterQueue,
+    store: Store,
+    clock: Clock,
     out: IO[str],
     where: Filter,
     fmt: str,
@@ -509,7 +349,7 @@ def export(
     progress: Callable[[int], None] | None,
 ) -> int:
     """Write the records of ``where`` to ``out``; return how many."""
-    stream = ExportStream(dlq, where, fmt, redactor, progress)
+    stream = ExportStream(store, clock, where, fmt, redactor, progress)
     for chunk in stream:
         out.write(chunk)
     out.flush()
@@ -538,42 +378,3 @@ def _importable(record: DeadLetter) -> DeadLetter:
         return record
     due = record.next_attempt_at or record.updated_at
     return record.replace(status=Status.SCHEDULED, next_attempt_at=due)
-
-
-def archive(
-    dlq: DeadLetterQueue,
-    path: Path,
-    where: Filter,
-    batch: int,
-    progress: Callable[[int], None] | None,
-) -> tuple[int, int]:
-    """(records archived, records deleted): first finish what a killed run left, then
-    move ``where`` a batch at a time, each batch fsynced before it is deleted."""
-    file = ArchiveFile(path)
-    moved, deleted = _finish(dlq.store, file.recover())
-    for ids in dlq.iter_ids(where, batch=batch):
-        records = dlq.store.find(Filter(ids=tuple(ids)), limit=len(ids)).items
-        file.append(reversed(records))
-        moved += len(records)
-        # Only records still matching the selection: one replayed or retried meanwhile has
-        # moved on, and stays in the store (the file's copy of it is only a copy).
-        deleted += dlq.store.delete([record.id for record in records], where=where)
-        if progress is not None:
-            progress(len(ids))
-    return moved, deleted
-
-
-def _finish(store: Store, archived: list[Archived]) -> tuple[int, int]:
-    """Delete the records a killed run had written (and fsynced) but not yet deleted: only
-    those still as the file holds them (same ``updated_at``). A record that changed since
-    (replayed, retried) stays in the store; the file's older copy is only a copy."""
-    moved = deleted = 0
-    for start in range(0, len(archived), 500):
-        versions = dict(archived[start : start + 500])
-        present = store.find(Filter(ids=tuple(versions)), limit=len(versions)).items
-        same = [r for r in present if format_time(r.updated_at) == versions.get(r.id)]
-        if same:
-            newest = max(r.updated_at for r in same) + timedelta(microseconds=1)
-            moved += len(same)
-            deleted += store.delete([r.id for r in same], where=Filter(updated_before=newest))
-    return moved, deleted

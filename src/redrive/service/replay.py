@@ -13,14 +13,12 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+from redrive._batch import chunks
+from redrive._clock import Clock
 from redrive.models import JSON, Attempt, DeadLetter, Status
-from redrive.service.selection import Result
-from redrive.stores.base import Change, Filter, Group
-
-if TYPE_CHECKING:
-    from redrive.service import DeadLetterQueue
+from redrive.service.selection import BATCH, REPLAYABLE, Result, iter_ids
+from redrive.stores.base import Change, Filter, Group, Store
 
 POLL_INTERVAL = 0.25
 """Seconds between looks at the store while waiting for replayed records to settle."""
@@ -129,7 +127,7 @@ class SafeReplay:
 
     def __init__(
         self,
-        dlq: DeadLetterQueue,
+        store: Store,
         options: ReplayOptions,
         *,
         schedule: Callable[[list[str]], Result],
@@ -137,7 +135,7 @@ class SafeReplay:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.dlq = dlq
+        self.store = store
         self.options = options
         self._schedule = schedule
         self._progress = progress
@@ -191,8 +189,6 @@ class SafeReplay:
             yield buffer
 
     def _wave_size(self) -> int:
-        from redrive.service import BATCH
-
         if self.options.rate:
             return max(1, min(BATCH, math.ceil(self.options.rate)))
         if self.options.abort_on_failure_rate is not None:
@@ -245,10 +241,9 @@ class SafeReplay:
 
     def _look(self) -> None:
         still_open: list[str] = []
-        for start in range(0, len(self.outcomes.open), 500):
-            chunk = self.outcomes.open[start : start + 500]
+        for chunk in chunks(self.outcomes.open, 500):
             found = {
-                r.id: r for r in self.dlq.list(Filter(ids=tuple(chunk)), limit=len(chunk)).items
+                r.id: r for r in self.store.find(Filter(ids=tuple(chunk)), limit=len(chunk)).items
             }
             for record_id in chunk:
                 state = _settled(found.get(record_id))
@@ -270,18 +265,18 @@ def _settled(record: DeadLetter | None) -> Status | None:
     return record.status
 
 
-def plan_replay(dlq: DeadLetterQueue, where: Filter, *, force: bool, samples: int) -> ReplayPlan:
-    """Count, break down and sample what a replay of ``where`` would change."""
-    bounded = dlq.replay_filter(where, force=force)
-    groups = dlq.store.groups(bounded, limit=10_000)
+def plan_replay(store: Store, bounded: Filter, *, samples: int) -> ReplayPlan:
+    """Count, break down and sample what a replay of ``bounded`` (a selection the service
+    bounded to the dead letters that exist now) would change."""
+    groups = store.groups(bounded, limit=10_000)
     by_topic: dict[str, int] = {}
     for group in groups:
         by_topic[group.topic] = by_topic.get(group.topic, 0) + group.count
     count = sum(by_topic.values())
     left_out = 0
     if bounded.max_replays is not None:
-        left_out = dlq.store.count(bounded.replace(max_replays=None)) - count
-    sample = dlq.store.find(bounded, limit=samples).items if samples else []
+        left_out = store.count(bounded.replace(max_replays=None)) - count
+    sample = store.find(bounded, limit=samples).items if samples else []
     return ReplayPlan(
         where=bounded,
         count=count,
@@ -298,7 +293,8 @@ class ReplayRun:
 
     def __init__(
         self,
-        dlq: DeadLetterQueue,
+        store: Store,
+        clock: Clock,
         ids: list[str] | None,
         where: Filter | None,
         *,
@@ -307,7 +303,7 @@ class ReplayRun:
         actor: str,
         note: str | None,
     ) -> None:
-        self.dlq, self.ids, self.where = dlq, ids, where
+        self.store, self.clock, self.ids, self.where = store, clock, ids, where
         self.patch, self.delay, self.actor, self.note = patch, delay, actor, note
         self.originals: dict[str, JSON] = {}
         self.tally = Result(0, 0, 0)
@@ -316,23 +312,19 @@ class ReplayRun:
         self, options: ReplayOptions, progress: Callable[[int], None] | None
     ) -> ReplayReport:
         """Replay in waves under ``options``; return the report."""
-        from redrive.service import BATCH
-
         if self.ids is not None:
-            wanted = self.ids
-            batches: Iterable[list[str]] = (
-                wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)
-            )
-            total = len(wanted)
+            batches: Iterable[list[str]] = (list(c) for c in chunks(self.ids, BATCH))
+            total = len(self.ids)
         else:
             assert self.where is not None
-            batches, total = self.dlq.iter_ids(self.where), self.dlq.store.count(self.where)
-        runner = SafeReplay(self.dlq, options, schedule=self._schedule, progress=progress)
+            batches, total = iter_ids(self.store, self.where), self.store.count(self.where)
+        runner = SafeReplay(self.store, options, schedule=self._schedule, progress=progress)
         return runner.run(batches, total)
 
     def _schedule(self, wave: list[str]) -> Result:
         result = schedule_wave(
-            self.dlq,
+            self.store,
+            self.clock,
             wave,
             self.ids is not None,
             self.delay,
@@ -358,7 +350,8 @@ keeps its own in any case)."""
 
 
 def schedule_wave(
-    dlq: DeadLetterQueue,
+    store: Store,
+    clock: Clock,
     wave: list[str],
     explicit: bool,
     delay: timedelta,
@@ -371,11 +364,9 @@ def schedule_wave(
 
     :param explicit: the ids were named by the operator: count those that do not exist.
     """
-    from redrive.service import REPLAYABLE
-
-    now, missing = dlq.clock.now(), 0
+    now, missing = clock.now(), 0
     if explicit:
-        found = dlq.store.ids(Filter(ids=tuple(wave)), limit=len(wave))
+        found = store.ids(Filter(ids=tuple(wave)), limit=len(wave))
         wave, missing = found, len(wave) - len(found)
     if not wave:  # an empty id filter would mean "every record": never pass one on
         return Result(0, 0, 0, missing)
@@ -389,14 +380,14 @@ def schedule_wave(
         replay=True,
     )
     if patch is None:
-        changed = dlq.store.transition(wave, change)
+        changed = store.transition(wave, change)
     else:
-        changed = _patch_wave(dlq, wave, change, patch, originals)
+        changed = _patch_wave(store, wave, change, patch, originals)
     return Result(len(wave), len(changed), len(wave) - len(changed), missing, tuple(changed))
 
 
 def _patch_wave(
-    dlq: DeadLetterQueue,
+    store: Store,
     wave: list[str],
     change: Change,
     patch: JSON,
@@ -407,14 +398,14 @@ def _patch_wave(
     dead = Filter(ids=tuple(wave), statuses=change.from_statuses)
     entry = change.entry
     assert entry is not None
-    for record in dlq.store.find(dead, limit=len(wave)).items:
+    for record in store.find(dead, limit=len(wave)).items:
         detail = {**entry.detail, "patch": patch, "original_payload": record.payload}
         one = dataclasses.replace(
             change,
             entry=dataclasses.replace(entry, detail=detail),
             payloads={record.id: merge_patch(record.payload, patch)},
         )
-        if dlq.store.transition([record.id], one):
+        if store.transition([record.id], one):
             changed.append(record.id)
             if len(originals) < AUDITED_ORIGINALS:
                 originals[record.id] = record.payload

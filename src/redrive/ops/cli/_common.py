@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from redrive.ops.cli.app import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, CliState, fail
+from redrive.ops.cli._state import EXIT_FAILED, EXIT_USAGE, CliState, exit_code, fail
 
 if TYPE_CHECKING:
     from redrive.models import Status
@@ -79,17 +79,14 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from redrive.exceptions import ConfigError, InvalidInput, NotFound, RedriveError
-        from redrive.service import FormatError
+        from redrive.exceptions import RedriveError
 
         try:
             return fn(*args, **kwargs)
-        except NotFound as exc:
-            raise fail(printable(str(exc)), EXIT_NOT_FOUND) from None
-        except (ConfigError, FormatError, BadInput, InvalidInput) as exc:
+        except BadInput as exc:
             raise fail(printable(str(exc)), EXIT_USAGE) from None
         except RedriveError as exc:
-            raise fail(printable(str(exc)), EXIT_FAILED) from None
+            raise fail(printable(str(exc)), exit_code(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 

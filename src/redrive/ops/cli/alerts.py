@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from redrive.ops.cli.app import EXIT_NOT_FOUND, CliState, fail
+from redrive.ops.cli._state import EXIT_NOT_FOUND, CliState, fail
 
 if TYPE_CHECKING:
     from redrive.ops.alerts import Monitor, RuleStatus

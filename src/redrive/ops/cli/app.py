@@ -1,24 +1,20 @@
 """The Typer application: global options, and the command modules it is assembled from.
 
 Each module in ``COMMAND_MODULES`` defines ``register(app)``; a feature adds its commands
-by adding its module here. Commands get settings, store and service from ``CliState``.
+by adding its module here. Commands get settings, store and service from ``CliState``
+(``_state``); no module imports this one, so loading the commands makes no import cycle.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from redrive.config import Settings
-    from redrive.service import DeadLetterQueue
-    from redrive.stores.base import Store
+from redrive.ops.cli._state import CliState, exit_code
 
 COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.reads",
@@ -35,8 +31,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.outbox",
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
-
 app = typer.Typer(
     name="redrive",
     help="Inspect, replay and clean up failed events.",
@@ -45,42 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclasses.dataclass
-class CliState:
-    """What the global options chose; the store and service open on first use."""
-
-    store_url: str | None
-    config: Path | None
-    json: bool
-    actor: str | None
-    _settings: Settings | None = None
-    _store: Store | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            from redrive.config import Settings
-
-            environ = dict(os.environ)
-            if self.store_url:
-                environ["REDRIVE_STORE_URL"] = self.store_url
-            self._settings = Settings.load(self.config, environ=environ)
-        return self._settings
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            from redrive.bootstrap import open_store
-
-            self._store = open_store(self.settings.store_url)
-        return self._store
-
-    def service(self) -> DeadLetterQueue:
-        from redrive.service import DeadLetterQueue
-
-        return DeadLetterQueue(self.store, actor=self.actor, max_replays=self.settings.max_replays)
 
 
 @app.callback()
@@ -107,28 +65,17 @@ def _global(
     ctx.obj = CliState(store_url=store, config=config, json=json_output, actor=actor)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    """Print a one-line reason to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
 def run() -> None:
-    """Run the CLI, turning redrive's errors into one-line messages and exit codes."""
-    from redrive.exceptions import ConfigError, NotFound, RedriveError
+    """Run the CLI, turning redrive's errors into one-line messages and exit codes (the
+    same map as the commands' ``handle_errors``, for errors raised outside a command)."""
+    from redrive.exceptions import RedriveError
 
     try:
         app()
-    except NotFound as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
     except RedriveError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+        sys.exit(exit_code(exc))

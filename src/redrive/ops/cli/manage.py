@@ -39,7 +39,7 @@ from redrive.ops.cli._common import (
     state_of,
     wants_json,
 )
-from redrive.ops.cli.app import EXIT_NOT_FOUND
+from redrive.ops.cli._state import EXIT_NOT_FOUND
 
 if TYPE_CHECKING:
     from redrive.service import DeadLetterQueue, Filter, Result

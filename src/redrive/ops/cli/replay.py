@@ -36,7 +36,7 @@ from redrive.ops.cli._common import (
     service,
     wants_json,
 )
-from redrive.ops.cli.app import EXIT_FAILED, EXIT_NOT_FOUND
+from redrive.ops.cli._state import EXIT_FAILED, EXIT_NOT_FOUND
 
 if TYPE_CHECKING:
     from redrive.service import ReplayOptions, ReplayReport

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from redrive.ops.cli.app import EXIT_USAGE, CliState, fail
+from redrive.ops.cli._state import EXIT_USAGE, CliState, fail
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from redrive.ops.cli.app import EXIT_NOT_FOUND, EXIT_USAGE, CliState, fail
+from redrive.ops.cli._state import EXIT_NOT_FOUND, EXIT_USAGE, CliState, fail
 
 RoleOpt = Annotated[
     str,

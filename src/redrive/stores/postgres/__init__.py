@@ -18,12 +18,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 
 from redrive._batch import chunks
-from redrive.bootstrap import mask_url
 from redrive.exceptions import ConfigError
 from redrive.models import JSON, DeadLetter, Status
 from redrive.stores.base import Change, Filter, Group, Stats
@@ -37,18 +35,9 @@ from redrive.stores.sql import (
     group_from_row,
     row_to_record,
 )
+from redrive.stores.url import mask_url, split_url
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-_OPTIONS = ("schema", "retry_timeout", "pool_size")
-
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The libpq URL without redrive's own query parameters, and those parameters."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OPTIONS}
-    rest = [(k, v) for k, v in query if k not in _OPTIONS]
-    return parts._replace(query=urlencode(rest)).geturl(), ours
 
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ $-]{0,53}$")
