@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import threading
 import time
+import uuid
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -34,3 +37,9 @@ def new_id() -> str:
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | _bits(62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def owner_id() -> str:
+    """``host:pid:random`` naming one scheduler, dispatcher or monitor: the holder of leases
+    and locks, unique even for two of them in one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -35,7 +35,8 @@ class Hook:
         """A record became dead (retries exhausted or non-retriable)."""
 
     def on_replay(self, records: Sequence[DeadLetter], actor: str) -> None:
-        """An operator scheduled ``records`` for replay."""
+        """Replayed ``records`` start running again, in the process that owns their
+        handler (the first attempt after ``actor`` replayed them)."""
 
     def on_change(self, action: str, count: int, actor: str) -> None:
         """An operator changed ``count`` records (resolve, discard, delete, purge, ...)."""

@@ -6,14 +6,17 @@ import asyncio
 import os
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from redrive import (
+    DeadLetter,
     DeadLetterQueue,
     Event,
     EventBus,
+    Hook,
     NonRetriableError,
     RetryAfter,
     RetryPolicy,
@@ -389,3 +392,28 @@ async def test_an_event_delivered_twice_is_one_dead_letter(bus: EventBus) -> Non
     (stored,) = records(bus.store)
     assert stored.status == Status.DEAD
     assert [h.kind for h in stored.history] == ["attempt", "attempt"]
+
+
+async def test_a_hook_sees_each_replayed_record_run(sqlite_store: Store) -> None:
+    """``Hook.on_replay`` fires once when a replayed record runs again, naming who replayed it."""
+    seen: list[tuple[list[str], str]] = []
+
+    class Watch(Hook):
+        def on_replay(self, records: Sequence[DeadLetter], actor: str) -> None:
+            seen.append(([r.id for r in records], actor))
+
+    bus = EventBus(sqlite_store, poll_interval=0.05, hooks=[Watch()])
+    calls: list[int] = []
+
+    @bus.handler("orders.created", policy=FAST)
+    async def flaky(event: Event) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise NonRetriableError("not yet")
+
+    async with bus:
+        (record,) = await bus.dispatch(Event(topic="orders.created", payload={}))
+        assert seen == []
+        DeadLetterQueue(sqlite_store, actor="oncall").retry([record.id])
+        await eventually(lambda: records(sqlite_store, status=Status.RESOLVED), timeout=10)
+    assert seen == [([record.id], "oncall")]

@@ -72,6 +72,8 @@ OPS_MAY_IMPORT = (
     "redrive.exceptions",
     "redrive.policy",
     "redrive._clock",
+    "redrive._batch",
+    "redrive._ids",
     "redrive.stores.base",
     # `redrive outbox ...`, `redrive nats ...`, `redrive kafka ...` run those sources.
     "redrive.outbox",

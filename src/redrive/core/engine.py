@@ -219,6 +219,8 @@ class Engine:
         with ``WorkerLost`` instead of crashing worker after worker.
         """
         record = _note_interrupted(record, self.clock.now())
+        if self.hooks and record.replays and record.attempts == 1:
+            self.hooks.on_replay([record], _replayed_by(record))
         start = time.perf_counter()
         error: Exception | None = None
         if record.attempts > spec.policy.max_attempts:
@@ -361,3 +363,11 @@ def _note_interrupted(record: DeadLetter, now: datetime) -> DeadLetter:
         error_message="the worker stopped before this attempt finished (crash, kill or OOM)",
     )
     return record.replace(history=(*record.history, entry))
+
+
+def _replayed_by(record: DeadLetter) -> str:
+    """Who scheduled the replay a record is now running for (its last replay entry)."""
+    for entry in reversed(record.history):
+        if entry.kind == "replay":
+            return str(entry.detail.get("actor", "unknown"))
+    return "unknown"

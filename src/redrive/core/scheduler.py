@@ -13,14 +13,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from redrive._clock import Clock, SystemClock
+from redrive._ids import owner_id
 from redrive.core.engine import Engine, HandlerSpec
 from redrive.models import DeadLetter
 from redrive.stores.base import Listener, Store
@@ -57,7 +55,7 @@ class Scheduler:
         self.store = store
         self.engine = engine
         self.clock = clock or SystemClock()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner_id()
         self._handlers = handlers
         self._poll = poll_interval
         self._batch = batch_size

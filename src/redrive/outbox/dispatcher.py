@@ -27,12 +27,12 @@ import logging
 import os
 import random
 import socket
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from redrive._clock import Clock, SystemClock
+from redrive._ids import owner_id
 from redrive.exceptions import ConfigError, StoreError
 from redrive.models import JSON, Event
 from redrive.outbox.add import insert
@@ -141,7 +141,7 @@ class Outbox(OutboxRepository):
         self.hold = hold
         self.poll_interval = poll_interval
         self.clock = clock or SystemClock()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner_id()
         host = socket.gethostname()
         self.consumer: dict[str, JSON] = {
             "service": "redrive-outbox",

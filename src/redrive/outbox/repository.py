@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from redrive._batch import chunks
 from redrive._clock import Clock
 from redrive.exceptions import InvalidTransition, NotFound, RedriveError
 from redrive.outbox.model import DeadQuery, OutboxBackend, OutboxEvent, OutboxPage
@@ -67,8 +68,7 @@ class OutboxRepository:
         """Put these dead events back to ``pending``; return how many were dead."""
         ids = list(dict.fromkeys(event_ids))
         return sum(
-            self._backend.retry_dead(ids[start : start + 1000], now=self.clock.now())
-            for start in range(0, len(ids), 1000)
+            self._backend.retry_dead(list(part), now=self.clock.now()) for part in chunks(ids)
         )
 
     def cleanup_old_dead_events(self, older_than_days: int = 30) -> int:

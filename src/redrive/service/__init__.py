@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
 from redrive.exceptions import FormatError, NotFound
@@ -451,8 +452,7 @@ class DeadLetterQueue:
         """(existing ids, how many asked-for ids were missing) in batches."""
         if ids is not None:
             wanted = list(dict.fromkeys(ids))
-            for start in range(0, len(wanted), BATCH):
-                chunk = wanted[start : start + BATCH]
+            for chunk in chunks(wanted, BATCH):
                 found = self.store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
                 yield found, len(chunk) - len(found)
                 if progress is not None:

@@ -11,13 +11,12 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from redrive._ids import owner_id
 from redrive.models import JSON, Status
 from redrive.ops.alerts.alert import Alert, console_link, group_summary
 from redrive.ops.alerts.config import AlertsConfig, load
@@ -77,7 +76,7 @@ class Monitor:
         self.config = config or AlertsConfig()
         self.sinks: dict[str, Sink] = dict(self.config.sinks if sinks is None else sinks)
         self.clock = clock or service.clock
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or owner_id()
         self.sink_failures: dict[str, int] = dict.fromkeys(self.sinks, 0)
         self.evaluations = 0
         self._sink_timeout = sink_timeout

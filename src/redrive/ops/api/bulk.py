@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from redrive._batch import chunks
 from redrive.models import Status
 from redrive.ops.api.context import Caller, operator
 from redrive.ops.api.problems import Problem, responses
@@ -94,8 +95,8 @@ def _plan(
     service = caller.service
     if ids is not None:
         matched = changeable = 0
-        for start in range(0, len(ids), 1000):
-            chunk = tuple(ids[start : start + 1000])
+        for part in chunks(ids):
+            chunk = tuple(part)
             matched += service.count(Filter(ids=chunk))
             changeable += service.count(Filter(ids=chunk, statuses=allowed))
         return Result(matched, changeable, matched - changeable, len(ids) - matched)
@@ -130,7 +131,7 @@ def _paced(
             f"{days:,.0f} days (at most 366); use a higher rate",
         )
     batches = (
-        (ids[i : i + size] for i in range(0, len(ids), size))
+        (list(part) for part in chunks(ids, size))
         if ids is not None
         else service.iter_ids(where or Filter(), batch=size)
     )
