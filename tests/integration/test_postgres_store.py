@@ -56,6 +56,23 @@ class TestOpening:
         finally:
             store.close()
 
+    @pytest.mark.parametrize("trgm_in", ["public", "first"])
+    def test_two_schemas_share_one_database(self, postgres_url: str, trgm_in: str) -> None:
+        """A second redrive schema migrates in a database whose pg_trgm lives in another
+        schema (where releases before 0.2 created it: the first redrive schema)."""
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {trgm_in}")
+            conn.execute(f"CREATE EXTENSION pg_trgm SCHEMA {trgm_in}")
+        stores = [PostgresStore(postgres_url + f"?schema={name}") for name in ("first", "second")]
+        try:
+            for store in stores:
+                store.add([make_record(error_message=f"in {store.schema}")])
+                (found,) = store.find(Filter(search=f"in {store.schema}"), limit=5).items
+                assert found.error_message == f"in {store.schema}"
+        finally:
+            for store in stores:
+                store.close()
+
     def test_a_schema_name_that_cannot_name_a_channel_is_refused(self, postgres_url: str) -> None:
         """Non-ASCII or over-long schema names are a ConfigError when the store opens."""
         from redrive import ConfigError

@@ -72,7 +72,11 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"redrive:{schema}",))
             if current_version(conn, schema) >= number:  # another process got there first
                 continue
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(ident))
+            conn.execute(
+                sql.SQL("SET LOCAL search_path TO {}, {}, public").format(
+                    ident, sql.Identifier(_extension_schema(conn))
+                )
+            )
             try:
                 conn.execute(script.encode("utf-8"))
             except psycopg.Error as exc:
@@ -89,3 +93,14 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
 
 def _quoted(schema: str) -> str:
     return '"' + schema.replace('"', '""') + '"'
+
+
+def _extension_schema(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+    """Where pg_trgm lives (a database has it once, in one schema): its operator classes
+    must be on the search path of every redrive schema's migrations, not only the first
+    schema's, which is where older releases created it."""
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n "
+        "ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+    ).fetchone()
+    return str(row[0]) if row else "public"

@@ -3,7 +3,7 @@
 -- search_path (SET search_path FROM CURRENT) so triggers work from any session.
 
 -- Text search on large tables: trigram indexes serve ILIKE '%...%'.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;  -- one per database: every schema uses it
 
 CREATE TABLE redrive_dead_letters (
     id               text COLLATE "C" PRIMARY KEY,  -- UUIDv7: byte order is time order
