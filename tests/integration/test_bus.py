@@ -417,3 +417,44 @@ async def test_a_hook_sees_each_replayed_record_run(sqlite_store: Store) -> None
         DeadLetterQueue(sqlite_store, actor="oncall").retry([record.id])
         await eventually(lambda: records(sqlite_store, status=Status.RESOLVED), timeout=10)
     assert seen == [([record.id], "oncall")]
+
+
+async def test_error_text_that_is_not_unicode_is_kept_escaped(bus: EventBus) -> None:
+    """A handler error with a lone surrogate (``os.fsdecode`` of a bad name) is recorded,
+    the surrogate escaped and the rest of the text kept."""
+
+    name = os.fsdecode(b"inv\xffoice.pdf")
+
+    @bus.handler("orders.created", policy=FAST)
+    async def fails(event: Event) -> None:
+        raise NonRetriableError(f"cannot open {name}")
+
+    (record,) = await bus.dispatch(Event(topic="orders.created", payload={}))
+    stored = bus.store.get(record.id)
+    assert stored is not None
+    assert stored.error_message == "cannot open inv\\udcffoice.pdf"
+    assert "inv\\udcffoice.pdf" in stored.traceback
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [({"name": "inv\udcffoice"}, "surrogates not allowed"), ([[[]]] * 1, None)],
+    ids=["lone-surrogate", "nested"],
+)
+async def test_a_payload_that_cannot_be_stored_fails_alone_with_a_store_error(
+    bus: EventBus, payload: object, why: str | None
+) -> None:
+    """A payload no store can keep makes ``dispatch`` raise a StoreError naming why, never a
+    raw Python error; a deeply nested one too."""
+    from redrive.exceptions import StoreError
+
+    @bus.handler("orders.created", policy=FAST)
+    async def fails(event: Event) -> None:
+        raise NonRetriableError("bad")
+
+    if why is None:  # 3,000 levels deep: json.dumps would hit the recursion limit
+        for _ in range(3000):
+            payload = [payload]
+    with pytest.raises(StoreError, match=why or "nest too deeply"):
+        await bus.dispatch(Event(topic="orders.created", payload=payload))
+    assert records(bus.store) == []

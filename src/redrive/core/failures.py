@@ -73,7 +73,7 @@ def format_traceback(error: BaseException) -> str:
             )
             parts.append(link)
         current = cause
-    return "".join(reversed(parts))
+    return storable("".join(reversed(parts)))
 
 
 def _format_one(error: BaseException) -> str:
@@ -88,7 +88,18 @@ def error_message(error: BaseException) -> str:
         text = str(error)
     except Exception:  # a broken __str__ must not lose the record
         text = f"<unprintable {type(error).__name__}>"
-    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
+    text = text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
+    return storable(text)
+
+
+def storable(text: str) -> str:
+    """``text`` as every store can keep it: a lone surrogate (``os.fsdecode`` of a bad file
+    name, say) becomes its ``\\udcXX`` escape; the rest is kept."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def normalise_message(message: str) -> str:

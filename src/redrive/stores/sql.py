@@ -66,9 +66,11 @@ class Dialect:
         if not value and isinstance(value, dict):
             return "{}"  # most headers and origins: skip the encoder
         # allow_nan=False: NaN and Infinity are not JSON, and PostgreSQL refuses them.
-        return json.dumps(
+        text = json.dumps(
             value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
         )
+        text.encode("utf-8")  # UnicodeEncodeError for a lone surrogate: no store keeps one
+        return text
 
     def encode_consumer(self, consumer: Any) -> Any:
         """Encode consumer info; one engine passes the same mapping on every record."""
@@ -111,7 +113,12 @@ def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
     or headers cannot be stored as JSON."""
     try:
         return _row(record, dialect)
-    except (TypeError, ValueError) as exc:
+    except RecursionError:
+        raise StoreError(
+            f"dead letter {record.id} (event {record.event.id}) cannot be stored: its payload "
+            "or headers nest too deeply to encode as JSON"
+        ) from None
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError too: a lone surrogate
         raise StoreError(
             f"dead letter {record.id} (event {record.event.id}) cannot be stored as JSON: {exc}"
         ) from exc

@@ -155,6 +155,10 @@ class Connector:
         while True:
             try:
                 return call(attempt, max(0.1, deadline - time.monotonic()))
+            except UnicodeEncodeError as exc:  # a lone surrogate in a text column
+                raise StoreError(
+                    f"{self.url}: text that is not valid Unicode cannot be stored ({exc.reason})"
+                ) from exc
             except (psycopg.Error, PoolTimeout) as exc:
                 if not is_transient(exc):
                     raise StoreError(f"{self.url}: {describe(exc)}") from exc

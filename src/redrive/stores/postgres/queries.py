@@ -46,6 +46,7 @@ def dumps(value: Any) -> str:
     text = json.dumps(
         value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
     )
+    text.encode("utf-8")  # UnicodeEncodeError for a lone surrogate: no store keeps one
     if "\\u0000" not in text:
         return text
     return json.dumps(_scrub(json.loads(text)), separators=(",", ":"), ensure_ascii=False)

@@ -150,3 +150,7 @@ def _wrapped(url: str) -> Iterator[None]:
         raise StoreError(f"{url}: {text}") from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{url}: {exc}") from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate in a text column
+        raise StoreError(
+            f"{url}: text that is not valid Unicode cannot be stored ({exc.reason})"
+        ) from exc
