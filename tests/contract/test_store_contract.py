@@ -429,8 +429,44 @@ class TestClaims:
         ids = [mine[0].id, "00000000-0000-7000-8000-000000000000"]
         assert store.extend_leases(ids, owner="w2", until=later) == 0
         assert store.extend_leases(ids, owner="w1", until=later) == 1
-        assert store.get(mine[0].id).lease_expires_at == later  # type: ignore[union-attr]
+        lease = store.get(mine[0].id).lease_expires_at  # type: ignore[union-attr]
+        assert lease is not None
+        assert later <= lease < later + timedelta(seconds=30)  # plus any wait for a lock
         assert store.extend_leases([], owner="w1", until=later) == 0
+
+    def test_a_claim_never_takes_what_its_claimer_still_runs(self, store: Store) -> None:
+        """Ids in ``exclude`` are not claimed, even once their lease has expired."""
+        now = utcnow()
+        record = make_record(status=Status.SCHEDULED, next_attempt_at=now)
+        store.add([record])
+        (first,) = store.claim_due(now=now, lease_until=now, owner="w1/1", limit=5)
+        later = now + timedelta(seconds=5)
+        assert (
+            store.claim_due(now=later, lease_until=later, owner="w1/2", limit=5, exclude=[first.id])
+            == []
+        )
+        (again,) = store.claim_due(now=later, lease_until=later, owner="w1/3", limit=5)
+        assert again.id == first.id and again.attempts == first.attempts + 1
+
+    def test_a_stale_claim_cannot_overwrite_a_newer_one(self, store: Store) -> None:
+        """Each claim's token fences its save: a run whose lease lapsed and was claimed
+        again (even by the same worker) has its outcome refused; the newer claim's wins."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+        (stale,) = store.claim_due(now=now, lease_until=now, owner="w1/1", limit=1)
+        later = now + timedelta(seconds=1)
+        (fresh,) = store.claim_due(
+            now=later, lease_until=later + timedelta(minutes=1), owner="w1/2", limit=1
+        )
+        assert stale.lease_owner == "w1/1" and fresh.lease_owner == "w1/2"
+        done = fresh.replace(status=Status.RESOLVED, updated_at=later, lease_owner=None)
+        assert (
+            store.save(stale.replace(status=Status.DEAD, lease_owner=None), lease_owner="w1/1")
+            is False
+        )
+        assert store.save(done, lease_owner="w1/2") is True
+        assert store.get(fresh.id).status == Status.RESOLVED  # type: ignore[union-attr]
+        assert store.extend_leases([fresh.id], owner="w1/1", until=later) == 0
 
     def test_concurrent_claims_never_share_a_record(self, store: Store) -> None:
         """Claimers racing in threads each get disjoint records, and all get claimed."""

@@ -458,3 +458,41 @@ async def test_a_payload_that_cannot_be_stored_fails_alone_with_a_store_error(
     with pytest.raises(StoreError, match=why or "nest too deeply"):
         await bus.dispatch(Event(topic="orders.created", payload=payload))
     assert records(bus.store) == []
+
+
+async def test_a_saturated_scheduler_waits_for_a_slot_instead_of_polling(db_path: Path) -> None:
+    """With every slot busy, the scheduler waits for one to free up: it does not keep asking
+    the store when work is due."""
+    from redrive.stores.sqlite import SQLiteStore
+
+    class Counting(SQLiteStore):
+        looks = 0
+
+        def next_due_at(self, handlers=None):  # type: ignore[no-untyped-def]
+            Counting.looks += 1
+            return super().next_due_at(handlers)
+
+    store = Counting(db_path)
+    bus = EventBus(store, poll_interval=0.5, concurrency=1)
+    release = asyncio.Event()
+    running = asyncio.Event()
+    seen: Counter[str] = Counter()
+
+    @bus.handler("orders.created", policy=RetryPolicy(max_attempts=3, initial_delay=0.0))
+    async def slow(event: Event) -> None:
+        seen[event.id] += 1
+        if seen[event.id] == 1:
+            raise ConnectionError("later")  # first attempt: scheduled for a retry now
+        running.set()
+        await release.wait()  # the retry holds the one slot
+
+    await bus.dispatch(Event(topic="orders.created", payload={}))
+    await bus.dispatch(Event(topic="orders.created", payload={}))  # due, but no free slot
+    async with bus:
+        await asyncio.wait_for(running.wait(), 10)
+        before = Counting.looks
+        await asyncio.sleep(1.0)  # the slot stays busy for a second: count the looks meanwhile
+        looks = Counting.looks - before
+        release.set()
+    store.close()
+    assert looks <= 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import itertools
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +63,8 @@ class Scheduler:
         self._lease = lease
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[DeadLetter | None]] = set()
-        self._held: set[str] = set()  # ids of the records whose attempts run here now
+        self._held: dict[str, str] = {}  # id -> claim token of the attempts running here
+        self._claims = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
@@ -121,7 +122,10 @@ class Scheduler:
         while not self._stopping:
             try:
                 free = self._concurrency - len(self._running)
-                claimed = await self._claim(min(self._batch, free)) if free > 0 else []
+                if free <= 0:  # every slot busy: wait for one to free up, do not poll
+                    await self._sleep(self._poll)
+                    continue
+                claimed = await self._claim(min(self._batch, free))
                 for record in claimed:
                     task = asyncio.create_task(self._run(record))
                     self._running.add(task)
@@ -138,18 +142,27 @@ class Scheduler:
         self._wake.set()
 
     async def _claim(self, limit: int) -> list[DeadLetter]:
+        """Claim due records under a token of this claim's own (``owner/n``): the fencing
+        token the save and the heartbeat must match, so a run whose lease lapsed can never
+        overwrite the outcome of a later claim. Records running here are never claimed."""
         handlers = self._handlers()
         if limit <= 0 or not handlers:
             return []
-        now = self.clock.now()
-        return await asyncio.to_thread(
-            self.store.claim_due,
-            now=now,
-            lease_until=now + self._lease,
-            owner=self.owner,
-            limit=limit,
-            handlers=list(handlers),
-        )
+        token = f"{self.owner}/{next(self._claims)}"
+        keys, running = list(handlers), list(self._held)
+
+        def claim() -> list[DeadLetter]:
+            now = self.clock.now()  # when the thread runs it, not when it was queued
+            return self.store.claim_due(
+                now=now,
+                lease_until=now + self._lease,
+                owner=token,
+                limit=limit,
+                handlers=keys,
+                exclude=running,
+            )
+
+        return await asyncio.to_thread(claim)
 
     async def _beat(self) -> None:
         """Extend the leases of the attempts running here, every third of the lease."""
@@ -163,10 +176,15 @@ class Scheduler:
                     await self._extend(loop, thread)
 
     async def _extend(self, loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor) -> None:
-        until = self.clock.now() + self._lease
-        extend = functools.partial(
-            self.store.extend_leases, list(self._held), owner=self.owner, until=until
-        )
+        by_token: dict[str, list[str]] = {}
+        for record_id, token in self._held.items():
+            by_token.setdefault(token, []).append(record_id)
+
+        def extend() -> None:
+            for token, ids in by_token.items():
+                until = self.clock.now() + self._lease
+                self.store.extend_leases(ids, owner=token, until=until)
+
         try:
             await loop.run_in_executor(thread, extend)
         except Exception:  # the next beat tries again; the lease has two more thirds
@@ -176,14 +194,15 @@ class Scheduler:
         spec = self._handlers().get((record.topic, record.handler))
         if spec is None:  # unsubscribed since the claim: let the lease lapse for another worker
             return None
-        self._held.add(record.id)
+        token = record.lease_owner or self.owner
+        self._held[record.id] = token
         try:
-            return await self.engine.retry(record, spec, owner=self.owner)
+            return await self.engine.retry(record, spec, owner=token)
         except Exception:
             logger.exception("could not save the outcome of %s; its lease will expire", record.id)
             return None
         finally:
-            self._held.discard(record.id)
+            self._held.pop(record.id, None)
 
     async def _next_wait(self) -> float:
         due = await asyncio.to_thread(self.store.next_due_at, list(self._handlers().keys()))

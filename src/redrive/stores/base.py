@@ -201,7 +201,9 @@ class Store(AuditLog, MetaStore, Protocol):
         after a crash never records one failure twice."""
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
-        """Write the outcome of a retry, only if ``lease_owner`` still holds the lease."""
+        """Write the outcome of a retry, only if ``lease_owner`` (the claim's token) still
+        holds the lease. Idempotent: a save retried after a commit whose answer was lost
+        finds its own outcome there and returns True."""
 
     def claim_due(
         self,
@@ -211,11 +213,16 @@ class Store(AuditLog, MetaStore, Protocol):
         owner: str,
         limit: int,
         handlers: Collection[tuple[str, str]] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[DeadLetter]:
         """Move up to ``limit`` due records (scheduled and due, or retrying with an expired
         lease) to ``retrying`` under a lease held by ``owner``, counting the attempt
         (``attempts + 1``, so attempts that end with their worker count); oldest due first.
-        ``handlers`` limits the claim to these (topic, handler name) pairs."""
+        ``handlers`` limits the claim to these (topic, handler name) pairs; ids in
+        ``exclude`` (the attempts the claimer still runs) are never claimed. A store that
+        waits for a lock first adds the wait to ``lease_until``: a lease starts when its
+        claim commits. ``owner`` is the claim's fencing token: ``save`` and
+        ``extend_leases`` must name it."""
 
     def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
         """Move the lease of those of ``ids`` that ``owner`` still holds to ``until`` (the

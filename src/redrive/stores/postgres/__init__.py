@@ -142,8 +142,13 @@ class PostgresStore(SQLStore):
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         row = q.row_of(record, self.dialect)
 
-        def work(conn: Conn, _: int) -> bool:
-            return conn.execute(q.UPDATE_ALL, (*row[1:], record.id, lease_owner)).rowcount == 1
+        def work(conn: Conn, attempt: int) -> bool:
+            if conn.execute(q.UPDATE_ALL, (*row[1:], record.id, lease_owner)).rowcount == 1:
+                return True
+            # A retry after a commit whose answer was lost finds its own outcome there.
+            return (
+                attempt > 0 and conn.execute(q.SAVED, q.saved_params(record)).fetchone() is not None
+            )
 
         return bool(self.connector.run(work))
 
@@ -155,10 +160,14 @@ class PostgresStore(SQLStore):
         owner: str,
         limit: int,
         handlers: Collection[tuple[str, str]] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[DeadLetter]:
         if limit <= 0 or (handlers is not None and not handlers):
             return []
         only, params = q.handler_clause(handlers)
+        if exclude:
+            only += " AND id <> ALL(%s)"
+            params.append(list(exclude))
 
         def work(conn: Conn, _: int) -> list[Any]:
             rows = conn.execute(

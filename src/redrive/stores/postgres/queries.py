@@ -146,6 +146,18 @@ UPDATE_ALL = (
 )
 
 
+SAVED = (
+    f"SELECT 1 FROM {TABLE} WHERE id = %s AND status = %s AND updated_at = %s "
+    "AND attempts = %s AND lease_owner IS NULL"
+)
+"""Whether a record holds the outcome ``saved_params`` describes (a save that committed)."""
+
+
+def saved_params(record: DeadLetter) -> tuple[Any, ...]:
+    """The parameters of ``SAVED`` for the outcome ``record``."""
+    return (record.id, record.status.value, record.updated_at, record.attempts)
+
+
 def claim(order_by: str, status: str, only: str) -> str:
     """Claim due rows of one kind (``scheduled`` by due time, or expired ``retrying``
     leases), skipping rows another worker is claiming right now."""

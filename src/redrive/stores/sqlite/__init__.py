@@ -8,6 +8,7 @@ timeline and error groups are kept by triggers (see the migrations).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -171,9 +172,13 @@ class SQLiteStore(SQLStore):
         owner: str,
         limit: int,
         handlers: Collection[tuple[str, str]] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[DeadLetter]:
         t = self.dialect.encode_time
         only, params = _handler_clause(handlers)
+        if exclude:
+            only += f" AND id NOT IN ({self.dialect.placeholders(len(exclude))})"
+            params += list(exclude)
         sql = (
             f"UPDATE {TABLE} SET status = 'retrying', lease_owner = ?, lease_expires_at = ?, "
             f"updated_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM {TABLE} WHERE "
@@ -181,11 +186,30 @@ class SQLiteStore(SQLStore):
             f" OR (status = 'retrying' AND lease_expires_at <= ?)){only} "
             f"ORDER BY next_attempt_at LIMIT ?) RETURNING {COLUMN_LIST}"
         )
+        started = time.monotonic()
         with self.connections.write() as conn:
+            lease_until += timedelta(seconds=time.monotonic() - started)  # the lock wait
             rows = conn.execute(
                 sql, (owner, t(lease_until), t(now), t(now), t(now), *params, limit)
             ).fetchall()
         return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
+
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        """As the base does, but the lease runs from when the write lock is had: a heartbeat
+        that waited behind other writers still grants a whole lease."""
+        if not ids:
+            return 0
+        among, params = self.dialect.in_("id", ids)
+        sql = (
+            f"UPDATE {TABLE} SET lease_expires_at = ? "
+            f"WHERE {among} AND status = 'retrying' AND lease_owner = ?"
+        )
+        started = time.monotonic()
+        with self.connections.write() as conn:
+            until += timedelta(seconds=time.monotonic() - started)
+            return int(
+                conn.execute(sql, (self.dialect.encode_time(until), *params, owner)).rowcount
+            )
 
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         only, params = _handler_clause(handlers)
