@@ -1,0 +1,19 @@
+"""The Kafka transport: a consumer group with a dead-letter queue behind every handler.
+
+``KafkaConsumer`` consumes topics with at-least-once commits, non-blocking retries and
+``{topic}.dlq`` topics; ``provision`` creates the DLQ topics; ``import_topic`` reads
+existing DLQ topics (redrive's, Kafka Connect's, Spring Kafka's) into the store;
+``republish`` sends dead letters back to their original topics. Needs
+``pip install "redrive[kafka]"`` (confluent-kafka). See docs/kafka.md.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from redrive.transports.kafka.consumer import KafkaConsumer
+from redrive.transports.kafka.dlq import DlqMessage
+from redrive.transports.kafka.envelope import UndecodableValue
+from redrive.transports.kafka.settings import KafkaSettings
+
+__all__ = ["DlqMessage", "KafkaConsumer", "KafkaSettings", "UndecodableValue"]

@@ -1,0 +1,458 @@
+"""``KafkaConsumer``: a consumer group whose handlers have a dead-letter queue behind them.
+
+Each partition's messages run in order, one at a time, while the poll loop keeps polling
+(pausing a partition whose backlog is full), so ``max.poll.interval.ms`` never expires
+however long a handler takes. For each message and handler:
+
+- success: nothing is written;
+- a failure whose next retry is due within ``in_place`` seconds is retried in place;
+- a later retry becomes a ``scheduled`` record in the store, run by the store scheduler of
+  this process (the composed ``EventBus``), so the partition moves on;
+- a non-retriable or exhausted failure becomes a ``dead`` record and, unless the DLQ is
+  off, a DlqMessage on ``{topic}.dlq``.
+
+An offset is committed only once every message below it is finished: succeeded, or its
+record durable in the store and its DlqMessage acknowledged. A crash before that
+redelivers; the event id is stable across redeliveries (``envelope.event_id``), so the
+store records one dead letter per (message, handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from redrive.bus import EventBus
+from redrive.config import Settings
+from redrive.engine import HandlerFn, HandlerSpec
+from redrive.hooks import Hook
+from redrive.models import DeadLetter, Status
+from redrive.policy import RetryPolicy
+from redrive.stores.base import Store
+from redrive.transports.kafka import _seam
+from redrive.transports.kafka.client import (
+    AsyncProducer,
+    Message,
+    ThreadConsumer,
+    TopicPartition,
+    base_config,
+)
+from redrive.transports.kafka.dlq import dlq_record, message_for
+from redrive.transports.kafka.envelope import Envelope, envelope
+from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
+from redrive.transports.kafka.settings import KafkaSettings
+
+logger = logging.getLogger("redrive.kafka")
+
+F = TypeVar("F", bound=HandlerFn)
+Ordering = Literal["partition", "key"]
+
+
+class _Partition:
+    """The backlog of one assigned partition and the task that drains it."""
+
+    __slots__ = ("paused", "queue", "revoked", "task")
+
+    def __init__(self) -> None:
+        self.queue: deque[Message] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.paused = False
+        self.revoked = False
+
+
+class KafkaConsumer:
+    """Consume topics in a consumer group and run handlers with a dead-letter queue.
+
+    :param store: where failures are kept (``open_store(url)``).
+    :param bootstrap_servers: the brokers, ``host:port[,host:port]``.
+    :param group: the consumer group id.
+    :param topics: the topics to consume (default: the topics of the handlers).
+    :param dlq: write a DlqMessage to ``{topic}.dlq`` for each dead letter.
+    :param in_place: the longest retry delay (seconds) waited for in place, blocking the
+        partition; longer ones go to the store scheduler.
+    :param client: extra librdkafka settings, for the consumer and the producer.
+    :param commit_every: commit after this many finished messages (or ``commit_interval``).
+    :param max_buffered: messages held per partition before it is paused.
+    :param revoke_grace: how long a rebalance waits for a running handler before the
+        partition goes (its message is then redelivered to the new owner).
+
+    The other parameters are those of ``EventBus``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        bootstrap_servers: str,
+        group: str,
+        topics: Sequence[str] = (),
+        policy: RetryPolicy | None = None,
+        settings: Settings | None = None,
+        hooks: Sequence[Hook] = (),
+        dlq: bool = True,
+        in_place: float = 1.0,
+        ordering: Ordering = "partition",
+        client: Mapping[str, Any] | None = None,
+        commit_every: int = 1000,
+        commit_interval: float = 1.0,
+        max_buffered: int = 1000,
+        poll_batch: int = 500,
+        revoke_grace: float = 30.0,
+        service: str | None = None,
+        version: str | None = None,
+        poll_interval: float = 1.0,
+        concurrency: int = 50,
+        lease: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self.settings = settings or Settings()
+        self.kafka = KafkaSettings.of(self.settings)
+        self.group = group
+        self.dlq = dlq
+        self.in_place = in_place
+        self.ordering = ordering
+        self._topics = tuple(topics)
+        self._config = base_config(bootstrap_servers, {**self.kafka.client, **(client or {})})
+        self._commit_every = commit_every
+        self._commit_interval = commit_interval
+        self._max_buffered = max_buffered
+        self._poll_batch = poll_batch
+        self._revoke_grace = revoke_grace
+        self.bus = EventBus(
+            store,
+            policy=policy,
+            settings=self.settings,
+            hooks=[*hooks, _DeadHook(self)],
+            service=service,
+            version=version,
+            poll_interval=poll_interval,
+            concurrency=concurrency,
+            lease=lease,
+        )
+        self.member = ""
+        self._tracker = CommitTracker()
+        self._partitions: dict[TopicPartitionKey, _Partition] = {}
+        self._inline: set[tuple[str, str]] = set()  # (event id, handler) being recorded here
+        self._stopping = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+        self._consumer: ThreadConsumer | None = None
+        self._producer: AsyncProducer | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._finished_since_commit = 0
+        self._last_commit = time.monotonic()
+
+    # -- registration (the EventBus's) -------------------------------------------------
+    def handler(
+        self,
+        topic: str,
+        *,
+        name: str | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator: run the function for each message of ``topic``."""
+        return self.bus.handler(topic, name=name, policy=policy, timeout=timeout)
+
+    def subscribe(self, topic: str, fn: HandlerFn, **options: Any) -> HandlerSpec:
+        """Run ``fn`` for each message of ``topic`` (options as for ``EventBus.subscribe``)."""
+        return self.bus.subscribe(topic, fn, **options)
+
+    @property
+    def store(self) -> Store:
+        """The store of the composed bus."""
+        return self.bus.store
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics consumed: those given, else those of the handlers."""
+        return list(self._topics) or sorted({spec.topic for spec in self.bus.handlers()})
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the scheduler, join the group and start polling."""
+        topics = self.topics
+        if not topics:
+            raise ValueError("no topics to consume: subscribe a handler or pass topics=")
+        await self.bus.start()
+        self._stopping.clear()
+        self._producer = AsyncProducer(self._config)
+        config = {**self._config, "group.id": self.group}
+        self._consumer = ThreadConsumer(
+            config, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        await self._consumer.subscribe(topics)
+        self._poller = asyncio.create_task(self._poll_loop(), name="redrive-kafka-poll")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop polling, let running messages finish (for up to ``grace`` seconds), commit
+        what is finished, leave the group, and stop the scheduler."""
+        self._stopping.set()
+        if self._poller is not None:
+            await self._poller
+            self._poller = None
+        tasks = [p.task for p in self._partitions.values() if p.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        if self._consumer is not None:
+            await self._consumer.close()  # revokes: the finished offsets are committed
+            self._consumer = None
+        if self._background:
+            await asyncio.wait(self._background, timeout=grace)
+        if self._producer is not None:
+            await self._producer.close()
+            self._producer = None
+        await self.bus.stop()
+
+    async def __aenter__(self) -> KafkaConsumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()
+
+    # -- polling -----------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            commits = self._due_commits()
+            pause, resume = self._flow_changes()
+            try:
+                messages = await consumer.call(self._round, commits, pause, resume)
+            except Exception:
+                logger.exception("polling failed; polling again")
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if not error.retriable() and error.fatal():
+                        logger.error("consumer failed: %s", error)
+                    else:
+                        logger.debug("consumer: %s", error)
+                    continue
+                self._route(message)
+
+    def _round(
+        self,
+        commits: list[TopicPartition],
+        pause: list[TopicPartition],
+        resume: list[TopicPartition],
+    ) -> list[Message]:
+        """One visit to the consumer thread: commit, pause and resume, then consume."""
+        assert self._consumer is not None
+        raw = self._consumer.raw
+        if commits:
+            try:
+                raw.commit(offsets=commits, asynchronous=True)
+            except Exception as exc:  # a later commit carries the same offsets or more
+                logger.warning("commit failed: %s", exc)
+        if pause:
+            raw.pause(pause)
+        if resume:
+            raw.resume(resume)
+        messages: list[Message] = raw.consume(self._poll_batch, 0.1)
+        return messages
+
+    def _due_commits(self) -> list[TopicPartition]:
+        now = time.monotonic()
+        if (
+            self._finished_since_commit < self._commit_every
+            and now - self._last_commit < self._commit_interval
+        ):
+            return []
+        self._finished_since_commit = 0
+        self._last_commit = now
+        return [TopicPartition(t, p, o) for (t, p), o in self._tracker.committable().items()]
+
+    def _flow_changes(self) -> tuple[list[TopicPartition], list[TopicPartition]]:
+        pause, resume = [], []
+        for (topic, partition), part in self._partitions.items():
+            size = len(part.queue)
+            if not part.paused and size >= self._max_buffered:
+                part.paused = True
+                pause.append(TopicPartition(topic, partition))
+            elif part.paused and size <= self._max_buffered // 2:
+                part.paused = False
+                resume.append(TopicPartition(topic, partition))
+        return pause, resume
+
+    def _route(self, message: Message) -> None:
+        tp, offset = _where(message)
+        part = self._partitions.get(tp)
+        if part is None or part.revoked:
+            return
+        self._tracker.received(tp, offset)
+        part.queue.append(message)
+        if part.task is None:
+            part.task = asyncio.create_task(self._drain(tp, part))
+
+    # -- rebalances (called from the consumer thread, run on the loop) ---------------------
+    async def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        self.member = self._consumer.member_id or self.member
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._tracker.reset(key)
+            self._partitions[key] = _Partition()
+        logger.info("assigned %s", _names(partitions))
+
+    async def _on_revoke(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        running = []
+        for key in keys:
+            part = self._partitions.get(key)
+            if part is None:
+                continue
+            part.revoked = True
+            part.queue.clear()  # not started yet: the next owner reads them again
+            if part.task is not None:
+                running.append(part.task)
+        if running:
+            await asyncio.wait(running, timeout=self._revoke_grace)
+        safe = self._tracker.safe_offsets(keys)
+        self._tracker.forget(keys)
+        for key in keys:
+            self._partitions.pop(key, None)
+        logger.info("revoked %s", _names(partitions))
+        return [TopicPartition(t, p, o) for (t, p), o in safe.items()]
+
+    # -- processing --------------------------------------------------------------------
+    async def _drain(self, tp: TopicPartitionKey, part: _Partition) -> None:
+        try:
+            while part.queue and not part.revoked:
+                message = part.queue.popleft()
+                await self._settle(message, part)
+                # Counted even if revoked meanwhile: the revocation waits for this message
+                # and commits it when it finished within the grace.
+                self._tracker.finished(tp, _where(message)[1])
+                self._finished_since_commit += 1
+        except Exception:  # revoked or stopping while the store or broker was down
+            logger.warning("left %s[%d] unfinished; it will be redelivered", *tp)
+        finally:
+            part.task = None
+
+    async def _settle(self, message: Message, part: _Partition) -> None:
+        """Process ``message`` until it is finished; a store or broker outage is retried
+        (the partition waits: nothing past it may be committed)."""
+        delay = 0.5
+        while True:
+            try:
+                await self._process(message)
+                return
+            except Exception:
+                if part.revoked or self._stopping.is_set():
+                    raise
+                logger.exception(
+                    "could not finish %s[%d]@%d; trying again in %.1fs",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _process(self, message: Message) -> None:
+        env = envelope(message, group=self.group, member=self.member)
+        specs = self.bus.handlers(env.event.topic)
+        if len(specs) == 1:
+            await self._handle(env, specs[0])
+        elif specs:
+            await asyncio.gather(*(self._handle(env, spec) for spec in specs))
+
+    async def _handle(self, env: Envelope, spec: HandlerSpec) -> None:
+        engine = self.bus.engine
+        event = env.event
+        attempt = 1
+        while True:
+            if env.error is None:
+                outcome = await _seam.run(engine, spec, event)
+                if outcome.error is None:
+                    _seam.succeeded(engine, event, outcome)
+                    return
+            else:
+                outcome = _seam.Outcome(spec, env.error, 0.0)
+            assert outcome.error is not None
+            decision = _seam.decide(engine, spec, outcome.error, attempt)
+            if decision.retry_at is not None:
+                wait = (decision.retry_at - engine.clock.now()).total_seconds()
+                if wait <= self.in_place and not await self._stopped_within(wait):
+                    attempt += 1
+                    continue
+            record = _seam.failure_record(
+                engine, event, outcome, attempt=attempt, decision=decision, origin=env.origin
+            )
+            key = (event.id, spec.name)
+            self._inline.add(key)
+            try:
+                stored = await _seam.record(engine, record, outcome)
+            finally:
+                self._inline.discard(key)
+            if stored.status == Status.DEAD:
+                if self.dlq:
+                    await self.publish_dead(stored)
+            else:
+                self.bus.scheduler.wake()
+            return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        if seconds <= 0:
+            return self._stopping.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    async def publish_dead(self, record: DeadLetter) -> None:
+        """Write the DlqMessage of ``record`` to its DLQ topic; return once acknowledged."""
+        assert self._producer is not None
+        message = message_for(record, group=self.group, member=self.member or None)
+        key, headers = dlq_record(record, message)
+        topic = self.kafka.dlq_topic(message.original_topic)
+        await self._producer.send(topic, message.to_json(), key=key, headers=headers)
+
+    def _dead_elsewhere(self, record: DeadLetter) -> None:
+        """A record died in the scheduler (a long retry ran out): its DlqMessage too."""
+        if not self.dlq or self._producer is None:
+            return
+        if record.origin.get("transport") != "kafka":
+            return
+        if (record.event.id, record.handler) in self._inline:
+            return  # the consumer writes it itself, before it commits
+        task = asyncio.get_running_loop().create_task(self._publish_logged(record))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish_logged(self, record: DeadLetter) -> None:
+        try:
+            await self.publish_dead(record)
+        except Exception:
+            logger.exception("could not write the DlqMessage of %s", record.id)
+
+
+class _DeadHook(Hook):
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self._consumer = consumer
+
+    def on_dead(self, record: DeadLetter) -> None:
+        self._consumer._dead_elsewhere(record)
+
+
+def _where(message: Message) -> tuple[TopicPartitionKey, int]:
+    """(topic, partition) and offset of a consumed message (never None once consumed)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None
+    assert partition is not None
+    assert offset is not None
+    return (topic, partition), offset
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

@@ -1,0 +1,163 @@
+"""From a Kafka record to redrive's ``Event`` and the ``origin`` every record keeps.
+
+The value is JSON (the payload). A value that is not JSON does not crash the consumer: it
+is a non-retriable failure (``UndecodableValue``) whose message previews the raw bytes,
+and the bytes are kept in the origin (``value_base64``) so a republish sends them as they
+were. The event id comes from the ``redrive-event-id`` header when a producer set one,
+else from (topic, partition, offset): stable across redeliveries, so the store's
+(event id, handler) idempotency records one dead letter per message and handler however
+often the message is redelivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from redrive.exceptions import NonRetriableError
+from redrive.models import JSON, Event, utcnow
+
+EVENT_ID_HEADER = "redrive-event-id"
+_CORRELATION = ("correlation-id", "correlation_id", "x-correlation-id", "correlationId")
+_TENANT = ("tenant-id", "tenant_id", "x-tenant-id", "tenantId")
+_PREVIEW = 64
+
+RawHeaders = list[tuple[str, bytes | None]]
+
+
+class UndecodableValue(NonRetriableError):
+    """The record's value is not JSON."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """One consumed record: the event handlers get, its origin, and a decode error."""
+
+    event: Event
+    origin: Mapping[str, JSON]
+    error: UndecodableValue | None = None
+
+
+def event_id(topic: str, partition: int, offset: int, headers: Mapping[str, str]) -> str:
+    """The id of the event at (topic, partition, offset), or its ``redrive-event-id``."""
+    return headers.get(EVENT_ID_HEADER) or f"kafka:{topic}:{partition}:{offset}"
+
+
+def decode_headers(raw: RawHeaders | None) -> tuple[dict[str, str], bool]:
+    """Headers as str→str (the last value of a repeated key wins), and whether that lost
+    something (a repeated key, a null or non-UTF-8 value) so the raw list must be kept."""
+    if not raw:
+        return {}, False
+    headers: dict[str, str] = {}
+    lossy = False
+    for name, value in raw:
+        if value is None:
+            lossy = True
+            continue
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            text = value.decode("utf-8", "backslashreplace")
+            lossy = True
+        if name in headers:
+            lossy = True
+        headers[name] = text
+    return headers, lossy
+
+
+def encode_raw_headers(raw: RawHeaders) -> list[list[str | None]]:
+    """The raw header list as JSON: [name, base64 value or null] pairs."""
+    return [[n, None if v is None else base64.b64encode(v).decode()] for n, v in raw]
+
+
+def raw_headers_of(origin: Mapping[str, JSON]) -> RawHeaders | None:
+    """The raw header list kept in an origin, if it was lossy to decode."""
+    pairs = origin.get("raw_headers")
+    if not isinstance(pairs, list):
+        return None
+    return [(str(n), None if v is None else base64.b64decode(v)) for n, v in pairs]
+
+
+def decode_key(key: bytes | None) -> tuple[str | None, str | None]:
+    """The key as text, and its base64 when it is not UTF-8 (the text is then lossy)."""
+    if key is None:
+        return None, None
+    try:
+        return key.decode(), None
+    except UnicodeDecodeError:
+        return key.decode("utf-8", "backslashreplace"), base64.b64encode(key).decode()
+
+
+def preview(value: bytes) -> str:
+    """The first bytes of ``value`` as a Python bytes literal."""
+    head = repr(value[:_PREVIEW])
+    return head + (f"… ({len(value)} bytes)" if len(value) > _PREVIEW else "")
+
+
+def decode_value(value: bytes | None) -> tuple[JSON, UndecodableValue | None]:
+    """The JSON payload of ``value`` (None for a tombstone), or the decode error."""
+    if value is None:
+        return None, None
+    try:
+        return json.loads(value), None
+    except (UnicodeDecodeError, ValueError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        return None, UndecodableValue(f"the value is not JSON ({reason}): {preview(value)}")
+
+
+def timestamp_of(message: Any) -> datetime:
+    """The record's timestamp (CreateTime or LogAppendTime), else now."""
+    kind, millis = message.timestamp()
+    if kind == 0 or millis is None or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
+        return utcnow()
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def envelope(message: Any, *, group: str, member: str) -> Envelope:
+    """The event and origin of a consumed ``confluent_kafka.Message``."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    raw = message.headers()
+    headers, lossy = decode_headers(raw)
+    key, key_b64 = decode_key(message.key())
+    value = message.value()
+    payload, error = decode_value(value)
+    occurred = timestamp_of(message)
+    origin: dict[str, JSON] = {
+        "transport": "kafka",
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": int(occurred.timestamp() * 1000),
+        "group": group,
+        "member": member,
+        "key": key,
+    }
+    if key_b64 is not None:
+        origin["key_base64"] = key_b64
+    if lossy and raw:
+        origin["raw_headers"] = encode_raw_headers(raw)
+    if error is not None and value is not None:
+        origin["value_base64"] = base64.b64encode(value).decode()
+    event = Event(
+        id=event_id(topic, partition, offset, headers),
+        topic=topic,
+        payload=payload,
+        key=key,
+        headers=headers,
+        correlation_id=_first(headers, _CORRELATION),
+        tenant_id=_first(headers, _TENANT),
+        source=f"kafka:{topic}",
+        occurred_at=occurred,
+    )
+    return Envelope(event, origin, error)
+
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if name in headers:
+            return headers[name]
+    return None
