@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 
-from redrive.engine import Engine, HandlerSpec
+from redrive.core.engine import Engine, HandlerSpec
 from redrive.models import JSON, DeadLetter, Event, Status
 from redrive.policy import Decision
 

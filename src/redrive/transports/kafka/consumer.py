@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar
 
 from redrive.bus import EventBus
 from redrive.config import Settings
-from redrive.engine import HandlerFn, HandlerSpec
+from redrive.core.engine import HandlerFn, HandlerSpec
 from redrive.hooks import Hook
 from redrive.models import DeadLetter, Status
 from redrive.policy import RetryPolicy
