@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -150,3 +151,52 @@ async def test_value_that_is_not_json_is_dead_with_a_preview(
     assert record.error_type.endswith("UndecodableValue")
     assert "\\xffnot json" in record.error_message
     assert record.origin["value_base64"]
+
+
+async def test_long_backoff_goes_to_the_store_and_the_partition_flows(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any
+) -> None:
+    """A retry due later than ``in_place`` is a scheduled record: the messages behind it run
+    and are committed before the store scheduler runs the retry, which then resolves it."""
+    create_topic(broker.bootstrap, names.topic)
+    policy = RetryPolicy(max_attempts=3, initial_delay=2.0, jitter="none")
+    consumer = consumer_for(broker, sqlite_store, names, policy=policy, in_place=0.5)
+    seen: list[int] = []
+
+    @consumer.handler(names.topic)
+    async def handle(event: Event) -> None:
+        seen.append(event.payload["n"])
+        if seen.count(1) == 1 and event.payload["n"] == 1:
+            raise ConnectionError("later, please")
+
+    produce(broker.bootstrap, names.topic, [{"n": 1}, {"n": 2}, {"n": 3}])
+    async with consumer:
+        await eventually(lambda: committed(broker.bootstrap, names.group, names.topic) == 3)
+        assert seen[:3] == [1, 2, 3]  # message 1's retry is still waiting in the store
+        (record,) = sqlite_store.find(Filter(statuses=(Status.SCHEDULED,)), limit=10).items
+        assert record.origin["offset"] == 0
+        await eventually(lambda: seen == [1, 2, 3, 1])
+        await eventually(lambda: sqlite_store.get(record.id).status == Status.RESOLVED)
+
+
+async def test_retry_that_runs_out_in_the_scheduler_reaches_the_dlq_topic(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any
+) -> None:
+    """A record that dies in the store scheduler (not in the consumer) gets its DlqMessage too."""
+    create_topic(broker.bootstrap, names.topic)
+    create_topic(broker.bootstrap, f"{names.topic}.dlq")
+    policy = RetryPolicy(max_attempts=2, initial_delay=1.0, jitter="none")
+    consumer = consumer_for(broker, sqlite_store, names, policy=policy, in_place=0.2)
+
+    @consumer.handler(names.topic)
+    async def handle(event: Event) -> None:
+        raise ConnectionError("never")
+
+    produce(broker.bootstrap, names.topic, [{"n": 1}], key="k1")
+    async with consumer:
+        (dead,) = await asyncio.to_thread(read, broker.bootstrap, f"{names.topic}.dlq", 1)
+    (record,) = sqlite_store.find(Filter(), limit=10).items
+    assert record.status == Status.DEAD
+    assert record.attempts == 2
+    assert dict(dead.headers() or [])["redrive-record-id"] == record.id.encode()
+    assert dead.key() == b"k1"
