@@ -26,8 +26,11 @@ from redrive.exceptions import TransportError
 
 try:
     import confluent_kafka
-    from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
     from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+    from confluent_kafka.admin._resource import ResourceType
+    from confluent_kafka.cimpl import NewPartitions, NewTopic
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         'redrive\'s Kafka transport needs confluent-kafka: pip install "redrive[kafka]"'
@@ -35,10 +38,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "AdminClient",
+    "AlterConfigOpType",
     "AsyncProducer",
+    "ConfigEntry",
+    "ConfigResource",
+    "Consumer",
     "KafkaError",
     "KafkaException",
     "Message",
+    "NewPartitions",
+    "NewTopic",
+    "ResourceType",
     "ThreadConsumer",
     "TopicPartition",
     "admin_call",

@@ -27,7 +27,7 @@ _CODES = {
     "non_retriable": "NON_RETRIABLE",
     "exhausted": "RETRIES_EXHAUSTED",
 }
-_REDRIVE_HEADERS = (
+REDRIVE_HEADERS = (
     "error-code",
     "original-topic",
     "original-partition",
@@ -197,7 +197,7 @@ def dlq_record(record: DeadLetter, message: DlqMessage) -> tuple[bytes | None, R
     original = raw_headers_of(record.origin)
     if original is None:
         original = [(k, v.encode()) for k, v in record.event.headers.items()]
-    headers: RawHeaders = [(k, v) for k, v in original if k not in _REDRIVE_HEADERS]
+    headers: RawHeaders = [(k, v) for k, v in original if k not in REDRIVE_HEADERS]
     headers.extend(message.headers())
     return key, headers
 

@@ -142,6 +142,8 @@ def envelope(message: Any, *, group: str, member: str) -> Envelope:
         origin["raw_headers"] = encode_raw_headers(raw)
     if error is not None and value is not None:
         origin["value_base64"] = base64.b64encode(value).decode()
+    if value is None:
+        origin["tombstone"] = True
     event = Event(
         id=event_id(topic, partition, offset, headers),
         topic=topic,

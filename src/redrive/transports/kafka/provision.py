@@ -17,17 +17,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from redrive.exceptions import TransportError
-from redrive.transports.kafka.client import AdminClient, KafkaException, admin_call, admin_config
-from redrive.transports.kafka.settings import DlqTopicSpec
-
-from confluent_kafka.admin import (  # after client: its import says what to install
+from redrive.transports.kafka.client import (
+    AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
+    KafkaException,
     NewPartitions,
     NewTopic,
     ResourceType,
+    admin_call,
+    admin_config,
 )
+from redrive.transports.kafka.settings import DlqTopicSpec
 
 Action = Literal["created", "altered", "unchanged", "refused", "failed"]
 
