@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.tokens",
     "redrive.ops.cli.migrate",
     "redrive.ops.cli.outbox",
+    "redrive.ops.cli.kafka",
 )
 
 app = typer.Typer(
