@@ -330,9 +330,11 @@ class KafkaConsumer:
             while part.queue and not part.revoked:
                 message = part.queue.popleft()
                 await self._settle(message, part)
-                # Counted even if revoked meanwhile: the revocation waits for this message
-                # and commits it when it finished within the grace.
-                self._tracker.finished(tp, _where(message)[1])
+                # Counted while this assignment lasts, revoked or not: a revocation waits
+                # for this message and commits it if it finished within the grace. Not
+                # once the partition is gone (or assigned again: a new delivery runs).
+                if self._partitions.get(tp) is part:
+                    self._tracker.finished(tp, _where(message)[1])
                 self._finished_since_commit += 1
         except Exception:  # revoked or stopping while the store or broker was down
             logger.warning("left %s[%d] unfinished; it will be redelivered", *tp)
