@@ -32,7 +32,7 @@ from redrive.bus import EventBus
 from redrive.config import Settings
 from redrive.core.engine import HandlerFn, HandlerSpec
 from redrive.hooks import Hook
-from redrive.models import DeadLetter, Status
+from redrive.models import DeadLetter, Event, Status
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
 from redrive.transports.kafka import _seam
@@ -46,6 +46,7 @@ from redrive.transports.kafka.client import (
 from redrive.transports.kafka.dlq import dlq_record, message_for
 from redrive.transports.kafka.envelope import Envelope, envelope
 from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
+from redrive.transports.kafka.ordering import KeyOrder, WaitingBehind
 from redrive.transports.kafka.settings import KafkaSettings
 
 logger = logging.getLogger("redrive.kafka")
@@ -137,6 +138,7 @@ class KafkaConsumer:
             lease=lease,
         )
         self.member = ""
+        self._order = KeyOrder(store, group) if ordering == "key" else None
         self._tracker = CommitTracker()
         self._partitions: dict[TopicPartitionKey, _Partition] = {}
         self._inline: set[tuple[str, str]] = set()  # (event id, handler) being recorded here
@@ -302,6 +304,8 @@ class KafkaConsumer:
             key = (tp.topic, tp.partition)
             self._tracker.reset(key)
             self._partitions[key] = _Partition()
+        if self._order is not None:
+            await self._order.load()
         logger.info("assigned %s", _names(partitions))
 
     async def _on_revoke(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -373,6 +377,11 @@ class KafkaConsumer:
     async def _handle(self, env: Envelope, spec: HandlerSpec) -> None:
         engine = self.bus.engine
         event = env.event
+        if self._order is not None:
+            head = await self._order.head(event.topic, spec.name, event.key)
+            if head is not None:
+                await self._park(env, spec, head)
+                return
         attempt = 1
         while True:
             if env.error is None:
@@ -402,8 +411,24 @@ class KafkaConsumer:
                 if self.dlq:
                     await self.publish_dead(stored)
             else:
+                if self._order is not None:
+                    await self._order.block(stored)
                 self.bus.scheduler.wake()
             return
+
+    async def _park(self, env: Envelope, spec: HandlerSpec, head: str) -> None:
+        """Store the message behind ``head``, its key's earlier message (ordering="key")."""
+        assert self._order is not None
+        engine = self.bus.engine
+        outcome = _seam.Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
+        record = _seam.failure_record(engine, env.event, outcome, origin=env.origin)
+        parked = await self._order.park(record, head)
+        key = (env.event.id, spec.name)
+        self._inline.add(key)
+        try:
+            await _seam.record(engine, parked, outcome)
+        finally:
+            self._inline.discard(key)
 
     async def _stopped_within(self, seconds: float) -> bool:
         if seconds <= 0:
@@ -440,11 +465,28 @@ class KafkaConsumer:
 
 
 class _DeadHook(Hook):
+    """DlqMessages of records that die in the scheduler; key chains moved on."""
+
     def __init__(self, consumer: KafkaConsumer) -> None:
         self._consumer = consumer
 
     def on_dead(self, record: DeadLetter) -> None:
         self._consumer._dead_elsewhere(record)
+        self._settled(record)
+
+    def on_success(
+        self, event: Event, handler: str, duration: float, record: DeadLetter | None
+    ) -> None:
+        if record is not None:
+            self._settled(record)
+
+    def _settled(self, record: DeadLetter) -> None:
+        order = self._consumer._order
+        if order is not None:
+            task = order.settled(record)
+            if task is not None:
+                self._consumer._background.add(task)
+                task.add_done_callback(self._consumer._background.discard)
 
 
 def _where(message: Message) -> tuple[TopicPartitionKey, int]:
