@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -52,19 +53,25 @@ from redrive.transports.kafka.settings import KafkaSettings
 logger = logging.getLogger("redrive.kafka")
 
 F = TypeVar("F", bound=HandlerFn)
+_Tail = Callable[[], Awaitable[None]]
 Ordering = Literal["partition", "key"]
 
 
 class _Partition:
     """The backlog of one assigned partition and the task that drains it."""
 
-    __slots__ = ("paused", "queue", "revoked", "task")
+    __slots__ = ("paused", "queue", "revoked", "tails", "task")
 
     def __init__(self) -> None:
         self.queue: deque[Message] = deque()
         self.task: asyncio.Task[None] | None = None
+        self.tails: set[asyncio.Task[None]] = set()
         self.paused = False
         self.revoked = False
+
+    def work(self) -> list[asyncio.Task[None]]:
+        """The tasks still running for this partition."""
+        return [*([self.task] if self.task is not None else []), *self.tails]
 
 
 class KafkaConsumer:
@@ -80,6 +87,8 @@ class KafkaConsumer:
     :param client: extra librdkafka settings, for the consumer and the producer.
     :param commit_every: commit after this many finished messages (or ``commit_interval``).
     :param max_buffered: messages held per partition before it is paused.
+    :param max_pending: failures per partition whose records and DLQ messages may be in
+        flight while the partition's next messages run.
     :param revoke_grace: how long a rebalance waits for a running handler before the
         partition goes (its message is then redelivered to the new owner).
 
@@ -105,6 +114,7 @@ class KafkaConsumer:
         commit_every: int = 1000,
         commit_interval: float = 1.0,
         max_buffered: int = 1000,
+        max_pending: int = 1000,
         poll_batch: int = 500,
         revoke_grace: float = 30.0,
         service: str | None = None,
@@ -124,6 +134,7 @@ class KafkaConsumer:
         self._commit_every = commit_every
         self._commit_interval = commit_interval
         self._max_buffered = max_buffered
+        self._max_pending = max_pending
         self._poll_batch = poll_batch
         self._revoke_grace = revoke_grace
         self.bus = EventBus(
@@ -199,7 +210,7 @@ class KafkaConsumer:
         if self._poller is not None:
             await self._poller
             self._poller = None
-        tasks = [p.task for p in self._partitions.values() if p.task is not None]
+        tasks = [task for part in self._partitions.values() for task in part.work()]
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
         if self._consumer is not None:
@@ -317,8 +328,7 @@ class KafkaConsumer:
                 continue
             part.revoked = True
             part.queue.clear()  # not started yet: the next owner reads them again
-            if part.task is not None:
-                running.append(part.task)
+            running.extend(part.work())
         if running:
             await asyncio.wait(running, timeout=self._revoke_grace)
         safe = self._tracker.safe_offsets(keys)
@@ -330,65 +340,82 @@ class KafkaConsumer:
 
     # -- processing --------------------------------------------------------------------
     async def _drain(self, tp: TopicPartitionKey, part: _Partition) -> None:
+        """Run the partition's messages in order. A message's handlers run one message
+        after another; its durable tail (the store write, the DLQ produce) overlaps the
+        next messages, and the tracker lets no commit pass it until it is done."""
         try:
             while part.queue and not part.revoked:
                 message = part.queue.popleft()
-                await self._settle(message, part)
-                # Counted while this assignment lasts, revoked or not: a revocation waits
-                # for this message and commits it if it finished within the grace. Not
-                # once the partition is gone (or assigned again: a new delivery runs).
-                if self._partitions.get(tp) is part:
-                    self._tracker.finished(tp, _where(message)[1])
-                self._finished_since_commit += 1
-        except Exception:  # revoked or stopping while the store or broker was down
-            logger.warning("left %s[%d] unfinished; it will be redelivered", *tp)
+                offset = _where(message)[1]
+                tails = await self._run_handlers(message)
+                if not tails:
+                    self._finish(tp, part, offset)
+                elif self._order is not None:  # a key's chain is written before the next
+                    await self._complete(tp, part, offset, tails)
+                else:
+                    task = asyncio.create_task(self._complete(tp, part, offset, tails))
+                    part.tails.add(task)
+                    task.add_done_callback(part.tails.discard)
+                    if len(part.tails) >= self._max_pending:
+                        await asyncio.wait(part.tails, return_when=asyncio.FIRST_COMPLETED)
         finally:
             part.task = None
 
-    async def _settle(self, message: Message, part: _Partition) -> None:
-        """Process ``message`` until it is finished; a store or broker outage is retried
-        (the partition waits: nothing past it may be committed)."""
-        delay = 0.5
-        while True:
-            try:
-                await self._process(message)
-                return
-            except Exception:
-                if part.revoked or self._stopping.is_set():
-                    raise
-                logger.exception(
-                    "could not finish %s[%d]@%d; trying again in %.1fs",
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+    def _finish(self, tp: TopicPartitionKey, part: _Partition, offset: int) -> None:
+        # Counted while this assignment lasts, revoked or not: a revocation waits for the
+        # running work and commits what finished within the grace. Not once the partition
+        # is gone, or assigned again (a new delivery of the offset runs then).
+        if self._partitions.get(tp) is part:
+            self._tracker.finished(tp, offset)
+        self._finished_since_commit += 1
 
-    async def _process(self, message: Message) -> None:
+    async def _complete(
+        self, tp: TopicPartitionKey, part: _Partition, offset: int, tails: list[_Tail]
+    ) -> None:
+        """Make a message's failures durable, then count it finished. A store or broker
+        outage is retried: the offset stays unfinished, nothing past it is committed."""
+        for tail in tails:
+            delay = 0.5
+            while True:
+                try:
+                    await tail()
+                    break
+                except Exception:
+                    if part.revoked or self._stopping.is_set():
+                        logger.warning("left %s[%d]@%d unfinished: redelivered", *tp, offset)
+                        return
+                    logger.exception(
+                        "could not record %s[%d]@%d; trying again in %.1fs", *tp, offset, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+        self._finish(tp, part, offset)
+
+    async def _run_handlers(self, message: Message) -> list[_Tail]:
         env = envelope(message, group=self.group, member=self.member)
         specs = self.bus.handlers(env.event.topic)
         if len(specs) == 1:
-            await self._handle(env, specs[0])
-        elif specs:
-            await asyncio.gather(*(self._handle(env, spec) for spec in specs))
+            tail = await self._attempts(env, specs[0])
+            return [] if tail is None else [tail]
+        results = await asyncio.gather(*(self._attempts(env, spec) for spec in specs))
+        return [tail for tail in results if tail is not None]
 
-    async def _handle(self, env: Envelope, spec: HandlerSpec) -> None:
+    async def _attempts(self, env: Envelope, spec: HandlerSpec) -> _Tail | None:
+        """Run ``spec`` (retrying in place while the delays are short); return what must
+        be made durable, or None on success."""
         engine = self.bus.engine
         event = env.event
         if self._order is not None:
             head = await self._order.head(event.topic, spec.name, event.key)
             if head is not None:
-                await self._park(env, spec, head)
-                return
+                return functools.partial(self._park, env, spec, head)
         attempt = 1
         while True:
             if env.error is None:
                 outcome = await _seam.run(engine, spec, event)
                 if outcome.error is None:
                     _seam.succeeded(engine, event, outcome)
-                    return
+                    return None
             else:
                 outcome = _seam.Outcome(spec, env.error, 0.0)
             assert outcome.error is not None
@@ -401,34 +428,42 @@ class KafkaConsumer:
             record = _seam.failure_record(
                 engine, event, outcome, attempt=attempt, decision=decision, origin=env.origin
             )
-            key = (event.id, spec.name)
-            self._inline.add(key)
-            try:
-                stored = await _seam.record(engine, record, outcome)
-            finally:
-                self._inline.discard(key)
-            if stored.status == Status.DEAD:
+            return self._tail(record, outcome)
+
+    def _tail(self, record: DeadLetter, outcome: _seam.Outcome) -> _Tail:
+        """The durable part of a failure: the record in the store, then its DlqMessage (or
+        its key's chain). Retried step by step: a stored record is not written again."""
+        stored: list[DeadLetter] = []
+
+        async def write() -> None:
+            if not stored:
+                stored.append(await self._record(record, outcome))
+            final = stored[0]
+            if final.status == Status.DEAD:
                 if self.dlq:
-                    await self.publish_dead(stored)
-            else:
-                if self._order is not None:
-                    await self._order.block(stored)
-                self.bus.scheduler.wake()
-            return
+                    await self.publish_dead(final)
+                return
+            if self._order is not None:
+                await self._order.block(final)
+            self.bus.scheduler.wake()
+
+        return write
+
+    async def _record(self, record: DeadLetter, outcome: _seam.Outcome) -> DeadLetter:
+        key = (record.event.id, record.handler)
+        self._inline.add(key)
+        try:
+            return await _seam.record(self.bus.engine, record, outcome)
+        finally:
+            self._inline.discard(key)
 
     async def _park(self, env: Envelope, spec: HandlerSpec, head: str) -> None:
         """Store the message behind ``head``, its key's earlier message (ordering="key")."""
         assert self._order is not None
-        engine = self.bus.engine
         outcome = _seam.Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
-        record = _seam.failure_record(engine, env.event, outcome, origin=env.origin)
+        record = _seam.failure_record(self.bus.engine, env.event, outcome, origin=env.origin)
         parked = await self._order.park(record, head)
-        key = (env.event.id, spec.name)
-        self._inline.add(key)
-        try:
-            await _seam.record(engine, parked, outcome)
-        finally:
-            self._inline.discard(key)
+        await self._record(parked, outcome)
 
     async def _stopped_within(self, seconds: float) -> bool:
         if seconds <= 0:
