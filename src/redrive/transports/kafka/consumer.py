@@ -63,7 +63,7 @@ class _Partition:
     __slots__ = ("paused", "queue", "revoked", "tails", "task")
 
     def __init__(self) -> None:
-        self.queue: deque[Message] = deque()
+        self.queue: deque[tuple[Message, int]] = deque()
         self.task: asyncio.Task[None] | None = None
         self.tails: set[asyncio.Task[None]] = set()
         self.paused = False
@@ -158,6 +158,8 @@ class KafkaConsumer:
         self._consumer: ThreadConsumer | None = None
         self._producer: AsyncProducer | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._fast: dict[str, HandlerSpec] = {}  # topics with one plain async handler
+        self._user_hooks = bool(hooks)
         self._finished_since_commit = 0
         self._last_commit = time.monotonic()
 
@@ -195,6 +197,12 @@ class KafkaConsumer:
             raise ValueError("no topics to consume: subscribe a handler or pass topics=")
         await self.bus.start()
         self._stopping.clear()
+        self._fast = {}
+        for topic in topics:
+            specs = self.bus.handlers(topic)
+            single = len(specs) == 1 and specs[0].is_async and specs[0].timeout is None
+            if single and self._order is None:
+                self._fast[topic] = specs[0]
         self._producer = AsyncProducer(self._config)
         config = {**self._config, "group.id": self.group}
         self._consumer = ThreadConsumer(
@@ -303,7 +311,7 @@ class KafkaConsumer:
         if part is None or part.revoked:
             return
         self._tracker.received(tp, offset)
-        part.queue.append(message)
+        part.queue.append((message, offset))
         if part.task is None:
             part.task = asyncio.create_task(self._drain(tp, part))
 
@@ -343,11 +351,27 @@ class KafkaConsumer:
         """Run the partition's messages in order. A message's handlers run one message
         after another; its durable tail (the store write, the DLQ produce) overlaps the
         next messages, and the tracker lets no commit pass it until it is done."""
+        fast = self._fast
         try:
             while part.queue and not part.revoked:
-                message = part.queue.popleft()
-                offset = _where(message)[1]
-                tails = await self._run_handlers(message)
+                message, offset = part.queue.popleft()
+                env = envelope(message)
+                spec = fast.get(tp[0]) if env.error is None else None
+                if spec is not None:  # one async handler, no timeout: the common case
+                    start = time.perf_counter()
+                    try:
+                        await spec.fn(env.event)
+                        tails = []
+                        if self._user_hooks:
+                            self.bus.engine.hooks.on_success(
+                                env.event, spec.name, time.perf_counter() - start, None
+                            )
+                    except Exception as error:
+                        failed = _seam.Outcome(spec, error, time.perf_counter() - start)
+                        tail = await self._attempts(env, spec, failed)
+                        tails = [] if tail is None else [tail]
+                else:
+                    tails = await self._run_handlers(env)
                 if not tails:
                     self._finish(tp, part, offset)
                 elif self._order is not None:  # a key's chain is written before the next
@@ -391,8 +415,7 @@ class KafkaConsumer:
                     delay = min(delay * 2, 30.0)
         self._finish(tp, part, offset)
 
-    async def _run_handlers(self, message: Message) -> list[_Tail]:
-        env = envelope(message, group=self.group, member=self.member)
+    async def _run_handlers(self, env: Envelope) -> list[_Tail]:
         specs = self.bus.handlers(env.event.topic)
         if len(specs) == 1:
             tail = await self._attempts(env, specs[0])
@@ -400,18 +423,22 @@ class KafkaConsumer:
         results = await asyncio.gather(*(self._attempts(env, spec) for spec in specs))
         return [tail for tail in results if tail is not None]
 
-    async def _attempts(self, env: Envelope, spec: HandlerSpec) -> _Tail | None:
+    async def _attempts(
+        self, env: Envelope, spec: HandlerSpec, failed: _seam.Outcome | None = None
+    ) -> _Tail | None:
         """Run ``spec`` (retrying in place while the delays are short); return what must
-        be made durable, or None on success."""
+        be made durable, or None on success. ``failed``: the first attempt already ran."""
         engine = self.bus.engine
         event = env.event
-        if self._order is not None:
+        if self._order is not None and failed is None:
             head = await self._order.head(event.topic, spec.name, event.key)
             if head is not None:
                 return functools.partial(self._park, env, spec, head)
         attempt = 1
         while True:
-            if env.error is None:
+            if failed is not None:
+                outcome, failed = failed, None
+            elif env.error is None:
                 outcome = await _seam.run(engine, spec, event)
                 if outcome.error is None:
                     _seam.succeeded(engine, event, outcome)
@@ -426,7 +453,7 @@ class KafkaConsumer:
                     attempt += 1
                     continue
             record = _seam.failure_record(
-                engine, event, outcome, attempt=attempt, decision=decision, origin=env.origin
+                engine, event, outcome, attempt=attempt, decision=decision, origin=self._origin(env)
             )
             return self._tail(record, outcome)
 
@@ -461,9 +488,12 @@ class KafkaConsumer:
         """Store the message behind ``head``, its key's earlier message (ordering="key")."""
         assert self._order is not None
         outcome = _seam.Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
-        record = _seam.failure_record(self.bus.engine, env.event, outcome, origin=env.origin)
+        record = _seam.failure_record(self.bus.engine, env.event, outcome, origin=self._origin(env))
         parked = await self._order.park(record, head)
         await self._record(parked, outcome)
+
+    def _origin(self, env: Envelope) -> dict[str, Any]:
+        return env.origin(group=self.group, member=self.member)
 
     async def _stopped_within(self, seconds: float) -> bool:
         if seconds <= 0:

@@ -12,7 +12,6 @@ often the message is redelivered.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,13 +32,42 @@ class UndecodableValue(NonRetriableError):
     """The record's value is not JSON."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Envelope:
-    """One consumed record: the event handlers get, its origin, and a decode error."""
+    """One consumed record: the event handlers get, and a decode error. The origin (what
+    a failure record keeps) is built only when a failure needs it."""
 
-    event: Event
-    origin: Mapping[str, JSON]
-    error: UndecodableValue | None = None
+    __slots__ = ("error", "event", "message")
+
+    def __init__(self, message: Any, event: Event, error: UndecodableValue | None) -> None:
+        self.message = message
+        self.event = event
+        self.error = error
+
+    def origin(self, *, group: str, member: str) -> dict[str, JSON]:
+        """Where the record came from, as a failure record keeps it."""
+        message = self.message
+        raw = message.headers()
+        key, key_b64 = decode_key(message.key())
+        value = message.value()
+        origin: dict[str, JSON] = {
+            "transport": "kafka",
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "timestamp": int(self.event.occurred_at.timestamp() * 1000),
+            "group": group,
+            "member": member,
+            "key": key,
+        }
+        if key_b64 is not None:
+            origin["key_base64"] = key_b64
+        if raw and decode_headers(raw)[1]:
+            origin["raw_headers"] = encode_raw_headers(raw)
+        if self.error is not None and value is not None:
+            origin["value_base64"] = base64.b64encode(value).decode()
+        if value is None:
+            origin["tombstone"] = True
+        return origin
 
 
 def event_id(topic: str, partition: int, offset: int, headers: Mapping[str, str]) -> str:
@@ -117,45 +145,41 @@ def timestamp_of(message: Any) -> datetime:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
-def envelope(message: Any, *, group: str, member: str) -> Envelope:
-    """The event and origin of a consumed ``confluent_kafka.Message``."""
+def envelope(message: Any) -> Envelope:
+    """The event of a consumed ``confluent_kafka.Message`` (the hot path: keep it lean)."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     raw = message.headers()
-    headers, lossy = decode_headers(raw)
-    key, key_b64 = decode_key(message.key())
+    headers = decode_headers(raw)[0] if raw else {}
+    key = message.key()
+    if key is not None:
+        try:
+            key = key.decode()
+        except UnicodeDecodeError:
+            key = key.decode("utf-8", "backslashreplace")
     value = message.value()
-    payload, error = decode_value(value)
-    occurred = timestamp_of(message)
-    origin: dict[str, JSON] = {
-        "transport": "kafka",
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "timestamp": int(occurred.timestamp() * 1000),
-        "group": group,
-        "member": member,
-        "key": key,
-    }
-    if key_b64 is not None:
-        origin["key_base64"] = key_b64
-    if lossy and raw:
-        origin["raw_headers"] = encode_raw_headers(raw)
-    if error is not None and value is not None:
-        origin["value_base64"] = base64.b64encode(value).decode()
     if value is None:
-        origin["tombstone"] = True
+        payload, error = None, None
+    else:
+        try:
+            payload, error = json.loads(value), None
+        except ValueError:  # UnicodeDecodeError included
+            payload, error = decode_value(value)
+    kind, millis = message.timestamp()
+    occurred = (
+        datetime.fromtimestamp(millis / 1000, UTC) if kind and millis and millis > 0 else utcnow()
+    )
     event = Event(
-        id=event_id(topic, partition, offset, headers),
+        id=headers.get(EVENT_ID_HEADER) or f"kafka:{topic}:{partition}:{offset}",
         topic=topic,
         payload=payload,
         key=key,
         headers=headers,
-        correlation_id=_first(headers, _CORRELATION),
-        tenant_id=_first(headers, _TENANT),
+        correlation_id=_first(headers, _CORRELATION) if headers else None,
+        tenant_id=_first(headers, _TENANT) if headers else None,
         source=f"kafka:{topic}",
         occurred_at=occurred,
     )
-    return Envelope(event, origin, error)
+    return Envelope(message, event, error)
 
 
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:

