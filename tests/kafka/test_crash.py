@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 REDRIVE = str(Path(sys.executable).with_name("redrive"))
 
 
-@pytest.mark.xfail(reason="needs engine.record's (event id, handler) idempotency from main")
 async def test_sigkill_before_commit_redelivers_and_records_one_dead_letter(
     broker: Broker, tmp_path: Path, names: Any
 ) -> None:

@@ -31,12 +31,11 @@ from typing import Any, Literal, TypeVar
 
 from redrive.bus import EventBus
 from redrive.config import Settings
-from redrive.core.engine import HandlerFn, HandlerSpec
+from redrive.core.engine import HandlerFn, HandlerSpec, Outcome
 from redrive.hooks import Hook
 from redrive.models import DeadLetter, Event, Status
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
-from redrive.transports.kafka import _seam
 from redrive.transports.kafka.client import (
     AsyncProducer,
     Message,
@@ -367,7 +366,7 @@ class KafkaConsumer:
                                 env.event, spec.name, time.perf_counter() - start, None
                             )
                     except Exception as error:
-                        failed = _seam.Outcome(spec, error, time.perf_counter() - start)
+                        failed = Outcome(spec, error, time.perf_counter() - start)
                         tail = await self._attempts(env, spec, failed)
                         tails = [] if tail is None else [tail]
                 else:
@@ -424,7 +423,7 @@ class KafkaConsumer:
         return [tail for tail in results if tail is not None]
 
     async def _attempts(
-        self, env: Envelope, spec: HandlerSpec, failed: _seam.Outcome | None = None
+        self, env: Envelope, spec: HandlerSpec, failed: Outcome | None = None
     ) -> _Tail | None:
         """Run ``spec`` (retrying in place while the delays are short); return what must
         be made durable, or None on success. ``failed``: the first attempt already ran."""
@@ -439,25 +438,25 @@ class KafkaConsumer:
             if failed is not None:
                 outcome, failed = failed, None
             elif env.error is None:
-                outcome = await _seam.run(engine, spec, event)
+                outcome = await engine.run(spec, event)
                 if outcome.error is None:
-                    _seam.succeeded(engine, event, outcome)
+                    engine.succeeded(event, outcome)
                     return None
             else:
-                outcome = _seam.Outcome(spec, env.error, 0.0)
+                outcome = Outcome(spec, env.error, 0.0)
             assert outcome.error is not None
-            decision = _seam.decide(engine, spec, outcome.error, attempt)
+            decision = engine.decide(spec, outcome.error, attempt)
             if decision.retry_at is not None:
                 wait = (decision.retry_at - engine.clock.now()).total_seconds()
                 if wait <= self.in_place and not await self._stopped_within(wait):
                     attempt += 1
                     continue
-            record = _seam.failure_record(
-                engine, event, outcome, attempt=attempt, decision=decision, origin=self._origin(env)
+            record = engine.failure_record(
+                event, outcome, attempt=attempt, decision=decision, origin=self._origin(env)
             )
             return self._tail(record, outcome)
 
-    def _tail(self, record: DeadLetter, outcome: _seam.Outcome) -> _Tail:
+    def _tail(self, record: DeadLetter, outcome: Outcome) -> _Tail:
         """The durable part of a failure: the record in the store, then its DlqMessage (or
         its key's chain). Retried step by step: a stored record is not written again."""
         stored: list[DeadLetter] = []
@@ -476,19 +475,19 @@ class KafkaConsumer:
 
         return write
 
-    async def _record(self, record: DeadLetter, outcome: _seam.Outcome) -> DeadLetter:
+    async def _record(self, record: DeadLetter, outcome: Outcome) -> DeadLetter:
         key = (record.event.id, record.handler)
         self._inline.add(key)
         try:
-            return await _seam.record(self.bus.engine, record, outcome)
+            return await self.bus.engine.record(record, outcome)
         finally:
             self._inline.discard(key)
 
     async def _park(self, env: Envelope, spec: HandlerSpec, head: str) -> None:
         """Store the message behind ``head``, its key's earlier message (ordering="key")."""
         assert self._order is not None
-        outcome = _seam.Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
-        record = _seam.failure_record(self.bus.engine, env.event, outcome, origin=self._origin(env))
+        outcome = Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
+        record = self.bus.engine.failure_record(env.event, outcome, origin=self._origin(env))
         parked = await self._order.park(record, head)
         await self._record(parked, outcome)
 
