@@ -28,6 +28,7 @@ HEAVY = (
     "psycopg_pool",
     "nats",
     "aiokafka",
+    "confluent_kafka",
     "prometheus_client",
     "httpx",
     "jinja2",
