@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 from redrive.bus import EventBus
 from redrive.config import Settings
 from redrive.core.engine import HandlerFn, HandlerSpec, Outcome
+from redrive.exceptions import ConfigError
 from redrive.hooks import Hook
 from redrive.models import DeadLetter, Event, Status
 from redrive.policy import RetryPolicy
@@ -161,6 +162,27 @@ class KafkaConsumer:
         self._user_hooks = bool(hooks)
         self._finished_since_commit = 0
         self._last_commit = time.monotonic()
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings, **options: Any) -> KafkaConsumer:
+        """A consumer as ``[kafka]`` of the config says (brokers, group, topics, client
+        settings, DLQ on or off); ``options`` override it."""
+        kafka = KafkaSettings.of(settings)
+        defaults: dict[str, Any] = {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "group": kafka.group,
+            "topics": kafka.topics,
+            "dlq": kafka.dlq_enabled,
+        }
+        merged = {**defaults, **options}
+        for name in ("bootstrap_servers", "group"):
+            if not merged.get(name):
+                raise ConfigError(
+                    f"the Kafka consumer needs {name}: set it in [kafka]",
+                    source=settings.source,
+                    key=f"kafka.{name}",
+                )
+        return cls(store, settings=settings, **merged)
 
     # -- registration (the EventBus's) -------------------------------------------------
     def handler(

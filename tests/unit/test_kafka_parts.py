@@ -1,0 +1,135 @@
+"""The Kafka transport's pure parts: the commit tracker, the [kafka] config, DlqMessage,
+and the importer's header decoding (no broker needed)."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from redrive.config import from_mapping
+from redrive.exceptions import ConfigError
+from redrive.transports.kafka.dlq import DlqMessage
+from redrive.transports.kafka.envelope import decode_headers, decode_value
+from redrive.transports.kafka.importer import _number
+from redrive.transports.kafka.offsets import CommitTracker
+from redrive.transports.kafka.settings import KafkaSettings
+
+TP = ("orders", 0)
+
+
+class TestCommitTracker:
+    def test_commits_only_below_the_lowest_unfinished_offset(self) -> None:
+        """Offsets finished out of order commit only up to the first gap."""
+        tracker = CommitTracker()
+        for offset in range(5):
+            tracker.received(TP, offset)
+        tracker.finished(TP, 1)
+        tracker.finished(TP, 2)
+        assert tracker.committable() == {}
+        tracker.finished(TP, 0)
+        assert tracker.committable() == {TP: 3}
+        assert tracker.committable() == {}  # handed out once
+        tracker.finished(TP, 4)
+        assert tracker.lowest_unfinished(TP) == 3
+        tracker.finished(TP, 3)
+        assert tracker.committable() == {TP: 5}
+
+    def test_forgotten_partitions_ignore_late_finishes(self) -> None:
+        """After a revocation, a message that finishes late commits nothing."""
+        tracker = CommitTracker()
+        tracker.received(TP, 7)
+        tracker.forget([TP])
+        tracker.finished(TP, 7)
+        assert tracker.committable() == {}
+        assert tracker.safe_offsets([TP]) == {}
+
+    def test_safe_offsets_give_the_finished_prefix_again(self) -> None:
+        """A revocation commits the finished prefix even if it was handed out before."""
+        tracker = CommitTracker()
+        tracker.received(TP, 0)
+        tracker.received(TP, 1)
+        tracker.finished(TP, 0)
+        assert tracker.committable() == {TP: 1}
+        assert tracker.safe_offsets([TP]) == {TP: 1}
+        assert tracker.unfinished(TP) == 1
+
+
+class TestKafkaSettings:
+    def test_dlq_spec_merges_topic_over_defaults(self) -> None:
+        """A topic's DLQ entry overrides the defaults; retention.ms becomes a topic config."""
+        settings = from_mapping(
+            {
+                "kafka": {
+                    "bootstrap_servers": "b:9092",
+                    "dlq": {
+                        "partitions": 3,
+                        "retention.ms": 1000,
+                        "topics": {"rfq": {"partitions": 6}},
+                    },
+                },
+                "topics": {"rfq": {"dlq_topic": "rfq-dead"}},
+            }
+        )
+        kafka = KafkaSettings.of(settings)
+        spec = kafka.dlq_spec("rfq")
+        assert (spec.name, spec.partitions, spec.configs) == (
+            "rfq-dead",
+            6,
+            {"retention.ms": "1000"},
+        )
+        assert kafka.dlq_spec("trade").name == "trade.dlq"
+
+    @pytest.mark.parametrize(
+        ("data", "key"),
+        [
+            ({"kafka": {"grup": "x"}}, "kafka.grup"),
+            ({"kafka": {"dlq": {"partitions": 0}}}, "kafka.dlq.partitions"),
+            ({"kafka": {"dlq": {"topics": {"t": {"warn": "many"}}}}}, "kafka.dlq.topics.t.warn"),
+            ({"kafka": {"topics": [1]}}, "kafka.topics"),
+        ],
+    )
+    def test_bad_values_name_the_key(self, data: dict[str, object], key: str) -> None:
+        """A bad [kafka] value is a ConfigError naming its key."""
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            KafkaSettings.of(from_mapping(data, source="redrive.toml"))
+
+
+def test_dlq_message_round_trips() -> None:
+    """A DlqMessage reads back as it was written; the offset travels as a string."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    message = DlqMessage(
+        original_topic="t",
+        original_partition=1,
+        original_offset=2**60,
+        original_key=None,
+        original_timestamp=now,
+        event={"a": [1]},
+        error="E: x",
+        stack=None,
+        error_code="X",
+        consumer_group="g",
+        consumer_id=None,
+        processing_timestamp=now,
+        retry_count=3,
+    )
+    assert b'"originalOffset":"1152921504606846976"' in message.to_json()
+    assert DlqMessage.from_json(message.to_json()) == message
+    with pytest.raises(ValueError, match="DlqMessage"):
+        DlqMessage.from_json(b'{"something": "else"}')
+
+
+def test_header_and_value_decoding() -> None:
+    """Repeated, null and binary headers are flagged lossy; a non-JSON value previews bytes;
+    Spring's numbers are big-endian binary (or decimal text)."""
+    headers, lossy = decode_headers([("a", b"1"), ("a", b"2"), ("n", None)])
+    assert (headers, lossy) == ({"a": "2"}, True)
+    assert decode_headers([("a", b"x")]) == ({"a": "x"}, False)
+    payload, error = decode_value(b"\x00" * 100)
+    assert payload is None
+    assert error is not None
+    assert "(100 bytes)" in str(error)
+    assert _number({"p": struct.pack(">i", 7)}, "p") == 7
+    assert _number({"o": struct.pack(">q", 2**40)}, "o") == 2**40
+    assert _number({"o": b"12"}, "o") == 12
