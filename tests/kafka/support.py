@@ -46,7 +46,13 @@ def produce(
 
 
 def read(
-    bootstrap: str, topic: str, count: int, *, partitions: int = 1, timeout: float = 20
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    partitions: int = 1,
+    timeout: float = 20,
+    isolation: str = "read_uncommitted",
 ) -> list[Message]:
     """The first ``count`` records of ``topic`` (fails if fewer arrive within ``timeout``)."""
     consumer = Consumer(
@@ -54,6 +60,7 @@ def read(
             "bootstrap.servers": bootstrap,
             "group.id": "reader",
             "enable.auto.commit": False,
+            "isolation.level": isolation,
             **CLIENT,
         }
     )

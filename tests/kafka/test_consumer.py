@@ -200,3 +200,34 @@ async def test_retry_that_runs_out_in_the_scheduler_reaches_the_dlq_topic(
     assert record.attempts == 2
     assert dict(dead.headers() or [])["redrive-record-id"] == record.id.encode()
     assert dead.key() == b"k1"
+
+
+async def test_transaction_writes_the_dlq_message_and_commits_its_offset_together(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any
+) -> None:
+    """With a transactional id, the DlqMessage and the commit past its offset are one
+    transaction: the offset is committed though the consumer's own commits wait an hour,
+    and a read_committed reader sees the DlqMessage (Tansu supports transactions)."""
+    create_topic(broker.bootstrap, names.topic)
+    create_topic(broker.bootstrap, f"{names.topic}.dlq")
+    consumer = consumer_for(
+        broker,
+        sqlite_store,
+        names,
+        transactional_id=names.of("txn"),
+        commit_every=10**9,
+        commit_interval=3600,
+    )
+
+    @consumer.handler(names.topic)
+    async def refuse(event: Event) -> None:
+        raise NonRetriableError("no")
+
+    produce(broker.bootstrap, names.topic, [{"n": 1}], key="t-1")
+    async with consumer:
+        await eventually(lambda: committed(broker.bootstrap, names.group, names.topic) == 1)
+        (dead,) = await asyncio.to_thread(
+            read, broker.bootstrap, f"{names.topic}.dlq", 1, isolation="read_committed"
+        )
+    assert dead.key() == b"t-1"
+    assert dict(dead.headers() or [])["error-code"] == b"NON_RETRIABLE"

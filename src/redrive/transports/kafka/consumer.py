@@ -91,6 +91,10 @@ class KafkaConsumer:
         flight while the partition's next messages run.
     :param revoke_grace: how long a rebalance waits for a running handler before the
         partition goes (its message is then redelivered to the new owner).
+    :param transactional_id: write each DlqMessage and the commit of its source offset in
+        one transaction (``send_offsets_to_transaction``), so a crash cannot leave a second
+        copy on the DLQ topic for ``read_committed`` readers. Failures are then made durable
+        one at a time per partition.
 
     The other parameters are those of ``EventBus``.
 
@@ -117,6 +121,7 @@ class KafkaConsumer:
         max_pending: int = 1000,
         poll_batch: int = 500,
         revoke_grace: float = 30.0,
+        transactional_id: str | None = None,
         service: str | None = None,
         version: str | None = None,
         poll_interval: float = 1.0,
@@ -137,6 +142,9 @@ class KafkaConsumer:
         self._max_pending = max_pending
         self._poll_batch = poll_batch
         self._revoke_grace = revoke_grace
+        self._transactional_id = transactional_id or self.kafka.transactional_id
+        self._txn: AsyncProducer | None = None
+        self._txn_lock = asyncio.Lock()
         self.bus = EventBus(
             store,
             policy=policy,
@@ -225,6 +233,9 @@ class KafkaConsumer:
             if single and self._order is None:
                 self._fast[topic] = specs[0]
         self._producer = AsyncProducer(self._config)
+        if self._transactional_id and self.dlq:
+            self._txn = AsyncProducer({**self._config, "transactional.id": self._transactional_id})
+            await asyncio.to_thread(self._txn.raw.init_transactions, 30)
         config = {**self._config, "group.id": self.group}
         self._consumer = ThreadConsumer(
             config, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -250,6 +261,9 @@ class KafkaConsumer:
         if self._producer is not None:
             await self._producer.close()
             self._producer = None
+        if self._txn is not None:
+            await self._txn.close()
+            self._txn = None
         await self.bus.stop()
 
     async def __aenter__(self) -> KafkaConsumer:
@@ -395,7 +409,9 @@ class KafkaConsumer:
                     tails = await self._run_handlers(env)
                 if not tails:
                     self._finish(tp, part, offset)
-                elif self._order is not None:  # a key's chain is written before the next
+                elif self._order is not None or self._txn is not None:
+                    # A key's chain is written before the next message; a transaction
+                    # commits the offset after this one, so everything below must be done.
                     await self._complete(tp, part, offset, tails)
                 else:
                     task = asyncio.create_task(self._complete(tp, part, offset, tails))
@@ -488,7 +504,9 @@ class KafkaConsumer:
                 stored.append(await self._record(record, outcome))
             final = stored[0]
             if final.status == Status.DEAD:
-                if self.dlq:
+                if self._txn is not None:
+                    await self._publish_with_commit(final)
+                elif self.dlq:
                     await self.publish_dead(final)
                 return
             if self._order is not None:
@@ -530,6 +548,28 @@ class KafkaConsumer:
         key, headers = dlq_record(record, message)
         topic = self.kafka.dlq_topic(message.original_topic)
         await self._producer.send(topic, message.to_json(), key=key, headers=headers)
+
+    async def _publish_with_commit(self, record: DeadLetter) -> None:
+        """The DlqMessage and the commit past its source offset, in one transaction."""
+        assert self._txn is not None
+        assert self._consumer is not None
+        producer, raw = self._txn, self._txn.raw
+        message = message_for(record, group=self.group, member=self.member or None)
+        key, headers = dlq_record(record, message)
+        topic = self.kafka.dlq_topic(message.original_topic)
+        source = TopicPartition(
+            message.original_topic, message.original_partition, message.original_offset + 1
+        )
+        metadata = await self._consumer.call(self._consumer.raw.consumer_group_metadata)
+        async with self._txn_lock:
+            await asyncio.to_thread(raw.begin_transaction)
+            try:
+                await producer.send(topic, message.to_json(), key=key, headers=headers)
+                await asyncio.to_thread(raw.send_offsets_to_transaction, [source], metadata, 30)
+                await asyncio.to_thread(raw.commit_transaction, 30)
+            except BaseException:
+                await asyncio.to_thread(raw.abort_transaction, 30)
+                raise
 
     def _dead_elsewhere(self, record: DeadLetter) -> None:
         """A record died in the scheduler (a long retry ran out): its DlqMessage too."""
