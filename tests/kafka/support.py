@@ -88,3 +88,13 @@ def committed(bootstrap: str, group: str, topic: str, partition: int = 0) -> int
         return offset
     finally:
         consumer.close()
+
+
+def depth(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """High minus low watermark of ``topic[partition]`` (exact for single-record batches)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "depth"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+        return int(high - low)
+    finally:
+        consumer.close()

@@ -19,7 +19,7 @@ from redrive.service import Filter
 from redrive.stores.sqlite import SQLiteStore
 from tests.helpers import eventually, wait_for
 from tests.kafka.conftest import Broker
-from tests.kafka.support import committed, create_topic, produce, read
+from tests.kafka.support import committed, create_topic, depth, produce, read
 from tests.kafka.test_consumer import consumer_for
 
 pytestmark = pytest.mark.kafka
@@ -67,8 +67,8 @@ async def test_sigkill_before_commit_redelivers_and_records_one_dead_letter(
 
 
 def crash_child(broker: Broker, tmp_path: Path, names: Any, db: Path) -> None:
-    """Run ``redrive kafka run`` on crash_app until it handled all five messages, then
-    SIGKILL it."""
+    """Run ``redrive kafka run`` on crash_app until it handled all five messages and its
+    DlqMessage is on the DLQ topic, then SIGKILL it."""
     notes = tmp_path / "notes"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDRIVE_")} | {
         "PYTHONPATH": str(ROOT),
@@ -88,9 +88,13 @@ def crash_child(broker: Broker, tmp_path: Path, names: Any, db: Path) -> None:
         )
         try:
             wait_for(
-                lambda: notes.exists() and notes.read_text().split() == list("01234"),
+                lambda: (
+                    notes.exists()
+                    and notes.read_text().split() == list("01234")
+                    and depth(broker.bootstrap, f"{names.topic}.dlq") == 1
+                ),
                 timeout=30,
-                what="the child handled all five messages",
+                what="the child handled all five and wrote the DlqMessage",
             )
         finally:
             os.kill(child.pid, signal.SIGKILL)
