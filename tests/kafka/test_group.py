@@ -51,3 +51,34 @@ async def test_rebalance_during_a_long_handler_commits_nothing_past_it(
             await eventually(lambda: committed(broker.bootstrap, names.group, names.topic) == 3)
     assert {n for _, n in runs} == {0, 1, 2}
     assert [n for _, n in runs].count(0) >= 2  # redelivered after the rebalance: not committed
+
+
+async def test_two_members_share_the_partitions(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any
+) -> None:
+    """Two members of a group each get a partition of a two-partition topic, and between
+    them every message is processed and committed."""
+    create_topic(broker.bootstrap, names.topic, partitions=2)
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+
+    def member(name: str) -> Any:
+        consumer = consumer_for(broker, sqlite_store, names)
+
+        @consumer.handler(names.topic, name="count")
+        async def count(event: Event) -> None:
+            seen[name].add(event.payload["n"])
+
+        return consumer
+
+    a, b = member("a"), member("b")
+    async with a, b:
+        await eventually(lambda: a.member and b.member)
+        for n in range(6):
+            produce(broker.bootstrap, names.topic, [{"n": n}], partition=n % 2)
+        await eventually(lambda: seen["a"] | seen["b"] == set(range(6)))
+        await eventually(
+            lambda: (
+                [committed(broker.bootstrap, names.group, names.topic, p) for p in (0, 1)] == [3, 3]
+            )
+        )
+    assert seen["a"] and seen["b"]  # each member handled a partition
