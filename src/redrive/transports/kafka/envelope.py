@@ -140,7 +140,7 @@ def decode_value(value: bytes | None) -> tuple[JSON, UndecodableValue | None]:
 def timestamp_of(message: Any) -> datetime:
     """The record's timestamp (CreateTime or LogAppendTime), else now."""
     kind, millis = message.timestamp()
-    if kind == 0 or millis is None or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
+    if not kind or not millis or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
         return utcnow()
     return datetime.fromtimestamp(millis / 1000, UTC)
 
@@ -150,26 +150,11 @@ def envelope(message: Any) -> Envelope:
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     raw = message.headers()
     headers = decode_headers(raw)[0] if raw else {}
-    key = message.key()
-    if key is not None:
-        try:
-            key = key.decode()
-        except UnicodeDecodeError:
-            key = key.decode("utf-8", "backslashreplace")
-    value = message.value()
-    if value is None:
-        payload, error = None, None
-    else:
-        try:
-            payload, error = json.loads(value), None
-        except ValueError:  # UnicodeDecodeError included
-            payload, error = decode_value(value)
-    kind, millis = message.timestamp()
-    occurred = (
-        datetime.fromtimestamp(millis / 1000, UTC) if kind and millis and millis > 0 else utcnow()
-    )
+    key = decode_key(message.key())[0]
+    payload, error = decode_value(message.value())
+    occurred = timestamp_of(message)
     event = Event(
-        id=headers.get(EVENT_ID_HEADER) or f"kafka:{topic}:{partition}:{offset}",
+        id=event_id(topic, partition, offset, headers),
         topic=topic,
         payload=payload,
         key=key,

@@ -32,7 +32,7 @@ from redrive.models import JSON, Attempt, DeadLetter, Event, Status
 from redrive.stores.base import Store
 from redrive.transports.kafka.client import Consumer, Message, TopicPartition, consumer_config
 from redrive.transports.kafka.dlq import RECORD_ID_HEADER, REDRIVE_HEADERS, DlqMessage
-from redrive.transports.kafka.envelope import decode_key, decode_value, event_id
+from redrive.transports.kafka.envelope import decode_key, decode_value, event_id, timestamp_of
 
 META = "kafka-import"
 _SUFFIX = re.compile(r"(\.dlq|\.DLT|-dlt|\.dlt|-dlq|\.deadletter)$")
@@ -207,7 +207,7 @@ def _spring_context(headers: Mapping[str, bytes]) -> dict[str, Any]:
 
 def _from_redrive(message: Message, headers: Mapping[str, bytes]) -> DeadLetter:
     dlq = DlqMessage.from_json(message.value() or b"")
-    at = _timestamp(message)
+    at = timestamp_of(message)
     record_id = dlq.record_id or _text(headers, RECORD_ID_HEADER) or _derived_id(message, at)
     handler = dlq.handler or "unknown"
     error_type = dlq.error_type or dlq.error.split(":", 1)[0]
@@ -252,7 +252,7 @@ def _from_redrive(message: Message, headers: Mapping[str, bytes]) -> DeadLetter:
 def _from_context(
     message: Message, headers: Mapping[str, bytes], context: Mapping[str, Any]
 ) -> DeadLetter:
-    at = _timestamp(message)
+    at = timestamp_of(message)
     dlq_topic = message.topic() or ""
     topic = context.get("topic") or _SUFFIX.sub("", dlq_topic) or dlq_topic
     partition, offset = context.get("partition"), context.get("offset")
@@ -360,13 +360,6 @@ def _derived_id(message: Message, at: datetime) -> str:
     value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _timestamp(message: Message) -> datetime:
-    kind, millis = message.timestamp()
-    if kind == 0 or millis is None or millis < 0:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _where(message: Message, kind: str) -> dict[str, JSON]:
