@@ -26,9 +26,8 @@ def consumer_for(broker: Broker, store: SQLiteStore, names: Any, **options: Any)
     """A consumer of the test's group with the fast test client settings."""
     options.setdefault("policy", FAST)
     options.setdefault("commit_interval", 0.1)
-    return KafkaConsumer(
-        store, bootstrap_servers=broker.bootstrap, group=names.group, client=CLIENT, **options
-    )
+    options.setdefault("client", CLIENT)
+    return KafkaConsumer(store, bootstrap_servers=broker.bootstrap, group=names.group, **options)
 
 
 async def test_transient_failure_retries_in_place_then_succeeds(

@@ -10,7 +10,7 @@ import pytest
 from redrive.models import Event
 from redrive.stores.sqlite import SQLiteStore
 from tests.helpers import eventually
-from tests.kafka.conftest import Broker
+from tests.kafka.conftest import CLIENT, Broker
 from tests.kafka.support import committed, create_topic, produce
 from tests.kafka.test_consumer import consumer_for
 
@@ -82,3 +82,31 @@ async def test_two_members_share_the_partitions(
             )
         )
     assert seen["a"] and seen["b"]  # each member handled a partition
+
+
+async def test_a_handler_longer_than_max_poll_interval_keeps_the_membership(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any
+) -> None:
+    """A handler that works longer than max.poll.interval.ms does not cost the member its
+    partitions: polling goes on while it runs, so its offset commits and nothing is
+    redelivered."""
+    create_topic(broker.bootstrap, names.topic)
+    client = {**CLIENT, "max.poll.interval.ms": 7000}
+    consumer = consumer_for(broker, sqlite_store, names, client=client)
+    seen: list[int] = []
+
+    @consumer.handler(names.topic)
+    async def slow(event: Event) -> None:
+        seen.append(event.payload["n"])
+        if event.payload["n"] == 0:
+            await asyncio.sleep(9)  # the handler's own work, longer than the interval
+
+    produce(broker.bootstrap, names.topic, [{"n": 0}, {"n": 1}])
+    async with consumer:
+        await eventually(lambda: seen == [0])
+        member = consumer.member
+        await eventually(
+            lambda: committed(broker.bootstrap, names.group, names.topic) == 2, timeout=20
+        )
+        assert consumer.member == member
+    assert seen == [0, 1]
