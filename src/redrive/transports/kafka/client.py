@@ -207,8 +207,9 @@ class ThreadConsumer:
     """A librdkafka consumer used from asyncio, every call in one dedicated thread.
 
     ``on_assign`` and ``on_revoke`` are coroutine functions taking the partitions; they
-    run on the event loop while the consumer thread waits for them (within a rebalance).
-    ``on_revoke`` returns the offsets to commit before the partitions go.
+    run on the event loop while the consumer thread waits for them (within a rebalance,
+    for up to ``callback_timeout`` seconds). ``on_revoke`` returns the offsets to commit
+    before the partitions go.
 
     .. versionadded:: 0.1
     """
@@ -219,11 +220,13 @@ class ThreadConsumer:
         *,
         on_assign: Callable[[list[TopicPartition]], Awaitable[None]] | None = None,
         on_revoke: Callable[[list[TopicPartition]], Awaitable[list[TopicPartition]]] | None = None,
+        callback_timeout: float = 60.0,
     ) -> None:
         self._consumer = confluent_kafka.Consumer(consumer_config(config))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="redrive-kafka-consumer")
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._callback_timeout = callback_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.member_id = ""
@@ -267,7 +270,7 @@ class ThreadConsumer:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(coro), self._loop)
         try:
-            return future.result(timeout=60)
+            return future.result(timeout=self._callback_timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             future.cancel()
             return None

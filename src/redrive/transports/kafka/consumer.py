@@ -238,7 +238,10 @@ class KafkaConsumer:
             await asyncio.to_thread(self._txn.raw.init_transactions, 30)
         config = {**self._config, "group.id": self.group}
         self._consumer = ThreadConsumer(
-            config, on_assign=self._on_assign, on_revoke=self._on_revoke
+            config,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            callback_timeout=self._revoke_grace + 30,
         )
         await self._consumer.subscribe(topics)
         self._poller = asyncio.create_task(self._poll_loop(), name="redrive-kafka-poll")
