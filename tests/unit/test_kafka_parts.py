@@ -10,6 +10,8 @@ import pytest
 
 from redrive.config import from_mapping
 from redrive.exceptions import ConfigError
+from redrive.stores.sqlite import SQLiteStore
+from redrive.transports.kafka import KafkaConsumer
 from redrive.transports.kafka.dlq import DlqMessage
 from redrive.transports.kafka.envelope import decode_headers, decode_value
 from redrive.transports.kafka.importer import _number
@@ -133,3 +135,29 @@ def test_header_and_value_decoding() -> None:
     assert _number({"p": struct.pack(">i", 7)}, "p") == 7
     assert _number({"o": struct.pack(">q", 2**40)}, "o") == 2**40
     assert _number({"o": b"12"}, "o") == 12
+
+
+def test_consumer_from_settings(sqlite_store: SQLiteStore) -> None:
+    """from_settings takes brokers, group, topics and the DLQ switch from [kafka]; without
+    a group it is a ConfigError naming the key."""
+    settings = from_mapping(
+        {
+            "kafka": {
+                "bootstrap_servers": "b:9092",
+                "group": "g",
+                "topics": ["t"],
+                "dlq": {"enabled": False},
+            },
+        }
+    )
+    consumer = KafkaConsumer.from_settings(sqlite_store, settings, in_place=2.0)
+    assert (consumer.group, consumer.topics, consumer.dlq, consumer.in_place) == (
+        "g",
+        ["t"],
+        False,
+        2.0,
+    )
+    with pytest.raises(ConfigError, match=r"kafka\.group"):
+        KafkaConsumer.from_settings(
+            sqlite_store, from_mapping({"kafka": {"bootstrap_servers": "b"}})
+        )
