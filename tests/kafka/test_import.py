@@ -81,7 +81,7 @@ async def test_import_reads_three_styles_once(
 ) -> None:
     """Connect's string headers, Spring's binary headers (first repeated key wins) and
     redrive's DlqMessage become dead letters with their origins; a second run imports
-    nothing, even without its stored position."""
+    nothing, a third only what is new, and one without its stored position nothing."""
     topic = names.of("mixed.dlq")
     create_topic(broker.bootstrap, topic)
     produce(broker.bootstrap, topic, [{"id": 5}], key="c-key", headers=CONNECT)
@@ -117,8 +117,11 @@ async def test_import_reads_three_styles_once(
 
     again = import_topic(config, topic, sqlite_store)
     assert (again.read, again.imported) == (0, 0)
+    produce(broker.bootstrap, topic, [{"late": 1}], headers=[("kafka_dlt-original-topic", b"x")])
+    resumed = import_topic(config, topic, sqlite_store)
+    assert (resumed.read, resumed.imported) == (1, 1)  # from the stored position on
     sqlite_store.meta_delete("kafka-import", topic)  # position lost: the ids still dedupe
     replayed = import_topic(config, topic, sqlite_store)
-    assert (replayed.read, replayed.imported) == (3, 0)
-    assert sqlite_store.count(Filter()) == 3
+    assert (replayed.read, replayed.imported) == (4, 0)
+    assert sqlite_store.count(Filter()) == 4
     assert json.loads(message.to_json())["originalOffset"] == "7"

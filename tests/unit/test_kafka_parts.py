@@ -3,6 +3,8 @@ and the importer's header decoding (no broker needed)."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import struct
 from datetime import UTC, datetime
 
@@ -12,11 +14,13 @@ from redrive.config import from_mapping
 from redrive.exceptions import ConfigError
 from redrive.stores.sqlite import SQLiteStore
 from redrive.transports.kafka import KafkaConsumer
-from redrive.transports.kafka.dlq import DlqMessage
+from redrive.transports.kafka.dlq import DlqMessage, original_key
 from redrive.transports.kafka.envelope import decode_headers, decode_value
 from redrive.transports.kafka.importer import _number
 from redrive.transports.kafka.offsets import CommitTracker
+from redrive.transports.kafka.republish import replay_headers, value_of
 from redrive.transports.kafka.settings import KafkaSettings
+from tests.factories import make_record
 
 TP = ("orders", 0)
 
@@ -161,3 +165,27 @@ def test_consumer_from_settings(sqlite_store: SQLiteStore) -> None:
         KafkaConsumer.from_settings(
             sqlite_store, from_mapping({"kafka": {"bootstrap_servers": "b"}})
         )
+
+
+def test_republish_sends_the_original_bytes_and_replay_headers() -> None:
+    """A record whose value was not JSON is republished with its original bytes, its raw
+    headers, and an earlier replay's headers replaced by this one's."""
+    base = make_record()
+    record = base.replace(
+        event=dataclasses.replace(base.event, payload=None),
+        origin={
+            "transport": "kafka",
+            "topic": "t",
+            "key": None,
+            "key_base64": "/w==",
+            "value_base64": base64.b64encode(b"\xffraw").decode(),
+            "raw_headers": [["h", "AA=="], ["h", None], ["retry-count", "OQ=="]],
+        },
+    )
+    assert value_of(record) == b"\xffraw"
+    assert original_key(record) == b"\xff"
+    headers = replay_headers(record, "ops")
+    assert headers[:2] == [("h", b"\x00"), ("h", None)]
+    assert ("retry-count", str(record.attempts).encode()) in headers
+    assert ("redrive-replay-of", record.id.encode()) in headers
+    assert [name for name, _ in headers].count("retry-count") == 1
