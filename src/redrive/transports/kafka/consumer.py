@@ -220,10 +220,18 @@ class KafkaConsumer:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the scheduler, join the group and start polling."""
+        """Start the scheduler, join the group and start polling. If any of it fails,
+        what was started is stopped again before the error propagates."""
         topics = self.topics
         if not topics:
             raise ValueError("no topics to consume: subscribe a handler or pass topics=")
+        try:
+            await self._start(topics)
+        except BaseException:
+            await self.stop(grace=5)
+            raise
+
+    async def _start(self, topics: list[str]) -> None:
         await self.bus.start()
         self._stopping.clear()
         self._fast = {}
