@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
 from redrive.ops.cli.app import app
+from redrive.transports.kafka.depth import DlqDepthCollector
 from tests.kafka.conftest import Broker
 from tests.kafka.support import produce
 
@@ -25,7 +27,8 @@ def redrive(tmp_path: Path, config: str, *args: str) -> Any:
 
 def test_provision_then_depth_then_import(broker: Broker, tmp_path: Path, names: Any) -> None:
     """provision creates the configured DLQ topic and then has nothing to change; depth
-    counts its records against the thresholds; import reads them into the store once."""
+    counts its records against the thresholds (and as a Prometheus gauge); import reads
+    them into the store once."""
     config = f"""
 [kafka]
 bootstrap_servers = "{broker.bootstrap}"
@@ -60,6 +63,9 @@ critical = 2
     critical = redrive(tmp_path, config, "kafka", "depth", "--check")
     assert critical.exit_code == 1
     assert "2  critical" in critical.output
+    registry = CollectorRegistry()
+    registry.register(DlqDepthCollector({"bootstrap.servers": broker.bootstrap}, [dlq]))
+    assert f'redrive_kafka_dlq_depth{{topic="{dlq}"}} 2.0' in generate_latest(registry).decode()
 
     imported = redrive(tmp_path, config, "kafka", "import", dlq)
     assert imported.exit_code == 0, imported.output
