@@ -37,17 +37,11 @@ from redrive.hooks import Hook
 from redrive.models import DeadLetter, Event, Status
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
-from redrive.transports.kafka.client import (
-    AsyncProducer,
-    Message,
-    ThreadConsumer,
-    TopicPartition,
-    base_config,
-)
-from redrive.transports.kafka.dlq import dlq_record, message_for
+from redrive.transports.kafka.client import Message, ThreadConsumer, TopicPartition, base_config
 from redrive.transports.kafka.envelope import Envelope, envelope
 from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
 from redrive.transports.kafka.ordering import KeyOrder, WaitingBehind
+from redrive.transports.kafka.publisher import DlqPublisher
 from redrive.transports.kafka.settings import KafkaSettings
 
 logger = logging.getLogger("redrive.kafka")
@@ -142,9 +136,12 @@ class KafkaConsumer:
         self._max_pending = max_pending
         self._poll_batch = poll_batch
         self._revoke_grace = revoke_grace
-        self._transactional_id = transactional_id or self.kafka.transactional_id
-        self._txn: AsyncProducer | None = None
-        self._txn_lock = asyncio.Lock()
+        self._dlq = DlqPublisher(
+            self._config,
+            self.kafka,
+            group,
+            transactional_id=(transactional_id or self.kafka.transactional_id) if dlq else None,
+        )
         self.bus = EventBus(
             store,
             policy=policy,
@@ -164,7 +161,6 @@ class KafkaConsumer:
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self._consumer: ThreadConsumer | None = None
-        self._producer: AsyncProducer | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._fast: dict[str, HandlerSpec] = {}  # topics with one plain async handler
         self._user_hooks = bool(hooks)
@@ -240,10 +236,7 @@ class KafkaConsumer:
             single = len(specs) == 1 and specs[0].is_async and specs[0].timeout is None
             if single and self._order is None:
                 self._fast[topic] = specs[0]
-        self._producer = AsyncProducer(self._config)
-        if self._transactional_id and self.dlq:
-            self._txn = AsyncProducer({**self._config, "transactional.id": self._transactional_id})
-            await asyncio.to_thread(self._txn.raw.init_transactions, 30)
+        await self._dlq.start()
         config = {**self._config, "group.id": self.group}
         self._consumer = ThreadConsumer(
             config,
@@ -269,12 +262,7 @@ class KafkaConsumer:
             self._consumer = None
         if self._background:
             await asyncio.wait(self._background, timeout=grace)
-        if self._producer is not None:
-            await self._producer.close()
-            self._producer = None
-        if self._txn is not None:
-            await self._txn.close()
-            self._txn = None
+        await self._dlq.close(grace)
         await self.bus.stop()
 
     async def __aenter__(self) -> KafkaConsumer:
@@ -420,7 +408,7 @@ class KafkaConsumer:
                     tails = await self._run_handlers(env)
                 if not tails:
                     self._finish(tp, part, offset)
-                elif self._order is not None or self._txn is not None:
+                elif self._order is not None or self._dlq.transactional:
                     # A key's chain is written before the next message; a transaction
                     # commits the offset after this one, so everything below must be done.
                     await self._complete(tp, part, offset, tails)
@@ -515,7 +503,7 @@ class KafkaConsumer:
                 stored.append(await self._record(record, outcome))
             final = stored[0]
             if final.status == Status.DEAD:
-                if self._txn is not None:
+                if self._dlq.transactional:
                     await self._publish_with_commit(final)
                 elif self.dlq:
                     await self.publish_dead(final)
@@ -554,51 +542,20 @@ class KafkaConsumer:
 
     async def publish_dead(self, record: DeadLetter) -> None:
         """Write the DlqMessage of ``record`` to its DLQ topic; return once acknowledged."""
-        assert self._producer is not None
-        message = message_for(record, group=self.group, member=self.member or None)
-        key, headers = dlq_record(record, message)
-        topic = self.kafka.dlq_topic(message.original_topic)
-        await self._producer.send(topic, message.to_json(), key=key, headers=headers)
+        await self._dlq.publish(record, self.member)
 
     async def _publish_with_commit(self, record: DeadLetter) -> None:
-        """The DlqMessage and the commit past its source offset, in one transaction."""
-        assert self._txn is not None
         assert self._consumer is not None
-        producer, raw = self._txn, self._txn.raw
-        message = message_for(record, group=self.group, member=self.member or None)
-        key, headers = dlq_record(record, message)
-        topic = self.kafka.dlq_topic(message.original_topic)
-        source = TopicPartition(
-            message.original_topic, message.original_partition, message.original_offset + 1
-        )
-        metadata = await self._consumer.call(self._consumer.raw.consumer_group_metadata)
-        async with self._txn_lock:
-            await asyncio.to_thread(raw.begin_transaction)
-            try:
-                await producer.send(topic, message.to_json(), key=key, headers=headers)
-                await asyncio.to_thread(raw.send_offsets_to_transaction, [source], metadata, 30)
-                await asyncio.to_thread(raw.commit_transaction, 30)
-            except BaseException:
-                await asyncio.to_thread(raw.abort_transaction, 30)
-                raise
+        group = await self._consumer.call(self._consumer.raw.consumer_group_metadata)
+        await self._dlq.publish_with_commit(record, self.member, group)
 
     def _dead_elsewhere(self, record: DeadLetter) -> None:
         """A record died in the scheduler (a long retry ran out): its DlqMessage too."""
-        if not self.dlq or self._producer is None:
-            return
-        if record.origin.get("transport") != "kafka":
+        if not self.dlq or record.origin.get("transport") != "kafka":
             return
         if (record.event.id, record.handler) in self._inline:
             return  # the consumer writes it itself, before it commits
-        task = asyncio.get_running_loop().create_task(self._publish_logged(record))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _publish_logged(self, record: DeadLetter) -> None:
-        try:
-            await self.publish_dead(record)
-        except Exception:
-            logger.exception("could not write the DlqMessage of %s", record.id)
+        self._dlq.publish_later(record, self.member)
 
 
 class _DeadHook(Hook):
