@@ -230,3 +230,17 @@ async def test_transaction_writes_the_dlq_message_and_commits_its_offset_togethe
         )
     assert dead.key() == b"t-1"
     assert dict(dead.headers() or [])["error-code"] == b"NON_RETRIABLE"
+
+
+async def test_a_missing_dlq_topic_is_named_at_start(
+    broker: Broker, sqlite_store: SQLiteStore, names: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starting with the DLQ on and no {topic}.dlq logs which topic to provision."""
+    create_topic(broker.bootstrap, names.topic)
+    consumer = consumer_for(broker, sqlite_store, names)
+    consumer.subscribe(names.topic, lambda event: None, name="noop")
+    with caplog.at_level("WARNING", logger="redrive.kafka"):
+        async with consumer:
+            pass
+    assert f"DLQ topics missing: {names.topic}.dlq" in caplog.text
+    assert "redrive kafka provision" in caplog.text

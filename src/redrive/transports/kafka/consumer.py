@@ -37,7 +37,15 @@ from redrive.hooks import Hook
 from redrive.models import DeadLetter, Event, Status
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
-from redrive.transports.kafka.client import Message, ThreadConsumer, TopicPartition, base_config
+from redrive.transports.kafka.client import (
+    AdminClient,
+    KafkaException,
+    Message,
+    ThreadConsumer,
+    TopicPartition,
+    admin_config,
+    base_config,
+)
 from redrive.transports.kafka.envelope import Envelope, envelope
 from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
 from redrive.transports.kafka.ordering import KeyOrder, WaitingBehind
@@ -237,6 +245,8 @@ class KafkaConsumer:
             if single and self._order is None:
                 self._fast[topic] = specs[0]
         await self._dlq.start()
+        if self.dlq:
+            await self._check_dlq_topics(topics)
         config = {**self._config, "group.id": self.group}
         self._consumer = ThreadConsumer(
             config,
@@ -246,6 +256,22 @@ class KafkaConsumer:
         )
         await self._consumer.subscribe(topics)
         self._poller = asyncio.create_task(self._poll_loop(), name="redrive-kafka-poll")
+
+    async def _check_dlq_topics(self, topics: list[str]) -> None:
+        """Warn about DLQ topics that do not exist: the first dead letter would create one
+        with the broker's defaults (if it auto-creates topics at all)."""
+        admin = AdminClient(admin_config(self._config))
+        try:
+            metadata = await asyncio.to_thread(admin.list_topics, timeout=10)
+        except KafkaException as exc:
+            logger.warning("could not list topics to check the DLQ topics: %s", exc)
+            return
+        missing = sorted({self.kafka.dlq_topic(t) for t in topics} - set(metadata.topics))
+        if missing:
+            logger.warning(
+                "DLQ topics missing: %s; create them with `redrive kafka provision`",
+                ", ".join(missing),
+            )
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop polling, let running messages finish (for up to ``grace`` seconds), commit
