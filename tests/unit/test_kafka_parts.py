@@ -12,12 +12,15 @@ import pytest
 
 from redrive.config import from_mapping
 from redrive.exceptions import ConfigError
+from redrive.models import DeadLetter, Status, utcnow
+from redrive.stores.base import Change
 from redrive.stores.sqlite import SQLiteStore
 from redrive.transports.kafka import KafkaConsumer
 from redrive.transports.kafka.dlq import DlqMessage, original_key
 from redrive.transports.kafka.envelope import decode_headers, decode_value
 from redrive.transports.kafka.importer import _number
 from redrive.transports.kafka.offsets import CommitTracker
+from redrive.transports.kafka.ordering import KeyOrder
 from redrive.transports.kafka.republish import replay_headers, value_of
 from redrive.transports.kafka.settings import KafkaSettings
 from tests.factories import make_record
@@ -189,3 +192,46 @@ def test_republish_sends_the_original_bytes_and_replay_headers() -> None:
     assert ("retry-count", str(record.attempts).encode()) in headers
     assert ("redrive-replay-of", record.id.encode()) in headers
     assert [name for name, _ in headers].count("retry-count") == 1
+
+
+async def test_key_chain_releases_in_order_and_moves_past_a_head_settled_by_hand(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """A chain makes its parked records due one by one as heads settle; a head resolved by
+    an operator (no hook fires) is passed over at the next look."""
+    order = KeyOrder(sqlite_store, "g")
+
+    def kafka_record(name: str) -> DeadLetter:
+        base = make_record(status=Status.SCHEDULED)
+        event = dataclasses.replace(base.event, key="K", payload={"m": name})
+        return base.replace(event=event, origin={"transport": "kafka", "group": "g"})
+
+    head = kafka_record("m1")
+    sqlite_store.add([head])
+    await order.block(head)
+    found = await order.head(head.topic, head.handler, "K")
+    assert found is not None
+    assert found.id == head.id
+    parked = [await order.park(kafka_record(m), head.id) for m in ("m2", "m3")]
+    sqlite_store.add(parked)
+    assert all(p.next_attempt_at and p.next_attempt_at.year > head.created_at.year for p in parked)
+
+    task = order.settled(head.replace(status=Status.RESOLVED))
+    assert task is not None
+    await task
+    second = sqlite_store.get(parked[0].id)
+    assert second is not None
+    assert second.next_attempt_at is not None
+    assert second.next_attempt_at <= utcnow()  # due now
+    found = await order.head(head.topic, head.handler, "K")
+    assert found is not None
+    assert found.id == parked[0].id
+
+    resolve = Change(to=Status.RESOLVED, from_statuses=(Status.SCHEDULED,), now=utcnow())
+    sqlite_store.transition([parked[0].id], resolve)  # by hand: no hook
+    found = await order.head(head.topic, head.handler, "K")
+    assert found is not None
+    assert found.id == parked[1].id
+    sqlite_store.transition([parked[1].id], resolve)
+    assert await order.head(head.topic, head.handler, "K") is None
+    assert sqlite_store.meta_list("kafka-order") == {}

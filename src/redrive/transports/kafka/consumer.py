@@ -494,8 +494,10 @@ class KafkaConsumer:
         event = env.event
         if self._order is not None and failed is None:
             head = await self._order.head(event.topic, spec.name, event.key)
+            if head is not None and head.event.id == event.id:
+                return None  # redelivered after a crash: its record heads the chain already
             if head is not None:
-                return functools.partial(self._park, env, spec, head)
+                return functools.partial(self._park, env, spec, head.id)
         attempt = 1
         while True:
             if failed is not None:

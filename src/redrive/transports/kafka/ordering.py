@@ -58,27 +58,23 @@ class KeyOrder:
         chains = await asyncio.to_thread(self.store.meta_list, META)
         self._known = {k for k in chains if k.split("\x1f", 1)[0] == self.group}
 
-    async def head(self, topic: str, handler: str, key: str | None) -> str | None:
-        """The record the message of ``key`` must wait behind, if any."""
+    async def head(self, topic: str, handler: str, key: str | None) -> DeadLetter | None:
+        """The record the message of ``key`` must wait behind, if any. A head settled by
+        hand (resolved, discarded) moves the chain on first."""
         if key is None:
             return None
         name = chain_key(self.group, topic, handler, key)
-        if name not in self._known:
-            return None
-        chain = await asyncio.to_thread(self._get, name)
-        if chain is None:
-            self._known.discard(name)
-            return None
-        head = str(chain[0]["head"])
-        record = await asyncio.to_thread(self.store.get, head)
-        if record is None or record.status in _SETTLED:  # settled by hand: move on
-            await self.release(name, head)
+        while name in self._known:
             chain = await asyncio.to_thread(self._get, name)
-            if chain is None:
+            if chain is None or chain[0].get("head") is None:
                 self._known.discard(name)
                 return None
-            return str(chain[0]["head"])
-        return head
+            head = str(chain[0]["head"])
+            record = await asyncio.to_thread(self.store.get, head)
+            if record is not None and record.status not in _SETTLED:
+                return record
+            await self.release(name, head)
+        return None
 
     async def block(self, record: DeadLetter) -> None:
         """``record`` (of a keyed message) waits for a retry: start its key's chain."""
