@@ -201,6 +201,7 @@ async def dead_round(bootstrap: str, count: int, partitions: int, store: SQLiteS
         group=f"dead-{uuid.uuid4().hex[:8]}",
         client=CLIENT,
         policy=RetryPolicy(max_attempts=1),
+        commit_interval=0.1,  # the end is seen by the commits: don't wait a second for them
     )
     seen = 0
     first: list[float] = []
