@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from redrive.config import from_mapping
 from redrive.ops.cli.app import app
 from redrive.transports.kafka import DlqMessage, KafkaConsumer, KafkaSettings
+from redrive.transports.kafka.depth import DlqDepthCollector
 from tests.helpers import eventually
 from tests.kafka.conftest import CLIENT, Broker
 from tests.kafka.support import create_topic, produce
@@ -94,3 +97,15 @@ def test_bash_blocks_run(broker: Broker, tmp_path: Path) -> None:
             assert result.exit_code == 0, f"{line}: {result.output}"
             ran += 1
     assert ran == 4
+
+
+def test_yaml_block_alerts_on_the_exported_gauge(broker: Broker) -> None:
+    """The Prometheus rules of the doc use the gauge DlqDepthCollector exports."""
+    (rules,) = blocks("yaml", broker)
+    data = yaml.safe_load(rules)
+    exprs = [rule["expr"] for group in data["groups"] for rule in group["rules"]]
+    registry = CollectorRegistry()
+    registry.register(DlqDepthCollector({"bootstrap.servers": broker.bootstrap}, []))
+    exported = {family.name for family in registry.collect()}
+    assert exprs
+    assert {re.split(r"[{ ]", expr, maxsplit=1)[0] for expr in exprs} <= exported
