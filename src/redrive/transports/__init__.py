@@ -1,0 +1,1 @@
+"""Transports: sources that consume events from a broker and hand them to the core."""
