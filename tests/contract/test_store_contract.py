@@ -94,6 +94,36 @@ class TestRecordingIsIdempotent:
         assert store.count(Filter()) == 1
 
 
+class TestDeaths:
+    def test_a_replay_that_dies_again_is_a_re_death_not_a_new_dead_letter(
+        self, store: Store
+    ) -> None:
+        """Stats count first deaths and re-deaths apart, and the oldest age stays the
+        record's first failure when a replay dies again."""
+        created = utcnow() - timedelta(minutes=30)
+        record = make_record(created_at=created)
+        store.add([record])
+        now = utcnow()
+        replay = Change(
+            to=Status.SCHEDULED,
+            from_statuses=(Status.DEAD,),
+            now=now,
+            next_attempt_at=now,
+            replay=True,
+        )
+        store.transition([record.id], replay)
+        (claimed,) = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=1), owner="w", limit=1
+        )
+        died = claimed.replace(status=Status.DEAD, dead_at=now, updated_at=now, lease_owner=None)
+        assert store.save(died, lease_owner="w")
+        stats = store.stats(utcnow())
+        assert stats.new_dead_last_hour == {record.topic: 1}
+        assert stats.redead_last_hour == {record.topic: 1}
+        assert stats.oldest_dead_at[record.topic] == created
+        assert sum(n for _, _, n in store.dead_timeline(created)) == 1
+
+
 class TestWritesAndReads:
     def test_round_trip_keeps_every_field(self, store: Store) -> None:
         """A record read back equals the record written, field for field."""

@@ -60,12 +60,20 @@ class Page:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Stats:
-    """Counts by topic and status, and the age of what is dead."""
+    """Counts by topic and status, and the age of what is dead.
+
+    ``new_dead_*`` count first deaths: records that became dead without a replay (new dead
+    letters). ``redead_*`` count replayed records that died again: retrying a group that
+    still fails never looks like new failures. ``oldest_dead_at`` is the first failure
+    (``created_at``) of the oldest dead letter, which a replay does not reset.
+    """
 
     counts: Mapping[str, Mapping[Status, int]]
     oldest_dead_at: Mapping[str, datetime]
     new_dead_last_hour: Mapping[str, int]
     new_dead_last_day: Mapping[str, int]
+    redead_last_hour: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    redead_last_day: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def total(self, status: Status | None = None) -> int:
         """Records in ``status`` (or in all statuses) across topics."""

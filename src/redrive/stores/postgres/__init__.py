@@ -232,8 +232,10 @@ class PostgresStore(SQLStore):
         return Stats(
             counts=counts,
             oldest_dead_at={t: decode(w) for t, w in oldest_rows if w is not None},
-            new_dead_last_hour={t: int(h) for t, h, _ in new_rows if h},
-            new_dead_last_day={t: int(d) for t, _, d in new_rows if d},
+            new_dead_last_hour={t: int(h) for t, h, _, _, _ in new_rows if h},
+            new_dead_last_day={t: int(d) for t, _, d, _, _ in new_rows if d},
+            redead_last_hour={t: int(h) for t, _, _, h, _ in new_rows if h},
+            redead_last_day={t: int(d) for t, _, _, _, d in new_rows if d},
         )
 
     def prune_timeline(self, before: datetime) -> int:
@@ -256,25 +258,33 @@ class PostgresStore(SQLStore):
 
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
         rows = [q.row_of(record, self.dialect) for record in records]
-        sql = q.insert(len(rows), ignore=True) + " RETURNING topic, status, dead_at"
+        sql = q.insert(len(rows), ignore=True) + " RETURNING topic, status, dead_at, replays"
         # An imported dead letter did not die now: take it out of the timeline again.
         undo = (
-            "UPDATE redrive_dead_timeline AS t SET n = t.n - v.n FROM (SELECT "
-            "unnest(%s::text[]) AS topic, unnest(%s::timestamptz[]) AS minute, "
-            "unnest(%s::bigint[]) AS n) AS v WHERE t.topic = v.topic AND t.minute = v.minute"
+            "UPDATE redrive_dead_timeline AS t SET n = t.n - v.n, redead = t.redead - v.r "
+            "FROM (SELECT unnest(%s::text[]) AS topic, unnest(%s::timestamptz[]) AS minute, "
+            "unnest(%s::bigint[]) AS n, unnest(%s::bigint[]) AS r) AS v "
+            "WHERE t.topic = v.topic AND t.minute = v.minute"
         )
 
         def work(conn: Any, _: int) -> int:
             added = conn.execute(sql, q.flat(rows)).fetchall()
-            dead = Counter(
-                (topic, dead_at.replace(second=0, microsecond=0))
-                for topic, status, dead_at in added
-                if status == "dead" and dead_at is not None
-            )
-            if dead:
-                keys = list(dead)
+            first: Counter[tuple[str, datetime]] = Counter()
+            again: Counter[tuple[str, datetime]] = Counter()
+            for topic, status, dead_at, replays in added:
+                if status == "dead" and dead_at is not None:
+                    key = (topic, dead_at.replace(second=0, microsecond=0))
+                    (again if replays else first)[key] += 1
+            keys = list(first.keys() | again.keys())
+            if keys:
                 conn.execute(
-                    undo, ([k[0] for k in keys], [k[1] for k in keys], list(dead.values()))
+                    undo,
+                    (
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [first[k] for k in keys],
+                        [again[k] for k in keys],
+                    ),
                 )
             return len(added)
 

@@ -185,15 +185,16 @@ def handler_clause(handlers: Collection[tuple[str, str]] | None) -> tuple[str, l
 
 
 STATS_COUNTS = "SELECT topic, status, n FROM redrive_counts WHERE n > 0"
-STATS_OLDEST = (
-    f"SELECT c.topic, (SELECT min(dead_at) FROM {TABLE} AS d "
-    "WHERE d.status = 'dead' AND d.topic = c.topic) "
+STATS_OLDEST = (  # ids are creation order: the oldest dead letter's first failure
+    f"SELECT c.topic, (SELECT created_at FROM {TABLE} AS d "
+    "WHERE d.status = 'dead' AND d.topic = c.topic ORDER BY id LIMIT 1) "
     "FROM redrive_counts AS c WHERE c.status = 'dead' AND c.n > 0"
 )
 STATS_NEW_DEAD = (
-    "SELECT topic, sum(n) FILTER (WHERE minute >= date_trunc('minute', %s::timestamptz)), "
-    "sum(n) FROM redrive_dead_timeline "
-    "WHERE minute >= date_trunc('minute', %s::timestamptz) GROUP BY topic"
+    "WITH w AS (SELECT topic, minute >= date_trunc('minute', %s::timestamptz) AS recent, n, "
+    "redead FROM redrive_dead_timeline WHERE minute >= date_trunc('minute', %s::timestamptz)) "
+    "SELECT topic, sum(n) FILTER (WHERE recent), sum(n), sum(redead) FILTER (WHERE recent), "
+    "sum(redead) FROM w GROUP BY topic"
 )
 AUDIT_INSERT = (
     "INSERT INTO redrive_audit (id, at, actor, action, count, detail) "

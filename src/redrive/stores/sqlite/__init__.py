@@ -236,26 +236,37 @@ class SQLiteStore(SQLStore):
             oldest: dict[str, datetime] = {}
             for topic, by_status in counts.items():
                 if by_status.get(Status.DEAD):
-                    value = conn.execute(
-                        f"SELECT MIN(dead_at) FROM {TABLE} WHERE status = 'dead' AND topic = ?",
+                    row = conn.execute(  # ids are creation order: the first failure
+                        f"SELECT created_at FROM {TABLE} WHERE topic = ? AND status = 'dead' "
+                        "ORDER BY id LIMIT 1",
                         (topic,),
-                    ).fetchone()[0]
-                    when = self.dialect.decode_time(value)
-                    if when is not None:
-                        oldest[topic] = when
-            hour = self._new_dead(conn, now - timedelta(hours=1))
-            day = self._new_dead(conn, now - timedelta(days=1))
+                    ).fetchone()
+                    if row is not None:
+                        oldest[topic] = self.dialect.decode_required_time(row[0])
+            hour, redead_hour = self._deaths(conn, now - timedelta(hours=1))
+            day, redead_day = self._deaths(conn, now - timedelta(days=1))
         return Stats(
-            counts=counts, oldest_dead_at=oldest, new_dead_last_hour=hour, new_dead_last_day=day
+            counts=counts,
+            oldest_dead_at=oldest,
+            new_dead_last_hour=hour,
+            new_dead_last_day=day,
+            redead_last_hour=redead_hour,
+            redead_last_day=redead_day,
         )
 
-    def _new_dead(self, conn: sqlite3.Connection, since: datetime) -> dict[str, int]:
+    def _deaths(
+        self, conn: sqlite3.Connection, since: datetime
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """(first deaths, re-deaths) per topic since ``since``, from the timeline."""
         minute = (self.dialect.encode_time(since) or "")[:16]
         rows = conn.execute(
-            "SELECT topic, SUM(n) FROM redrive_dead_timeline WHERE minute >= ? GROUP BY topic",
+            "SELECT topic, SUM(n), SUM(redead) FROM redrive_dead_timeline "
+            "WHERE minute >= ? GROUP BY topic",
             (minute,),
-        )
-        return {topic: int(n) for topic, n in rows}
+        ).fetchall()
+        first = {topic: int(n) for topic, n, _ in rows if n}
+        again = {topic: int(r) for topic, _, r in rows if r}
+        return first, again
 
     def dead_timeline(
         self, since: datetime, *, topic: str | None = None
@@ -364,9 +375,11 @@ class SQLiteStore(SQLStore):
             now_there = {row[0] for row in conn.execute(present, ids)}
             added = [r for r in records if r.id in now_there and r.id not in there]
             # An imported dead letter did not die now: take it out of the timeline again.
-            for (topic, minute), n in _dead_minutes(added, self.dialect).items():
+            for (topic, minute, again), n in _dead_minutes(added, self.dialect).items():
+                column = "redead" if again else "n"
                 conn.execute(
-                    "UPDATE redrive_dead_timeline SET n = n - ? WHERE topic = ? AND minute = ?",
+                    f"UPDATE redrive_dead_timeline SET {column} = {column} - ? "
+                    "WHERE topic = ? AND minute = ?",
                     (n, topic, minute),
                 )
             return len(added)
@@ -392,10 +405,13 @@ class SQLiteStore(SQLStore):
             return True
 
 
-def _dead_minutes(records: Iterable[DeadLetter], dialect: Dialect) -> Counter[tuple[str, str]]:
-    """Dead records per (topic, minute of dead_at), as the timeline trigger counts them."""
+def _dead_minutes(
+    records: Iterable[DeadLetter], dialect: Dialect
+) -> Counter[tuple[str, str, bool]]:
+    """Dead records per (topic, minute of dead_at, re-death), as the timeline trigger
+    counts them."""
     return Counter(
-        (record.topic, (dialect.encode_time(record.dead_at) or "")[:16])
+        (record.topic, (dialect.encode_time(record.dead_at) or "")[:16], record.replays > 0)
         for record in records
         if record.status == Status.DEAD and record.dead_at is not None
     )
