@@ -94,6 +94,26 @@ class TestRecordingIsIdempotent:
         assert store.count(Filter()) == 1
 
 
+class TestSaveMany:
+    def test_each_outcome_is_fenced_on_its_own(self, store: Store) -> None:
+        """One ``save_many`` saves the outcomes whose claims still hold and refuses the
+        others, in order."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now) for _ in range(3)])
+        claimed = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=1), owner="w/1", limit=3
+        )
+        outcomes = [
+            (r.replace(status=Status.RESOLVED, updated_at=now, lease_owner=None), "w/1")
+            for r in claimed
+        ]
+        outcomes[1] = (outcomes[1][0], "someone-else")
+        assert store.save_many(outcomes) == [True, False, True]
+        statuses = [store.get(r.id).status for r in claimed]  # type: ignore[union-attr]
+        assert statuses == [Status.RESOLVED, Status.RETRYING, Status.RESOLVED]
+        assert store.save_many([]) == []
+
+
 class TestDeaths:
     def test_a_replay_that_dies_again_is_a_re_death_not_a_new_dead_letter(
         self, store: Store

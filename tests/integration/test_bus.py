@@ -496,3 +496,35 @@ async def test_a_saturated_scheduler_waits_for_a_slot_instead_of_polling(db_path
         release.set()
     store.close()
     assert looks <= 4
+
+
+async def test_retry_outcomes_are_group_committed(db_path: Path) -> None:
+    """Concurrent retries share transactions: their outcomes reach the store in fewer
+    ``save_many`` calls than there are outcomes, and every one is saved."""
+    from redrive.stores.sqlite import SQLiteStore
+
+    class Counting(SQLiteStore):
+        calls: list[int] = []
+
+        def save_many(self, outcomes):  # type: ignore[no-untyped-def]
+            Counting.calls.append(len(outcomes))
+            return super().save_many(outcomes)
+
+    store = Counting(db_path)
+    bus = EventBus(store, poll_interval=0.05, concurrency=50)
+    seen: Counter[str] = Counter()
+
+    @bus.handler("orders.created", policy=RetryPolicy(max_attempts=3, initial_delay=0.0))
+    async def once(event: Event) -> None:
+        seen[event.id] += 1
+        if seen[event.id] == 1:
+            raise ConnectionError("later")
+        await asyncio.sleep(0)
+
+    for _ in range(60):
+        await bus.dispatch(Event(topic="orders.created", payload={}))
+    async with bus:
+        await eventually(lambda: store.count(Filter(statuses=(Status.RESOLVED,))) == 60, timeout=30)
+    store.close()
+    assert sum(Counting.calls) == 60
+    assert len(Counting.calls) < 60

@@ -238,7 +238,7 @@ class Engine:
             outcome = self._resolved(record, duration)
         else:
             outcome = self._failed_again(record, spec, error, duration)
-        saved = await asyncio.to_thread(self.store.save, outcome, lease_owner=owner)
+        saved = await self.writer.save(outcome, lease_owner=owner)
         if not saved:
             logger.warning("lease on %s was lost; another worker owns it now", record.id)
             return outcome

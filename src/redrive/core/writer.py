@@ -1,45 +1,51 @@
-"""Group commit for failure records: concurrent failures share one transaction.
+"""Group commit for the engine's writes: concurrent failures (and retry outcomes) share one
+transaction.
 
-Each ``write`` returns only once its own record is durable (or raises the store's error),
-with the id the store keeps it under (a failure of an (event, handler) pair that already
-has an open record is merged into that record),
-so a crash after ``publish`` returns loses nothing. While one batch is being committed,
-new records gather; the next commit takes all of them. Under no load a record is
-committed alone at once; under load the batch grows by itself, with no timer to tune.
+Each ``write`` (a new failure record) and each ``save`` (the outcome of a retry) returns only
+once its own record is durable, or raises the store's error, so a crash after ``publish``
+returns, or after a retry is reported done, loses nothing. While one batch is being
+committed, new records gather; the next commit takes all of them. Under no load a record is
+committed alone at once; under load the batch grows by itself, with no timer to tune. A
+batch that fails is written record by record, so one bad record never fails the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from redrive.models import DeadLetter
 from redrive.stores.base import Store
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
-class BatchWriter:
-    """Writes records to ``store`` in groups of up to ``max_batch``.
 
-    .. versionadded:: 0.1
-    """
+class GroupCommit(Generic[Item, Result]):
+    """Feeds ``commit`` (a store call taking a batch and returning one result per item,
+    run in a thread) with everything submitted while the previous batch committed."""
 
-    def __init__(self, store: Store, *, max_batch: int = 1000) -> None:
-        self._store = store
+    def __init__(
+        self, commit: Callable[[Sequence[Item]], Sequence[Result]], *, max_batch: int, name: str
+    ) -> None:
+        self._commit = commit
         self._max_batch = max_batch
-        self._pending: list[tuple[DeadLetter, asyncio.Future[str]]] = []
+        self._name = name
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, record: DeadLetter) -> str:
-        """Return the stored record's id once ``record`` is durable; raise the store's error
-        if it could not be."""
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
+    async def submit(self, item: Item) -> Result:
+        """Return ``item``'s result once its batch committed; raise the store's error."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush(), name="redrive-writer")
+            self._task = asyncio.create_task(self._flush(), name=self._name)
         return await future
 
     async def close(self) -> None:
-        """Wait for everything written so far to be committed."""
+        """Wait for everything submitted so far to be committed."""
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
@@ -49,32 +55,60 @@ class BatchWriter:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:
-                ids = await asyncio.to_thread(self._store.add, [record for record, _ in batch])
+                results = await asyncio.to_thread(self._commit, [item for item, _ in batch])
             except Exception as exc:
                 if len(batch) == 1:
-                    _settle(batch[0][1], error=exc)
-                else:  # one bad record must not fail the others: write them one by one
-                    for record, future in batch:
-                        await self._write_alone(record, future)
+                    _fail(batch[0][1], exc)
+                else:  # one bad record must not fail the others: commit them one by one
+                    for item, future in batch:
+                        await self._alone(item, future)
             else:
-                for (_, future), stored in zip(batch, ids, strict=True):
-                    _settle(future, stored)
+                for (_, future), result in zip(batch, results, strict=True):
+                    _settle(future, result)
 
-    async def _write_alone(self, record: DeadLetter, future: asyncio.Future[str]) -> None:
+    async def _alone(self, item: Item, future: asyncio.Future[Result]) -> None:
         try:
-            ids = await asyncio.to_thread(self._store.add, [record])
+            (result,) = await asyncio.to_thread(self._commit, [item])
         except Exception as exc:
-            _settle(future, error=exc)
+            _fail(future, exc)
         else:
-            _settle(future, ids[0])
+            _settle(future, result)
 
 
-def _settle(
-    future: asyncio.Future[str], stored: str = "", *, error: BaseException | None = None
-) -> None:
-    if future.done():  # its publisher was cancelled; the outcome is known anyway
-        return
-    if error is None:
-        future.set_result(stored)
-    else:
+class BatchWriter:
+    """Writes new failure records (``Store.add``) and retry outcomes (``Store.save_many``)
+    to ``store`` in groups of up to ``max_batch``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, store: Store, *, max_batch: int = 1000) -> None:
+        self._adds = GroupCommit(store.add, max_batch=max_batch, name="redrive-writer")
+        self._saves: GroupCommit[tuple[DeadLetter, str], bool] = GroupCommit(
+            store.save_many, max_batch=max_batch, name="redrive-saver"
+        )
+
+    async def write(self, record: DeadLetter) -> str:
+        """Return the id the record is stored under (a failure of an (event, handler) pair
+        that already has an open record joins that record) once it is durable."""
+        return await self._adds.submit(record)
+
+    async def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
+        """Save a retry's outcome under its claim's token (compare-and-set); return whether
+        the claim still held the record, once the outcome is durable."""
+        return await self._saves.submit((record, lease_owner))
+
+    async def close(self) -> None:
+        """Wait for everything written so far to be committed."""
+        await self._adds.close()
+        await self._saves.close()
+
+
+def _settle(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():  # a cancelled submitter: the outcome is known anyway
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Result], error: BaseException) -> None:
+    if not future.done():
         future.set_exception(error)

@@ -213,6 +213,10 @@ class Store(AuditLog, MetaStore, Protocol):
         holds the lease. Idempotent: a save retried after a commit whose answer was lost
         finds its own outcome there and returns True."""
 
+    def save_many(self, outcomes: Sequence[tuple[DeadLetter, str]]) -> list[bool]:
+        """``save`` each (outcome, lease owner) in one transaction (a group commit of retry
+        outcomes); return, per outcome, whether it was saved."""
+
     def claim_due(
         self,
         *,

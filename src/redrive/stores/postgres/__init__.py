@@ -140,17 +140,23 @@ class PostgresStore(SQLStore):
         return [stored.get((r.event.id, r.handler), r.id) for r in records]
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
-        row = q.row_of(record, self.dialect)
+        return self.save_many([(record, lease_owner)])[0]
 
-        def work(conn: Conn, attempt: int) -> bool:
-            if conn.execute(q.UPDATE_ALL, (*row[1:], record.id, lease_owner)).rowcount == 1:
-                return True
-            # A retry after a commit whose answer was lost finds its own outcome there.
-            return (
-                attempt > 0 and conn.execute(q.SAVED, q.saved_params(record)).fetchone() is not None
-            )
+    def save_many(self, outcomes: Sequence[tuple[DeadLetter, str]]) -> list[bool]:
+        rows = [(q.row_of(record, self.dialect), record, owner) for record, owner in outcomes]
 
-        return bool(self.connector.run(work))
+        def work(conn: Conn, attempt: int) -> list[bool]:
+            saved = []
+            for row, record, owner in rows:
+                done = conn.execute(q.UPDATE_ALL, (*row[1:], record.id, owner)).rowcount == 1
+                if not done and attempt > 0:
+                    # A retry after a commit whose answer was lost finds its own outcome.
+                    done = conn.execute(q.SAVED, q.saved_params(record)).fetchone() is not None
+                saved.append(done)
+            return saved
+
+        result: list[bool] = self.connector.run(work)
+        return result
 
     def claim_due(
         self,

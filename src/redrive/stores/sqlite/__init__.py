@@ -159,10 +159,15 @@ class SQLiteStore(SQLStore):
         )
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
-        row = record_to_row(record, self.dialect)
+        return self.save_many([(record, lease_owner)])[0]
+
+    def save_many(self, outcomes: Sequence[tuple[DeadLetter, str]]) -> list[bool]:
+        rows = [(record_to_row(record, self.dialect), owner) for record, owner in outcomes]
         with self.connections.write() as conn:
-            cursor = conn.execute(_UPDATE_ALL, (*row[1:], record.id, lease_owner))
-            return cursor.rowcount == 1
+            return [
+                conn.execute(_UPDATE_ALL, (*row[1:], row[0], owner)).rowcount == 1
+                for row, owner in rows
+            ]
 
     def claim_due(
         self,
