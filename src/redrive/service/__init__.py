@@ -7,6 +7,7 @@ the handler runs it.
 from __future__ import annotations
 
 import builtins
+import copy
 import dataclasses
 import getpass
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,10 +18,10 @@ from typing import IO, Any
 from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.exceptions import FormatError, NotFound
+from redrive.exceptions import FormatError, InvalidInput, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
-from redrive.redact import Redactor, keep_masked
+from redrive.redact import MASK, Redactor, keep_masked
 from redrive.service import archive as archives
 from redrive.service import formats, selection
 from redrive.service.formats import redacted
@@ -67,12 +68,25 @@ TIMELINE_KEPT = timedelta(days=8)
 Progress = Callable[[int], None]
 """Called with the number of records a bulk operation has just handled."""
 
+SEARCH_LIMIT = 10_000
+"""With masked fields, a search is matched against scrubbed error messages record by record:
+a count, a group listing or a bulk change takes at most this many matches (a listing pages
+through any number)."""
+
+SEARCH_SCAN = 5_000
+"""Records one page of a listing looks through for scrubbed matches before it returns a
+short page with a cursor (bounded work per request)."""
+
 
 class DeadLetterQueue:
     """Inspect and manage dead letters.
 
     :param actor: who is acting, for the audit trail (default: the OS user).
     :param max_replays: bulk replays skip records replayed this many times (loop guard).
+    :param redactor: the masked fields (``Settings.redactor()``). With fields masked, a
+        search never looks into payloads and matches error messages *as shown* (with the
+        payload's masked values scrubbed out), so it cannot confirm a masked value; group
+        sample messages and plan samples come out scrubbed.
 
     .. versionadded:: 0.1
     """
@@ -85,12 +99,21 @@ class DeadLetterQueue:
         hooks: Sequence[Hook] = (),
         actor: str | None = None,
         max_replays: int = 5,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.hooks = Hooks(hooks)
         self.actor = actor or _os_user()
         self.max_replays = max_replays
+        self.redactor = redactor or Redactor()
+
+    def masked(self, redactor: Redactor) -> DeadLetterQueue:
+        """This service with ``redactor`` (on the same store): what a surface with its
+        own ``redact`` settings uses."""
+        other = copy.copy(self)
+        other.redactor = redactor
+        return other
 
     # -- reads -------------------------------------------------------------------------
     def list(
@@ -102,8 +125,60 @@ class DeadLetterQueue:
         cursor: str | None = None,
         **criteria: Any,
     ) -> Page:
-        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``."""
-        return self.store.find(make_filter(where, **criteria), limit=limit, cursor=cursor)
+        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``.
+
+        With masked fields and a search, a page may come back short with a ``next_cursor``
+        (it looked through ``SEARCH_SCAN`` records): follow the cursor."""
+        where = make_filter(where, **criteria)
+        if self.redactor and where.search:
+            return self._search_page(where.replace(search_payload=False), limit, cursor)
+        return self.store.find(where, limit=limit, cursor=cursor)
+
+    def _shows(self, record: DeadLetter, text: str) -> bool:
+        """Whether ``text`` is in the record's error message as shown (scrubbed)."""
+        return text.casefold() in self.redactor.message_of(record).casefold()
+
+    def _search_page(self, where: Filter, limit: int, cursor: str | None) -> Page:
+        kept: builtins.list[DeadLetter] = []
+        scanned = 0
+        while True:
+            page = self.store.find(where, limit=min(max(limit, 100), 1000), cursor=cursor)
+            for index, record in enumerate(page.items):
+                if self._shows(record, where.search or ""):
+                    kept.append(record)
+                if len(kept) == limit:
+                    more = index + 1 < len(page.items) or page.next_cursor is not None
+                    return Page(kept, record.id if more else None)
+            scanned += len(page.items)
+            if page.next_cursor is None:
+                return Page(kept, None)
+            cursor = page.next_cursor
+            if scanned >= SEARCH_SCAN:
+                return Page(kept, cursor)
+
+    def searchable(self, where: Filter) -> Filter:
+        """``where`` as the store can run it: with masked fields, a search becomes the ids
+        of the records whose scrubbed error message holds the text (at most
+        ``SEARCH_LIMIT``, else ``InvalidInput``); without, it is ``where`` itself."""
+        if not (self.redactor and where.search):
+            return where
+        text, raw = where.search, where.replace(search_payload=False)
+        found: builtins.list[str] = []
+        cursor: str | None = None
+        while True:
+            page = self.store.find(raw, limit=1000, cursor=cursor)
+            found += [record.id for record in page.items if self._shows(record, text)]
+            if len(found) > SEARCH_LIMIT:
+                raise InvalidInput(
+                    f"search: with masked fields a search may select at most "
+                    f"{SEARCH_LIMIT:,} records here; narrow it with other filters"
+                )
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        if not found:  # an empty ids filter would mean "every record": match none instead
+            return where.replace(search=None, max_id="")
+        return where.replace(search=None, ids=tuple(found))
 
     def get(self, record_id: str) -> DeadLetter:
         """The record with that id; raises ``NotFound``."""
@@ -114,7 +189,7 @@ class DeadLetterQueue:
 
     def count(self, where: Filter | None = None, /, **criteria: Any) -> int:
         """How many records match."""
-        return self.store.count(make_filter(where, **criteria))
+        return self.store.count(self.searchable(make_filter(where, **criteria)))
 
     def stats(self) -> Stats:
         """Counts by topic and status, oldest dead letter per topic, new dead letters."""
@@ -129,25 +204,33 @@ class DeadLetterQueue:
         by triggers, and a kept sample may have been deleted or changed since.
         """
         criteria.setdefault("status", Status.DEAD)
-        where = make_filter(where, **criteria)
-        groups = self.store.groups(where, limit=limit)
-        samples = tuple(group.sample_id for group in groups)
-        live = (
-            set(self.store.ids(where.replace(ids=samples), limit=len(samples)))
-            if samples
-            else set()
-        )
-        return [
-            group if group.sample_id in live else self._resampled(group, where) for group in groups
-        ]
+        where = self.searchable(make_filter(where, **criteria))
+        return self.shown_groups(self.store.groups(where, limit=limit), where)
 
-    def _resampled(self, group: Group, where: Filter) -> Group:
+    def shown_groups(self, groups: Sequence[Group], where: Filter) -> builtins.list[Group]:
+        """``groups`` with live samples (re-sampled where the kept one is gone or no
+        longer matches) and sample messages scrubbed of their sample's masked values."""
+        samples = tuple(group.sample_id for group in groups)
+        live: dict[str, DeadLetter] = {}
+        if samples:
+            found = self.store.find(where.replace(ids=samples), limit=len(samples)).items
+            live = {record.id: record for record in found}
+        shown = []
+        for group in groups:
+            sample = live.get(group.sample_id) or self._newest(group, where)
+            if sample is None:  # no record left to scrub with: show nothing of it
+                message = MASK if self.redactor else group.sample_message
+                shown.append(dataclasses.replace(group, sample_message=message))
+            else:
+                message = self.redactor.message_of(sample)
+                shown.append(
+                    dataclasses.replace(group, sample_id=sample.id, sample_message=message)
+                )
+        return shown
+
+    def _newest(self, group: Group, where: Filter) -> DeadLetter | None:
         newest = self.store.find(where.replace(fingerprint=group.fingerprint), limit=1).items
-        if not newest:
-            return group
-        return dataclasses.replace(
-            group, sample_id=newest[0].id, sample_message=newest[0].error_message
-        )
+        return newest[0] if newest else None
 
     def timeline(
         self, since: timedelta, *, topic: str | None = None
@@ -157,15 +240,16 @@ class DeadLetterQueue:
 
     def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
         """Matching ids in ascending batches: bounded memory over any number of records."""
-        return selection.iter_ids(self.store, where, batch=batch)
+        return selection.iter_ids(self.store, self.searchable(where), batch=batch)
 
     def iter_records(self, where: Filter, *, batch: int = BATCH) -> Iterator[DeadLetter]:
         """Matching records, oldest first, loaded a batch at a time."""
-        return selection.iter_records(self.store, where, batch=batch)
+        return selection.iter_records(self.store, self.searchable(where), batch=batch)
 
     def snapshot(self, where: Filter) -> Filter:
-        """``where`` bounded to the records as they are now (see ``selection.snapshot``)."""
-        return selection.snapshot(self.store, self.clock, where)
+        """``where`` bounded to the records as they are now (see ``selection.snapshot``);
+        a search over masked fields is resolved first (see :meth:`searchable`)."""
+        return selection.snapshot(self.store, self.clock, self.searchable(where))
 
     # -- changes -----------------------------------------------------------------------
     def retry(
@@ -301,7 +385,12 @@ class DeadLetterQueue:
         by topic and by error group, and a few samples. Pass ``plan.where`` to ``replay``
         and it changes at most ``plan.count`` records."""
         bounded = self.replay_filter(where or Filter(), force=force)
-        return plan_replay(self.store, bounded, samples=samples)
+        plan = plan_replay(self.store, bounded, samples=samples)
+        return dataclasses.replace(  # what operators see of it: scrubbed, masked
+            plan,
+            groups=tuple(self.shown_groups(plan.groups, bounded)),
+            samples=tuple(self.redactor.mask(record) for record in plan.samples),
+        )
 
     def replay(
         self,
@@ -351,9 +440,8 @@ class DeadLetterQueue:
     ) -> int:
         """Write matching records, oldest first, to ``out`` as ``json``, ``jsonl`` or
         ``csv``, with ``redactor`` masking sensitive fields; return how many."""
-        count = formats.export(
-            self.store, self.clock, out, where or Filter(), fmt, redactor, progress
-        )
+        selected = self.searchable(where or Filter())
+        count = formats.export(self.store, self.clock, out, selected, fmt, redactor, progress)
         self._audit("export", Result(count, count, 0), where, None, actor, None, {"format": fmt})
         return count
 
