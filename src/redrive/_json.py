@@ -107,9 +107,7 @@ def _problem(item: Any, strict: bool) -> str | None:
     )
 
 
-def check_event(
-    topic: Any, payload: Any, headers: Mapping[Any, Any] | None, **fields: Any
-) -> None:
+def check_event(topic: Any, payload: Any, headers: Mapping[Any, Any] | None, **fields: Any) -> None:
     """The rule every source applies before an event runs or is stored (``EventBus.publish``
     and ``Outbox.add`` share it): a non-empty topic, a payload that is plain JSON
     (``check_json``), headers that map strings to strings, and ``fields`` (``key``,

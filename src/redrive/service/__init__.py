@@ -7,9 +7,11 @@ the handler runs it.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import copy
 import dataclasses
 import getpass
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import IO, Any
 from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
+from redrive._json import check_text
 from redrive.exceptions import FormatError, InvalidInput, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
@@ -41,6 +44,8 @@ from redrive.service.selection import (
     make_filter,
 )
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
+
+logger = logging.getLogger("redrive.service")
 
 __all__ = [
     "BATCH",
@@ -130,6 +135,7 @@ class DeadLetterQueue:
         With masked fields and a search, a page may come back short with a ``next_cursor``
         (it looked through ``SEARCH_SCAN`` records): follow the cursor."""
         where = make_filter(where, **criteria)
+        _check_criteria(where)
         if self.redactor and where.search:
             return self._search_page(where.replace(search_payload=False), limit, cursor)
         return self.store.find(where, limit=limit, cursor=cursor)
@@ -159,7 +165,11 @@ class DeadLetterQueue:
     def searchable(self, where: Filter) -> Filter:
         """``where`` as the store can run it: with masked fields, a search becomes the ids
         of the records whose scrubbed error message holds the text (at most
-        ``SEARCH_LIMIT``, else ``InvalidInput``); without, it is ``where`` itself."""
+        ``SEARCH_LIMIT``, else ``InvalidInput``); without, it is ``where`` itself.
+
+        Text no store can compare (a NUL, a lone surrogate) is refused here, before the
+        store is asked, with ``InvalidInput`` naming the criterion."""
+        _check_criteria(where)
         if not (self.redactor and where.search):
             return where
         text, raw = where.search, where.replace(search_payload=False)
@@ -182,6 +192,7 @@ class DeadLetterQueue:
 
     def get(self, record_id: str) -> DeadLetter:
         """The record with that id; raises ``NotFound``."""
+        check_text(record_id, "the id")
         record = self.store.get(record_id)
         if record is None:
             raise NotFound(f"no dead letter with id {record_id!r}")
@@ -325,12 +336,12 @@ class DeadLetterQueue:
         progress: Progress | None = None,
     ) -> Result:
         """Delete records for good, whatever their status."""
-        result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where, progress):
-            deleted = self.store.delete(batch)
-            result += Result(len(batch), deleted, len(batch) - deleted, missing)
-        self._audit("delete", result, where, ids, actor, note)
-        return result
+        tally = _Tally()
+        with self._audited("delete", tally, where, ids, actor, note):
+            for batch, missing in self._batches(ids, where, progress):
+                deleted = self.store.delete(batch)
+                tally.result += Result(len(batch), deleted, len(batch) - deleted, missing)
+        return tally.result
 
     def purge(
         self,
@@ -345,12 +356,12 @@ class DeadLetterQueue:
         where = Filter(
             statuses=tuple(statuses), topic=topic, updated_before=self.clock.now() - older_than
         )
-        result = Result(0, 0, 0)
-        for batch, _ in self._batches(None, where, progress):
-            deleted = self.store.delete(batch)
-            result += Result(len(batch), deleted, len(batch) - deleted)
-        self._audit("purge", result, where, None, actor, None)
-        return result
+        tally = _Tally()
+        with self._audited("purge", tally, where, None, actor, None):
+            for batch, _ in self._batches(None, where, progress):
+                deleted = self.store.delete(batch)
+                tally.result += Result(len(batch), deleted, len(batch) - deleted)
+        return tally.result
 
     def audit(self, *, limit: int = 50, cursor: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail, newest first."""
@@ -416,6 +427,8 @@ class DeadLetterQueue:
         """
         actor = actor or self.actor
         wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
+        for record_id in wanted or ():
+            check_text(record_id, "an id")
         if wanted is None:
             where = self.replay_filter(where or Filter(), force=force)
         if patch is not None:
@@ -423,7 +436,12 @@ class DeadLetterQueue:
         run = ReplayRun(
             self.store, self.clock, wanted, where, patch=patch, delay=delay, actor=actor, note=note
         )
-        report = run.execute(options or ReplayOptions(), progress)
+        try:
+            report = run.execute(options or ReplayOptions(), progress)
+        except BaseException as exc:
+            if run.tally.matched or run.tally.missing:
+                self._audit_failure("retry", run.tally, where, wanted, actor, note, exc)
+            raise
         self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
         return report
 
@@ -454,14 +472,16 @@ class DeadLetterQueue:
         actor: str | None = None,
     ) -> Iterator[str]:
         """The export document in chunks, for an HTTP response: the same formats as
-        ``export``. The audit entry (who exported what, how many records) is written as
-        the stream starts, so a client that goes away cannot leave an export unaudited."""
+        ``export``. Everything that can be refused (the filter, the format, a search over
+        masked fields) is checked when this is called, before the first byte; the audit
+        entry (who exported what, how many records) is written then too, so a client
+        that goes away cannot leave an export unaudited."""
         bounded = self.snapshot(where or Filter())
         stream = formats.ExportStream(self.store, self.clock, bounded, fmt, redactor)
         matched = self.store.count(bounded)
         extra: dict[str, JSON] = {"format": fmt, "streamed": True}
         self._audit("export", Result(matched, matched, 0), where, None, actor, None, extra)
-        yield from stream
+        return iter(stream)
 
     def import_(
         self,
@@ -525,14 +545,51 @@ class DeadLetterQueue:
         *,
         progress: Progress | None = None,
     ) -> Result:
-        result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where, progress):
-            changed = self.store.transition(batch, change)
-            result += Result(
-                len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
-            )
-        self._audit(action, result, where, ids, actor, note)
-        return result
+        tally = _Tally()
+        with self._audited(action, tally, where, ids, actor, note):
+            for batch, missing in self._batches(ids, where, progress):
+                changed = self.store.transition(batch, change)
+                tally.result += Result(
+                    len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
+                )
+        return tally.result
+
+    @contextlib.contextmanager
+    def _audited(
+        self,
+        action: str,
+        tally: _Tally,
+        where: Filter | None,
+        ids: Iterable[str] | None,
+        actor: str | None,
+        note: str | None,
+    ) -> Iterator[None]:
+        """Audit a bulk change when it ends, also when a later batch fails (or the operator
+        interrupts it): the entry then counts what did change and says why it stopped.
+        Nothing is changed, or audited, when the request is refused up front."""
+        try:
+            yield
+        except BaseException as exc:
+            if tally.result.matched or tally.result.missing:
+                self._audit_failure(action, tally.result, where, ids, actor, note, exc)
+            raise
+        self._audit(action, tally.result, where, ids, actor, note)
+
+    def _audit_failure(
+        self,
+        action: str,
+        result: Result,
+        where: Filter | None,
+        ids: Iterable[str] | None,
+        actor: str | None,
+        note: str | None,
+        error: BaseException,
+    ) -> None:
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+        try:
+            self._audit(action, result, where, ids, actor, note, {"stopped": reason})
+        except Exception:  # the store itself failed: the original error says why
+            logger.warning("could not audit the partial %s of %d records", action, result.changed)
 
     def _batches(
         self, ids: Iterable[str] | None, where: Filter | None, progress: Progress | None = None
@@ -540,6 +597,8 @@ class DeadLetterQueue:
         """(existing ids, how many asked-for ids were missing) in batches."""
         if ids is not None:
             wanted = list(dict.fromkeys(ids))
+            for record_id in wanted:
+                check_text(record_id, "an id")
             for chunk in chunks(wanted, BATCH):
                 found = self.store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
                 yield found, len(chunk) - len(found)
@@ -596,6 +655,22 @@ class DeadLetterQueue:
         if note:
             detail["note"] = note
         self.record(action, detail=detail, count=result.changed, actor=actor)
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a bulk change has done so far (read by its audit, also after a failure)."""
+
+    result: Result = dataclasses.field(default_factory=lambda: Result(0, 0, 0))
+
+
+def _check_criteria(where: Filter) -> None:
+    for field in dataclasses.fields(where):
+        value = getattr(where, field.name)
+        texts = value if isinstance(value, tuple) else (value,)
+        for text in texts:
+            if isinstance(text, str):
+                check_text(text, f"filter {field.name}")
 
 
 def _detail(actor: str, note: str | None) -> dict[str, JSON]:
