@@ -5,8 +5,10 @@ Example counts are bounded so the file runs in well under a minute."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,15 +95,38 @@ GETS = [
     "/api/v1/export?handler={p}",
     "/dead-letters?q={p}",
     "/dead-letters/{p}",
+    "DELETE /api/v1/dead-letters/{p}",
+    "DELETE /api/v1/tokens/{p}",
 ]
 ROLES = ["viewer", "operator", "admin", "anonymous"]
 PYTHON_TRACEBACK = 'Traceback (most recent call last):\n  File "'
 """What an uncaught error prints (a record's own traceback field is not one)."""
 
 
+@dataclasses.dataclass
+class Target:
+    """A served app: API clients and signed-in console clients (with their CSRF value)
+    per role, the store behind it, and a record id."""
+
+    clients: dict[str, httpx.Client]
+    consoles: dict[str, tuple[httpx.Client, str]]
+    store: Store
+    record_id: str
+
+
+def _console(url: str, token: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=url, timeout=30)
+    form = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text)
+    assert form
+    assert client.post("/signin", data={"token": token, "csrf": form[1]}).status_code == 303
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+    assert csrf
+    return client, csrf[1]
+
+
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[tuple[str, dict[str, httpx.Client], Store, str]]:
-    """A served app over a seeded SQLite store, a client per role, and a record id."""
+def target(tmp_path: Path) -> Iterator[Target]:
+    """A served app over a seeded SQLite store, clients per role, and a record id."""
     store = SQLiteStore(tmp_path / "fuzz.db")
     records = [make_record(payload={"password": "pa55word", "n": i}) for i in range(3)]
     store.add(records)
@@ -118,10 +143,11 @@ def target(tmp_path: Path) -> Iterator[tuple[str, dict[str, httpx.Client], Store
             for role, token in tokens.items()
         }
         clients["anonymous"] = httpx.Client(base_url=url, timeout=30)
+        consoles = {role: _console(url, token) for role, token in tokens.items()}
         try:
-            yield url, clients, store, records[0].id
+            yield Target(clients, consoles, store, records[0].id)
         finally:
-            for client in clients.values():
+            for client in [*clients.values(), *(c for c, _ in consoles.values())]:
                 client.close()
     store.close()
 
@@ -144,14 +170,9 @@ def _assert_sound(response: httpx.Response, what: object) -> None:
     value=json_texts,
     role=st.sampled_from(ROLES),
 )
-def test_api_bodies(
-    target: tuple[str, dict[str, httpx.Client], Store, str],
-    route: tuple[str, str, str],
-    value: str,
-    role: str,
-) -> None:
+def test_api_bodies(target: Target, route: tuple[str, str, str], value: str, role: str) -> None:
     """Any bad value in any body field, from any role: no 5xx, and a refusal changes nothing."""
-    _, clients, store, record_id = target
+    clients, store, record_id = target.clients, target.store, target.record_id
     method, path, template = route
     body = template.format(v=value, rid=json.dumps(record_id))
     before = _state(store)
@@ -175,11 +196,9 @@ def test_api_bodies(
     text=nasty_text | st.binary(max_size=8).map(lambda b: b.decode("latin-1")),
     role=st.sampled_from(ROLES),
 )
-def test_api_paths_and_queries(
-    target: tuple[str, dict[str, httpx.Client], Store, str], path: str, text: str, role: str
-) -> None:
+def test_api_paths_and_queries(target: Target, path: str, text: str, role: str) -> None:
     """Any text, percent-encoded as raw bytes (not always UTF-8), in an id or a query."""
-    _, clients, store, _ = target
+    clients, store = target.clients, target.store
     raw = (
         text.encode("utf-8", "surrogatepass")
         if text.isascii()
@@ -187,12 +206,58 @@ def test_api_paths_and_queries(
     )
     encoded = quote(raw, safe="")
     before = _state(store)
-    response = clients[role].get(path.format(p=encoded or "x"))
+    method, _, where = path.rpartition(" ")
+    response = clients[role].request(method or "GET", where.format(p=encoded or "x"))
     _assert_sound(response, (path, encoded))
     after = _state(store)
-    assert (after[0], after[2]) == (before[0], before[2])  # reads change no record
+    if not method or response.status_code >= 400:  # reads and refusals change no record
+        assert (after[0], after[2]) == (before[0], before[2]), (path, encoded)
     if response.status_code >= 400:  # (a 200 export is audited: that is the point)
         assert after[1] == before[1], (path, encoded)
+
+
+CONSOLE_FORMS = [
+    ("/dead-letters/{id}/action", {"action": "retry", "payload": "{v}"}),
+    ("/dead-letters/{id}/action", {"action": "resolve", "note": "{t}"}),
+    ("/dead-letters/{t}/action", {"action": "discard"}),
+    ("/bulk", {"action": "resolve", "ids": "{t}"}),
+    ("/groups/retry", {"fingerprint": "{t}"}),
+]
+
+
+@QUICK
+@given(
+    form=st.sampled_from(CONSOLE_FORMS),
+    value=json_texts.map(lambda v: f'{{"a": {v}}}'),
+    text=nasty_text,
+    role=st.sampled_from(ROLES[:3]),
+)
+def test_console_forms(
+    target: Target, form: tuple[str, dict[str, str]], value: str, text: str, role: str
+) -> None:
+    """The console's forms (payload editor, notes, selections, group replay) from every
+    role: no 5xx, no traceback, and a refusal changes no record."""
+    client, csrf = target.consoles[role]
+    path, fields = form
+    data = {k: v.format(v=value, t=text) for k, v in {**fields, "csrf": csrf}.items()}
+    body = "&".join(
+        f"{k}={quote(v.encode('utf-8', 'surrogatepass'), safe='')}" for k, v in data.items()
+    )
+    target_path = path.format(
+        id=target.record_id, t=quote(text.encode("utf-8", "surrogatepass"), safe="") or "x"
+    )
+    before = _state(target.store)
+    response = client.post(
+        target_path,
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+    )
+    _assert_sound(response, (path, data))
+    if response.status_code >= 400:
+        assert _state(target.store)[0] == before[0], (path, data, response.status_code)
 
 
 # -- the CLI ----------------------------------------------------------------------------
