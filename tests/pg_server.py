@@ -113,11 +113,19 @@ class PgServer:
 
     def restart(self) -> None:
         """Stop the server (fast shutdown, connections dropped) and start it again."""
+        self.pause()
+        self.resume()
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown) but keep its data: ``resume`` starts it again."""
         assert self.pid is not None
         os.kill(self.pid, signal.SIGINT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _alive(self.pid):
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling the process table with a deadline
+
+    def resume(self) -> None:
+        """Start the server that ``pause`` stopped, on the same port and data."""
         options = [f"-k {self.dir}", "-c listen_addresses=127.0.0.1", f"-p {self.port}"]
         self._run(
             str(PG_BIN / "pg_ctl"),

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from redrive._clock import Clock, SystemClock
+from redrive._json import check_event
 from redrive.config import Settings
 from redrive.core.engine import Engine, HandlerFn, HandlerSpec, handler_name
 from redrive.core.scheduler import HandlerKey, Scheduler
@@ -160,10 +161,34 @@ class EventBus:
         Handler errors do not propagate: each failure is recorded, durably, before this
         returns. Raises ``StoreUnavailable`` if a failure could not be recorded, so that
         the caller's transaction or the broker's redelivery keeps the event.
+
+        The payload must be plain JSON and the headers must map strings to strings, the
+        rule the outbox applies too: a ``datetime``, ``Decimal``, ``set``, ``bytes`` or
+        ``tuple``, a non-string key, NaN, or a header value that is not a string is
+        refused with ``NotJSON`` (an ``InvalidInput``) before any handler runs, rather
+        than stored as something a replay would not give back.
         """
         if isinstance(topic, Event):
             event = topic
+            check_event(
+                event.topic,
+                event.payload,
+                event.headers,
+                key=event.key,
+                correlation_id=event.correlation_id,
+                tenant_id=event.tenant_id,
+                source=event.source,
+            )
         else:
+            check_event(
+                topic,
+                payload,
+                headers,
+                key=key,
+                correlation_id=correlation_id,
+                tenant_id=tenant_id,
+                source=source,
+            )
             event = Event(
                 topic=topic,
                 payload=payload,

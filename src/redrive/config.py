@@ -12,6 +12,7 @@ A bad value is reported with the file, the key and what was expected::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import re
 import tomllib
@@ -37,6 +38,24 @@ _POLICY_KEYS = {
     "dead_on",
 }
 _TOPIC_KEYS = {"policy", "retention", "dlq_topic", "alerts"}
+_TOP_KEYS = {
+    "store_url",
+    "store",
+    "policy",
+    "topics",
+    "handlers",
+    "max_replays",
+    "service",
+    "version",
+    "redact",
+}
+SECTIONS = {"api", "alerts", "nats", "kafka"}
+"""Top-level tables that a feature reads and validates itself (``Settings.sections``):
+the REST API's ``[api]``, the alert monitor's ``[alerts]`` and the transports' ``[nats]``
+and ``[kafka]``. A feature that adds a table adds its name here."""
+_STORE_KEYS = {"url"}
+MAX_INTEGER = 2**31 - 1
+"""The largest count a config value may hold (every store keeps it in an integer column)."""
 _ENV_POLICY = {
     "REDRIVE_MAX_ATTEMPTS": "max_attempts",
     "REDRIVE_INITIAL_DELAY": "initial_delay",
@@ -144,6 +163,11 @@ def read_file(path: Path) -> dict[str, Any]:
         text = path.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the config file ({exc.strerror})", source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8",
+            source=source,
+        ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -173,17 +197,11 @@ def from_mapping(
         if variable in environ:
             policy_data[key] = environ[variable]
     max_replays = environ.get("REDRIVE_MAX_REPLAYS", data.get("max_replays", 5))
-    known = {
-        "store_url",
-        "store",
-        "policy",
-        "topics",
-        "handlers",
-        "max_replays",
-        "service",
-        "version",
-        "redact",
-    }
+    p.known(data, _TOP_KEYS | SECTIONS, "")
+    if isinstance(store, Mapping):
+        p.known(store, _STORE_KEYS, "store")
+    for name in SECTIONS & set(data):
+        p.table(data[name], name)
     return Settings(
         store_url=p.string(store_url, "store_url"),
         policy=p.policy(policy_data, "policy") if policy_data else None,
@@ -192,16 +210,14 @@ def from_mapping(
             for name, value in p.table(data.get("topics", {}), "topics").items()
         },
         handlers={
-            name: p.policy(
-                p.table(value, f"handlers.{name}").get("policy", {}), f"handlers.{name}.policy"
-            )
+            name: p.handler(value, f"handlers.{name}")
             for name, value in p.table(data.get("handlers", {}), "handlers").items()
         },
         max_replays=p.integer(max_replays, "max_replays", minimum=0),
         redact=p.patterns(data.get("redact", []), "redact"),
         service=environ.get("REDRIVE_SERVICE") or data.get("service"),
         version=environ.get("REDRIVE_VERSION") or data.get("version"),
-        sections={key: value for key, value in data.items() if key not in known},
+        sections={key: value for key, value in data.items() if key in SECTIONS},
         source=source,
     )
 
@@ -215,6 +231,32 @@ class _Parser:
     def fail(self, key: str, expected: str, value: Any) -> ConfigError:
         return ConfigError(f"expected {expected}, got {value!r}", source=self.source, key=key)
 
+    def known(self, data: Mapping[str, Any], valid: set[str], prefix: str) -> None:
+        """Refuse a key that is not in ``valid``, naming the closest valid one: a typo
+        (``redcat = [...]``) must not silently turn a feature off."""
+        for key in data:
+            if key in valid:
+                continue
+            name = f"{prefix}.{key}" if prefix else str(key)
+            close = difflib.get_close_matches(str(key), sorted(valid), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"unknown key; {hint}expected one of {', '.join(sorted(valid))}",
+                source=self.source,
+                key=name,
+            )
+
+    def handler(self, value: Any, key: str) -> RetryPolicy:
+        data = self.table(value, key)
+        self.known(data, {"policy"}, key)
+        if "policy" not in data:
+            raise ConfigError(
+                "a handler's table needs a policy: [handlers.NAME.policy] with max_attempts, ...",
+                source=self.source,
+                key=key,
+            )
+        return self.policy(data["policy"], f"{key}.policy")
+
     def table(self, value: Any, key: str) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
             raise self.fail(key, "a table", value)
@@ -226,14 +268,15 @@ class _Parser:
         return value
 
     def integer(self, value: Any, key: str, *, minimum: int) -> int:
+        expected = f"an integer >= {minimum} (and at most {MAX_INTEGER})"
         try:
             number = int(value)
             if isinstance(value, bool) or (isinstance(value, float) and value != number):
                 raise ValueError
-        except (TypeError, ValueError):
-            raise self.fail(key, f"an integer >= {minimum}", value) from None
-        if number < minimum:
-            raise self.fail(key, f"an integer >= {minimum}", value)
+        except (TypeError, ValueError, OverflowError):
+            raise self.fail(key, expected, value) from None
+        if not minimum <= number <= MAX_INTEGER:
+            raise self.fail(key, expected, value)
         return number
 
     def patterns(self, value: Any, key: str) -> tuple[str, ...]:
@@ -280,13 +323,7 @@ class _Parser:
 
     def policy(self, value: Any, key: str) -> RetryPolicy:
         data = self.table(value, key)
-        unknown = set(data) - _POLICY_KEYS
-        if unknown:
-            raise self.fail(
-                f"{key}.{sorted(unknown)[0]}",
-                f"one of {', '.join(sorted(_POLICY_KEYS))}",
-                "an unknown key",
-            )
+        self.known(data, _POLICY_KEYS, key)
         fields: dict[str, Any] = {}
         if "max_attempts" in data:
             fields["max_attempts"] = self.integer(
@@ -312,13 +349,7 @@ class _Parser:
 
     def topic(self, value: Any, key: str) -> TopicSettings:
         data = self.table(value, key)
-        unknown = set(data) - _TOPIC_KEYS
-        if unknown:
-            raise self.fail(
-                f"{key}.{sorted(unknown)[0]}",
-                f"one of {', '.join(sorted(_TOPIC_KEYS))}",
-                "an unknown key",
-            )
+        self.known(data, _TOPIC_KEYS, key)
         retention = None
         if "retention" in data:
             retention = timedelta(seconds=self.seconds(data["retention"], f"{key}.retention"))

@@ -14,17 +14,24 @@ payload and its patch).
 Error text is free text: a validation error may quote the very value it rejects. So the
 *values* found at masked paths are also scrubbed out of error messages and tracebacks,
 both when the engine records a failure (they never reach the store) and when a record is
-shown. In a patch, a masked value means "keep what is there": an operator can send an
-edited payload back without knowing (or overwriting) the secrets in it.
+shown, whatever wrote it (a bus without the redact settings, an import, another app).
+:meth:`Redactor.mask` is the one function every way out calls (API, console, CLI,
+exports): payload, headers, error message, traceback, and every history entry's message
+and kept payloads. Group sample messages are scrubbed with the sample record's payload
+(``DeadLetterQueue.groups``). In a patch, a masked value means "keep what is there": an
+operator can send an edited payload back without knowing (or overwriting) the secrets in
+it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from redrive.exceptions import MaskInList
+from redrive.models import Attempt, DeadLetter
 
 MASK = "***"
 _MIN_SECRET = 4  # shorter values are not scrubbed from text: "1" would mask every digit
@@ -65,6 +72,16 @@ class Redactor:
             self._collect(payload, (), found, inside=False)
         return sorted(found, key=len, reverse=True)
 
+    def text_secrets(self, payload: Any, history: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+        """The secrets error text may quote: those of the payload and of every payload a
+        history entry keeps (the original of a patched replay), longest first."""
+        found = set(self.secrets(payload))
+        for detail in history:
+            for key, value in detail.items():
+                if "payload" in key:
+                    found.update(self.secrets(value))
+        return sorted(found, key=len, reverse=True)
+
     def scrub(self, text: str, secrets: Iterable[str]) -> str:
         """``text`` with every occurrence of each secret replaced by the mask."""
         for secret in secrets:
@@ -73,19 +90,57 @@ class Redactor:
         return text
 
     # -- records -----------------------------------------------------------------------
+    def mask(self, record: DeadLetter) -> DeadLetter:
+        """The record as operators may see it: payload and headers masked, the payloads its
+        history keeps masked, and the payload's secrets scrubbed out of the error message,
+        the traceback and every history message. Every surface shows records through this.
+
+        .. versionadded:: 0.2
+        """
+        if not self:
+            return record
+        secrets = self.text_secrets(record.payload, (entry.detail for entry in record.history))
+        event = dataclasses.replace(
+            record.event,
+            payload=self.payload(record.payload),
+            headers=self.headers(record.event.headers),
+        )
+        return record.replace(
+            event=event,
+            error_message=self.scrub(record.error_message, secrets),
+            traceback=self.scrub(record.traceback, secrets),
+            history=tuple(self._attempt(entry, secrets) for entry in record.history),
+        )
+
+    def message_of(self, record: DeadLetter) -> str:
+        """The record's error message as shown (its payload's secrets scrubbed)."""
+        if not self:
+            return record.error_message
+        secrets = self.text_secrets(record.payload, (entry.detail for entry in record.history))
+        return self.scrub(record.error_message, secrets)
+
+    def _attempt(self, entry: Attempt, secrets: list[str]) -> Attempt:
+        message = entry.error_message
+        return dataclasses.replace(
+            entry,
+            error_message=None if message is None else self.scrub(message, secrets),
+            detail=self.detail(entry.detail) if entry.detail else entry.detail,
+        )
+
     def record(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Mask a record's JSON shape (``to_dict()``): payload, headers, the payloads its
-        history keeps, and the payload's secrets wherever error text quotes them."""
+        """Mask a record's JSON shape (``to_dict()``) as :meth:`mask` masks the record."""
         if not self:
             return data
-        secrets = self.secrets(data.get("payload"))
+        history = data.get("history") or ()
+        details = (e.get("detail") or {} for e in history if isinstance(e, Mapping))
+        secrets = self.text_secrets(data.get("payload"), details)
         masked = dict(data)
         masked["payload"] = self.payload(data.get("payload"))
         masked["headers"] = self.headers(data.get("headers") or {})
         for field in ("error_message", "traceback"):
             if isinstance(data.get(field), str):
                 masked[field] = self.scrub(data[field], secrets)
-        masked["history"] = [self._entry(entry, secrets) for entry in data.get("history") or ()]
+        masked["history"] = [self._entry(entry, secrets) for entry in history]
         return masked
 
     def _entry(self, entry: dict[str, Any], secrets: list[str]) -> dict[str, Any]:

@@ -61,4 +61,7 @@ def test_unreachable_store_is_one_line(tmp_path: Path) -> None:
     result = cli.run("list")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
-    assert result.stderr.strip().startswith("error:")
+    # One line saying it waits (for retry_timeout, as a running process would), one error.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert "is unreachable" in lines[0] and lines[1].startswith("error:")

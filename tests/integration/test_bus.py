@@ -368,7 +368,8 @@ async def test_one_unstorable_failure_does_not_fail_its_batch(sqlite_store: Stor
 
     results = await asyncio.gather(
         bus.publish("t", {"n": 1}),
-        bus.publish("t", {(1, 2): "x"}),
+        # publish refuses such a payload up front; dispatch (the transports' way in) does not
+        bus.dispatch(Event(topic="t", payload={(1, 2): "x"})),
         bus.publish("t", {"n": 3}),
         return_exceptions=True,
     )

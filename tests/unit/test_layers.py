@@ -75,6 +75,7 @@ OPS_MAY_IMPORT = (
     "redrive._clock",
     "redrive._batch",
     "redrive._ids",
+    "redrive._json",  # the one rule for JSON input (payloads, patches, filters)
     "redrive.stores.base",
     # `redrive outbox ...`, `redrive nats ...`, `redrive kafka ...` run those sources.
     "redrive.outbox",

@@ -8,12 +8,12 @@ application's business writes.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from redrive._ids import new_id
+from redrive._json import check_event
 from redrive.exceptions import RedriveError
 from redrive.models import JSON
 from redrive.outbox.model import INSERT_COLUMNS, OutboxBackend
@@ -83,17 +83,9 @@ def insert(
 def _check(
     topic: str, payload: JSON, headers: Mapping[str, str] | None, max_attempts: int | None
 ) -> None:
-    """Refuse what could never be delivered, before anything is written."""
-    if not isinstance(topic, str) or not topic:
-        raise RedriveError(f"an outbox event needs a non-empty topic, got {topic!r}")
-    try:
-        json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise RedriveError(f"the payload of {topic!r} is not JSON: {exc}") from None
-    if headers is not None and not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        raise RedriveError(f"the headers of {topic!r} must map strings to strings")
+    """Refuse what could never be delivered, before anything is written: the rule every
+    source shares (``redrive._json.check_event``)."""
+    check_event(topic, payload, headers)
     if max_attempts is not None and max_attempts < 1:
         raise RedriveError(f"max_attempts must be at least 1, got {max_attempts}")
 

@@ -7,8 +7,11 @@ the handler runs it.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import copy
 import dataclasses
 import getpass
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,10 +20,11 @@ from typing import IO, Any
 from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.exceptions import FormatError, NotFound
+from redrive._json import check_text
+from redrive.exceptions import FormatError, InvalidInput, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
-from redrive.redact import Redactor, keep_masked
+from redrive.redact import MASK, Redactor, keep_masked
 from redrive.service import archive as archives
 from redrive.service import formats, selection
 from redrive.service.formats import redacted
@@ -40,6 +44,8 @@ from redrive.service.selection import (
     make_filter,
 )
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
+
+logger = logging.getLogger("redrive.service")
 
 __all__ = [
     "BATCH",
@@ -67,12 +73,25 @@ TIMELINE_KEPT = timedelta(days=8)
 Progress = Callable[[int], None]
 """Called with the number of records a bulk operation has just handled."""
 
+SEARCH_LIMIT = 10_000
+"""With masked fields, a search is matched against scrubbed error messages record by record:
+a count, a group listing or a bulk change takes at most this many matches (a listing pages
+through any number)."""
+
+SEARCH_SCAN = 5_000
+"""Records one page of a listing looks through for scrubbed matches before it returns a
+short page with a cursor (bounded work per request)."""
+
 
 class DeadLetterQueue:
     """Inspect and manage dead letters.
 
     :param actor: who is acting, for the audit trail (default: the OS user).
     :param max_replays: bulk replays skip records replayed this many times (loop guard).
+    :param redactor: the masked fields (``Settings.redactor()``). With fields masked, a
+        search never looks into payloads and matches error messages *as shown* (with the
+        payload's masked values scrubbed out), so it cannot confirm a masked value; group
+        sample messages and plan samples come out scrubbed.
 
     .. versionadded:: 0.1
     """
@@ -85,12 +104,21 @@ class DeadLetterQueue:
         hooks: Sequence[Hook] = (),
         actor: str | None = None,
         max_replays: int = 5,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.hooks = Hooks(hooks)
         self.actor = actor or _os_user()
         self.max_replays = max_replays
+        self.redactor = redactor or Redactor()
+
+    def masked(self, redactor: Redactor) -> DeadLetterQueue:
+        """This service with ``redactor`` (on the same store): what a surface with its
+        own ``redact`` settings uses."""
+        other = copy.copy(self)
+        other.redactor = redactor
+        return other
 
     # -- reads -------------------------------------------------------------------------
     def list(
@@ -102,11 +130,69 @@ class DeadLetterQueue:
         cursor: str | None = None,
         **criteria: Any,
     ) -> Page:
-        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``."""
-        return self.store.find(make_filter(where, **criteria), limit=limit, cursor=cursor)
+        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``.
+
+        With masked fields and a search, a page may come back short with a ``next_cursor``
+        (it looked through ``SEARCH_SCAN`` records): follow the cursor."""
+        where = make_filter(where, **criteria)
+        _check_criteria(where)
+        if self.redactor and where.search:
+            return self._search_page(where.replace(search_payload=False), limit, cursor)
+        return self.store.find(where, limit=limit, cursor=cursor)
+
+    def _shows(self, record: DeadLetter, text: str) -> bool:
+        """Whether ``text`` is in the record's error message as shown (scrubbed)."""
+        return text.casefold() in self.redactor.message_of(record).casefold()
+
+    def _search_page(self, where: Filter, limit: int, cursor: str | None) -> Page:
+        kept: builtins.list[DeadLetter] = []
+        scanned = 0
+        while True:
+            page = self.store.find(where, limit=min(max(limit, 100), 1000), cursor=cursor)
+            for index, record in enumerate(page.items):
+                if self._shows(record, where.search or ""):
+                    kept.append(record)
+                if len(kept) == limit:
+                    more = index + 1 < len(page.items) or page.next_cursor is not None
+                    return Page(kept, record.id if more else None)
+            scanned += len(page.items)
+            if page.next_cursor is None:
+                return Page(kept, None)
+            cursor = page.next_cursor
+            if scanned >= SEARCH_SCAN:
+                return Page(kept, cursor)
+
+    def searchable(self, where: Filter) -> Filter:
+        """``where`` as the store can run it: with masked fields, a search becomes the ids
+        of the records whose scrubbed error message holds the text (at most
+        ``SEARCH_LIMIT``, else ``InvalidInput``); without, it is ``where`` itself.
+
+        Text no store can compare (a NUL, a lone surrogate) is refused here, before the
+        store is asked, with ``InvalidInput`` naming the criterion."""
+        _check_criteria(where)
+        if not (self.redactor and where.search):
+            return where
+        text, raw = where.search, where.replace(search_payload=False)
+        found: builtins.list[str] = []
+        cursor: str | None = None
+        while True:
+            page = self.store.find(raw, limit=1000, cursor=cursor)
+            found += [record.id for record in page.items if self._shows(record, text)]
+            if len(found) > SEARCH_LIMIT:
+                raise InvalidInput(
+                    f"search: with masked fields a search may select at most "
+                    f"{SEARCH_LIMIT:,} records here; narrow it with other filters"
+                )
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        if not found:  # an empty ids filter would mean "every record": match none instead
+            return where.replace(search=None, max_id="")
+        return where.replace(search=None, ids=tuple(found))
 
     def get(self, record_id: str) -> DeadLetter:
         """The record with that id; raises ``NotFound``."""
+        check_text(record_id, "the id")
         record = self.store.get(record_id)
         if record is None:
             raise NotFound(f"no dead letter with id {record_id!r}")
@@ -114,7 +200,7 @@ class DeadLetterQueue:
 
     def count(self, where: Filter | None = None, /, **criteria: Any) -> int:
         """How many records match."""
-        return self.store.count(make_filter(where, **criteria))
+        return self.store.count(self.searchable(make_filter(where, **criteria)))
 
     def stats(self) -> Stats:
         """Counts by topic and status, oldest dead letter per topic, new dead letters."""
@@ -129,25 +215,33 @@ class DeadLetterQueue:
         by triggers, and a kept sample may have been deleted or changed since.
         """
         criteria.setdefault("status", Status.DEAD)
-        where = make_filter(where, **criteria)
-        groups = self.store.groups(where, limit=limit)
-        samples = tuple(group.sample_id for group in groups)
-        live = (
-            set(self.store.ids(where.replace(ids=samples), limit=len(samples)))
-            if samples
-            else set()
-        )
-        return [
-            group if group.sample_id in live else self._resampled(group, where) for group in groups
-        ]
+        where = self.searchable(make_filter(where, **criteria))
+        return self.shown_groups(self.store.groups(where, limit=limit), where)
 
-    def _resampled(self, group: Group, where: Filter) -> Group:
+    def shown_groups(self, groups: Sequence[Group], where: Filter) -> builtins.list[Group]:
+        """``groups`` with live samples (re-sampled where the kept one is gone or no
+        longer matches) and sample messages scrubbed of their sample's masked values."""
+        samples = tuple(group.sample_id for group in groups)
+        live: dict[str, DeadLetter] = {}
+        if samples:
+            found = self.store.find(where.replace(ids=samples), limit=len(samples)).items
+            live = {record.id: record for record in found}
+        shown = []
+        for group in groups:
+            sample = live.get(group.sample_id) or self._newest(group, where)
+            if sample is None:  # no record left to scrub with: show nothing of it
+                message = MASK if self.redactor else group.sample_message
+                shown.append(dataclasses.replace(group, sample_message=message))
+            else:
+                message = self.redactor.message_of(sample)
+                shown.append(
+                    dataclasses.replace(group, sample_id=sample.id, sample_message=message)
+                )
+        return shown
+
+    def _newest(self, group: Group, where: Filter) -> DeadLetter | None:
         newest = self.store.find(where.replace(fingerprint=group.fingerprint), limit=1).items
-        if not newest:
-            return group
-        return dataclasses.replace(
-            group, sample_id=newest[0].id, sample_message=newest[0].error_message
-        )
+        return newest[0] if newest else None
 
     def timeline(
         self, since: timedelta, *, topic: str | None = None
@@ -157,15 +251,16 @@ class DeadLetterQueue:
 
     def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
         """Matching ids in ascending batches: bounded memory over any number of records."""
-        return selection.iter_ids(self.store, where, batch=batch)
+        return selection.iter_ids(self.store, self.searchable(where), batch=batch)
 
     def iter_records(self, where: Filter, *, batch: int = BATCH) -> Iterator[DeadLetter]:
         """Matching records, oldest first, loaded a batch at a time."""
-        return selection.iter_records(self.store, where, batch=batch)
+        return selection.iter_records(self.store, self.searchable(where), batch=batch)
 
     def snapshot(self, where: Filter) -> Filter:
-        """``where`` bounded to the records as they are now (see ``selection.snapshot``)."""
-        return selection.snapshot(self.store, self.clock, where)
+        """``where`` bounded to the records as they are now (see ``selection.snapshot``);
+        a search over masked fields is resolved first (see :meth:`searchable`)."""
+        return selection.snapshot(self.store, self.clock, self.searchable(where))
 
     # -- changes -----------------------------------------------------------------------
     def retry(
@@ -241,12 +336,12 @@ class DeadLetterQueue:
         progress: Progress | None = None,
     ) -> Result:
         """Delete records for good, whatever their status."""
-        result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where, progress):
-            deleted = self.store.delete(batch)
-            result += Result(len(batch), deleted, len(batch) - deleted, missing)
-        self._audit("delete", result, where, ids, actor, note)
-        return result
+        tally = _Tally()
+        with self._audited("delete", tally, where, ids, actor, note):
+            for batch, missing in self._batches(ids, where, progress):
+                deleted = self.store.delete(batch)
+                tally.result += Result(len(batch), deleted, len(batch) - deleted, missing)
+        return tally.result
 
     def purge(
         self,
@@ -261,12 +356,12 @@ class DeadLetterQueue:
         where = Filter(
             statuses=tuple(statuses), topic=topic, updated_before=self.clock.now() - older_than
         )
-        result = Result(0, 0, 0)
-        for batch, _ in self._batches(None, where, progress):
-            deleted = self.store.delete(batch)
-            result += Result(len(batch), deleted, len(batch) - deleted)
-        self._audit("purge", result, where, None, actor, None)
-        return result
+        tally = _Tally()
+        with self._audited("purge", tally, where, None, actor, None):
+            for batch, _ in self._batches(None, where, progress):
+                deleted = self.store.delete(batch)
+                tally.result += Result(len(batch), deleted, len(batch) - deleted)
+        return tally.result
 
     def audit(self, *, limit: int = 50, cursor: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail, newest first."""
@@ -301,7 +396,12 @@ class DeadLetterQueue:
         by topic and by error group, and a few samples. Pass ``plan.where`` to ``replay``
         and it changes at most ``plan.count`` records."""
         bounded = self.replay_filter(where or Filter(), force=force)
-        return plan_replay(self.store, bounded, samples=samples)
+        plan = plan_replay(self.store, bounded, samples=samples)
+        return dataclasses.replace(  # what operators see of it: scrubbed, masked
+            plan,
+            groups=tuple(self.shown_groups(plan.groups, bounded)),
+            samples=tuple(self.redactor.mask(record) for record in plan.samples),
+        )
 
     def replay(
         self,
@@ -327,6 +427,8 @@ class DeadLetterQueue:
         """
         actor = actor or self.actor
         wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
+        for record_id in wanted or ():
+            check_text(record_id, "an id")
         if wanted is None:
             where = self.replay_filter(where or Filter(), force=force)
         if patch is not None:
@@ -334,7 +436,12 @@ class DeadLetterQueue:
         run = ReplayRun(
             self.store, self.clock, wanted, where, patch=patch, delay=delay, actor=actor, note=note
         )
-        report = run.execute(options or ReplayOptions(), progress)
+        try:
+            report = run.execute(options or ReplayOptions(), progress)
+        except BaseException as exc:
+            if run.tally.matched or run.tally.missing:
+                self._audit_failure("retry", run.tally, where, wanted, actor, note, exc)
+            raise
         self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
         return report
 
@@ -351,9 +458,8 @@ class DeadLetterQueue:
     ) -> int:
         """Write matching records, oldest first, to ``out`` as ``json``, ``jsonl`` or
         ``csv``, with ``redactor`` masking sensitive fields; return how many."""
-        count = formats.export(
-            self.store, self.clock, out, where or Filter(), fmt, redactor, progress
-        )
+        selected = self.searchable(where or Filter())
+        count = formats.export(self.store, self.clock, out, selected, fmt, redactor, progress)
         self._audit("export", Result(count, count, 0), where, None, actor, None, {"format": fmt})
         return count
 
@@ -366,14 +472,16 @@ class DeadLetterQueue:
         actor: str | None = None,
     ) -> Iterator[str]:
         """The export document in chunks, for an HTTP response: the same formats as
-        ``export``. The audit entry (who exported what, how many records) is written as
-        the stream starts, so a client that goes away cannot leave an export unaudited."""
+        ``export``. Everything that can be refused (the filter, the format, a search over
+        masked fields) is checked when this is called, before the first byte; the audit
+        entry (who exported what, how many records) is written then too, so a client
+        that goes away cannot leave an export unaudited."""
         bounded = self.snapshot(where or Filter())
         stream = formats.ExportStream(self.store, self.clock, bounded, fmt, redactor)
         matched = self.store.count(bounded)
         extra: dict[str, JSON] = {"format": fmt, "streamed": True}
         self._audit("export", Result(matched, matched, 0), where, None, actor, None, extra)
-        yield from stream
+        return iter(stream)
 
     def import_(
         self,
@@ -437,14 +545,51 @@ class DeadLetterQueue:
         *,
         progress: Progress | None = None,
     ) -> Result:
-        result = Result(0, 0, 0)
-        for batch, missing in self._batches(ids, where, progress):
-            changed = self.store.transition(batch, change)
-            result += Result(
-                len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
-            )
-        self._audit(action, result, where, ids, actor, note)
-        return result
+        tally = _Tally()
+        with self._audited(action, tally, where, ids, actor, note):
+            for batch, missing in self._batches(ids, where, progress):
+                changed = self.store.transition(batch, change)
+                tally.result += Result(
+                    len(batch), len(changed), len(batch) - len(changed), missing, tuple(changed)
+                )
+        return tally.result
+
+    @contextlib.contextmanager
+    def _audited(
+        self,
+        action: str,
+        tally: _Tally,
+        where: Filter | None,
+        ids: Iterable[str] | None,
+        actor: str | None,
+        note: str | None,
+    ) -> Iterator[None]:
+        """Audit a bulk change when it ends, also when a later batch fails (or the operator
+        interrupts it): the entry then counts what did change and says why it stopped.
+        Nothing is changed, or audited, when the request is refused up front."""
+        try:
+            yield
+        except BaseException as exc:
+            if tally.result.matched or tally.result.missing:
+                self._audit_failure(action, tally.result, where, ids, actor, note, exc)
+            raise
+        self._audit(action, tally.result, where, ids, actor, note)
+
+    def _audit_failure(
+        self,
+        action: str,
+        result: Result,
+        where: Filter | None,
+        ids: Iterable[str] | None,
+        actor: str | None,
+        note: str | None,
+        error: BaseException,
+    ) -> None:
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+        try:
+            self._audit(action, result, where, ids, actor, note, {"stopped": reason})
+        except Exception:  # the store itself failed: the original error says why
+            logger.warning("could not audit the partial %s of %d records", action, result.changed)
 
     def _batches(
         self, ids: Iterable[str] | None, where: Filter | None, progress: Progress | None = None
@@ -452,6 +597,8 @@ class DeadLetterQueue:
         """(existing ids, how many asked-for ids were missing) in batches."""
         if ids is not None:
             wanted = list(dict.fromkeys(ids))
+            for record_id in wanted:
+                check_text(record_id, "an id")
             for chunk in chunks(wanted, BATCH):
                 found = self.store.ids(Filter(ids=tuple(chunk)), limit=len(chunk))
                 yield found, len(chunk) - len(found)
@@ -508,6 +655,22 @@ class DeadLetterQueue:
         if note:
             detail["note"] = note
         self.record(action, detail=detail, count=result.changed, actor=actor)
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a bulk change has done so far (read by its audit, also after a failure)."""
+
+    result: Result = dataclasses.field(default_factory=lambda: Result(0, 0, 0))
+
+
+def _check_criteria(where: Filter) -> None:
+    for field in dataclasses.fields(where):
+        value = getattr(where, field.name)
+        texts = value if isinstance(value, tuple) else (value,)
+        for text in texts:
+            if isinstance(text, str):
+                check_text(text, f"filter {field.name}")
 
 
 def _detail(actor: str, note: str | None) -> dict[str, JSON]:

@@ -26,7 +26,7 @@ from typing import IO
 from redrive._batch import chunks
 from redrive.exceptions import FormatError
 from redrive.models import DeadLetter, format_time
-from redrive.service.formats import dumps
+from redrive.service.formats import dumps, parse_record
 from redrive.service.selection import iter_ids
 from redrive.stores.base import Filter, Store
 
@@ -60,8 +60,24 @@ class ArchiveFile:
         return tail
 
     def append(self, records: Iterable[DeadLetter]) -> int:
-        """Append records, flush and fsync; return how many were written."""
-        text = "".join(dumps(record.to_dict()) + "\n" for record in records)
+        """Append records, flush and fsync; return how many were written.
+
+        Each line is first read back through the importer's validation (``parse_record``):
+        a record that ``import`` would refuse (another writer stored a number as a header
+        value, say) raises ``FormatError`` and nothing of the batch is written, so nothing
+        of it is deleted from the store."""
+        lines = []
+        for record in records:
+            line = dumps(record.to_dict())
+            try:
+                parse_record(line, f"record {record.id}")
+            except FormatError as exc:
+                raise FormatError(
+                    f"{self.path}: {exc}; import could not restore it, so it was not archived "
+                    "(it and the records after it stay in the store)"
+                ) from None
+            lines.append(line + "\n")
+        text = "".join(lines)
         if not text:
             return 0
         created = not self.path.exists()

@@ -287,7 +287,7 @@ def _unstorable(record: DeadLetter) -> str | None:
 
 
 def redacted(data: dict[str, JSON], redactor: Redactor | None) -> dict[str, JSON]:
-    """A record's JSON shape as operators may see it (see ``Redactor.record``)."""
+    """A record's JSON shape as operators may see it (see ``Redactor.mask``)."""
     return redactor.record(data) if redactor else data
 
 
@@ -322,7 +322,8 @@ class ExportStream:
         writer = ExportWriter(buffer, self.fmt)
         bounded = snapshot(self._store, self._clock, self._where)
         for record in iter_records(self._store, bounded):
-            writer.write(redacted(record.to_dict(), self._redactor))
+            shown = self._redactor.mask(record) if self._redactor else record
+            writer.write(shown.to_dict())
             if writer.count % self.CHUNK == 0 or buffer.tell() >= self.CHUNK_CHARS:
                 yield self._chunk(buffer, writer.count)
         writer.close()

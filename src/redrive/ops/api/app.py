@@ -26,6 +26,7 @@ import redrive
 from redrive.config import Settings
 from redrive.ops.api import admin, bulk, files, problems, records
 from redrive.ops.api.context import Context, get_context
+from redrive.ops.api.inputs import PlainText
 from redrive.ops.api.limits import BodyLimit
 from redrive.ops.api.options import ApiOptions
 from redrive.ops.api.schemas import HealthOut
@@ -76,6 +77,7 @@ def create_app(
     app.state.redrive = ctx
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
+    app.add_middleware(PlainText)
     app.include_router(_health_router())
     api = APIRouter(prefix=API_PREFIX)
     for module in (bulk, records, admin, files):  # bulk first: /dead-letters/retry is not an id

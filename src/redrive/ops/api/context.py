@@ -40,6 +40,8 @@ class Context:
     @classmethod
     def build(cls, service: DeadLetterQueue, options: ApiOptions) -> Context:
         """Wire tokens, sessions and the redactor around ``service``."""
+        redactor = options.redactor() if options.redact else service.redactor
+        service = service.masked(redactor)  # searches and groups scrubbed like the pages
         tokens = Tokens(service)
         ttl = timedelta(hours=options.session_hours)
         sessions = Sessions(service, tokens, ttl)
@@ -48,7 +50,7 @@ class Context:
             options=options,
             tokens=tokens,
             sessions=sessions,
-            redactor=options.redactor(),
+            redactor=redactor,
         )
 
     def where(self, data: FilterIn) -> Filter:

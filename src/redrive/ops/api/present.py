@@ -1,8 +1,9 @@
 """Records, stats and groups as JSON for responses, pages and exports: always masked.
 
 The store keeps the original payload; what an operator sees goes through the config's
-``Redactor``. An edited payload that comes back with masks in it gets the original values
-put back, so editing a masked record never replaces a secret with ``***``.
+``Redactor.mask`` (records) and the service's scrubbed groups. An edited payload that
+comes back with masks in it gets the original values put back, so editing a masked
+record never replaces a secret with ``***``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ SUMMARY = (
 )
 
 
-def summary(record: DeadLetter) -> dict[str, Any]:
-    """The listing fields of a record (nothing that needs masking)."""
+def summary(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
+    """The listing fields of a record (its error message scrubbed of masked values)."""
+    record = redactor.mask(record)
     event = record.event
     return {
         "id": record.id,
@@ -64,7 +66,7 @@ def summary(record: DeadLetter) -> dict[str, Any]:
 
 def full(record: DeadLetter, redactor: Redactor) -> dict[str, Any]:
     """The whole record, with payload, headers and payloads kept in history masked."""
-    return redactor.record(record.to_dict())
+    return redactor.mask(record).to_dict()
 
 
 def diff_patch(old: JSON, new: JSON) -> JSON:

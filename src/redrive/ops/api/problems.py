@@ -28,6 +28,8 @@ from redrive.ops.auth import TokenError
 logger = logging.getLogger("redrive.api")
 
 MEDIA_TYPE = "application/problem+json"
+_UNPARSABLE = "There was an error parsing the body"
+"""FastAPI's 400 detail for a body its JSON parser gave up on."""
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -98,17 +100,25 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 400 and detail == _UNPARSABLE:  # e.g. nested 100,000 deep
+            detail = "the body cannot be parsed as JSON (or is nested far too deeply)"
+            return problem_response(request, 422, detail, headers=headers)
         return problem_response(request, exc.status_code, detail, headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # The submitted values are left out on purpose: they may hold secrets.
         errors = [
-            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg")).removeprefix("Value error, "),
+            }
             for error in exc.errors()
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        detail = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['msg']}"
+        where = ".".join(first["loc"][1:])
+        # A whole-body check (schemas._In) names the field in its message already.
+        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
         return problem_response(request, 422, detail, errors=errors)
 
     async def on_not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -32,7 +32,7 @@ def list_dead_letters(
     ctx = caller.ctx
     where = caller.ctx.where(filters)
     page = caller.service.list(where, limit=min(limit, ctx.options.max_page), cursor=cursor)
-    items = [present.summary(record) for record in page.items]
+    items = [present.summary(record, ctx.redactor) for record in page.items]
     return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from redrive._json import NotJSON, check_json
 from redrive.models import Status
 from redrive.ops.auth import Role
 
@@ -19,6 +20,17 @@ PATCH_DOC = (
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        """Refuse, before any field is read, what no store can keep: NaN, Infinity, a
+        lone surrogate or a NUL in any text, nesting deeper than 100 levels."""
+        try:
+            check_json(data, "the body", strict=True)
+        except NotJSON as exc:
+            raise ValueError(str(exc)) from None
+        return data
 
 
 class FilterIn(_In):

@@ -20,7 +20,6 @@ from redrive.models import DeadLetter, Status, utcnow
 from redrive.ops.cli._common import printable
 
 if TYPE_CHECKING:
-    from redrive.redact import Redactor
     from redrive.service import AuditEntry, Group, ReplayPlan, Stats
 
 STATUS_ORDER = (Status.DEAD, Status.SCHEDULED, Status.RETRYING, Status.RESOLVED, Status.DISCARDED)
@@ -156,11 +155,10 @@ def records_table(records: Sequence[DeadLetter]) -> Grid:
     return grid
 
 
-def show_record(out: Out, record: DeadLetter, redactor: Redactor) -> None:
-    """Every field, the payload pretty-printed, the traceback and the attempt timeline."""
-    from redrive.service import redacted
-
-    data = redacted(record.to_dict(), redactor)
+def show_record(out: Out, record: DeadLetter) -> None:
+    """Every field, the payload pretty-printed, the traceback and the attempt timeline of
+    a record already masked (``Redactor.mask``)."""
+    data = record.to_dict()
     fields = table("FIELD!", "VALUE", show_header=False)
     for key in (
         "id",

@@ -52,7 +52,13 @@ class CliState:
     def service(self) -> DeadLetterQueue:
         from redrive.service import DeadLetterQueue
 
-        return DeadLetterQueue(self.store, actor=self.actor, max_replays=self.settings.max_replays)
+        settings = self.settings
+        return DeadLetterQueue(
+            self.store,
+            actor=self.actor,
+            max_replays=settings.max_replays,
+            redactor=settings.redactor(),
+        )
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:

@@ -64,6 +64,23 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = CliState(store_url=store, config=config, json=json_output, actor=actor)
+    say_store_waits()
+
+
+def say_store_waits() -> None:
+    """Show the store's outage warnings on stderr, one line each ("store ... is
+    unreachable (...); retrying for up to 30s"): a command started while the database is
+    down waits for it, as a running process does, and says so."""
+    import logging
+
+    stores = logging.getLogger("redrive.stores")
+    if logging.getLogger().handlers or any(h.get_name() == "redrive-cli" for h in stores.handlers):
+        return  # the app (or a command) configured logging: its handlers show it
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("redrive-cli")
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("redrive: %(message)s"))
+    stores.addHandler(handler)
 
 
 for _name in COMMAND_MODULES:

@@ -108,6 +108,8 @@ def _target(output: Path | None) -> Iterator[IO[str]]:
         return
     if not output.parent.is_dir():
         raise BadInput(f"--output: no directory {output.parent}")
+    if output.is_dir():
+        raise BadInput(f"--output: {output} is a directory; name a file in it")
     import tempfile
 
     fd, name = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
@@ -116,7 +118,10 @@ def _target(output: Path | None) -> Iterator[IO[str]]:
     try:
         with _open_for_writing(partial, gz=output.suffix == ".gz") as stream:
             yield stream
-        partial.replace(output)
+        try:
+            partial.replace(output)
+        except OSError as exc:
+            raise BadInput(f"--output: cannot write {output}: {exc.strerror}") from None
     finally:
         partial.unlink(missing_ok=True)
 

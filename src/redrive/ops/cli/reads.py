@@ -81,20 +81,18 @@ def list_records(
         search=search,
     )
     page = service(ctx).list(where, limit=limit, cursor=cursor)
+    shown = [redactor(ctx).mask(record) for record in page.items]
     if wants_json(ctx, json_output):
-        from redrive.service import redacted
-
-        mask = redactor(ctx)
-        items = [redacted(record.to_dict(), mask) for record in page.items]
+        items = [record.to_dict() for record in shown]
         echo_json({"items": items, "next_cursor": page.next_cursor})
         return
     from redrive.ops.cli._render import console, records_table
 
     out = console()
-    if not page.items:
+    if not shown:
         out.print("no records match")
         return
-    out.print(records_table(page.items))
+    out.print(records_table(shown))
     if page.next_cursor:
         out.print(f"more: --cursor {page.next_cursor}")
 
@@ -109,16 +107,13 @@ def show(
 
     Example: redrive show 0193a0c4-7f1e-7c3a-9d52-5b1e2f3a4b5c
     """
-    record = service(ctx).get(record_id)
-    mask = redactor(ctx)
+    record = redactor(ctx).mask(service(ctx).get(record_id))
     if wants_json(ctx, json_output):
-        from redrive.service import redacted
-
-        echo_json(redacted(record.to_dict(), mask))
+        echo_json(record.to_dict())
         return
     from redrive.ops.cli._render import console, show_record
 
-    show_record(console(), record, mask)
+    show_record(console(), record)
 
 
 @handle_errors
@@ -250,8 +245,5 @@ def audit(
 
 
 def _masked(detail: dict[str, Any], mask: Redactor) -> dict[str, Any]:
-    """An audit detail with the original payloads of a patched replay masked."""
-    originals = detail.get("original_payloads")
-    if isinstance(originals, dict):
-        detail["original_payloads"] = {k: mask.payload(v) for k, v in originals.items()}
-    return detail
+    """An audit detail with the payloads it keeps (a patched replay's) masked."""
+    return mask.detail(detail)

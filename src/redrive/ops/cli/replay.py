@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -168,6 +167,8 @@ def _patch(text: str | None) -> Any:
     """The merge patch given as JSON text or as @FILE; None when not given."""
     if text is None:
         return None
+    from redrive._json import NotJSON, loads
+
     source = "--patch"
     if text.startswith("@"):
         path = Path(text[1:])
@@ -175,10 +176,12 @@ def _patch(text: str | None) -> Any:
             text, source = path.read_text("utf-8"), str(path)
         except OSError as exc:
             raise BadInput(f"--patch: cannot read {path}: {exc.strerror}") from None
-    try:
-        patch = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{source}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"--patch: {path} is not UTF-8 text (byte {exc.start})") from None
+    try:  # strict: no NaN or Infinity, no lone surrogate or NUL, at most 100 levels deep
+        patch = loads(text, source)
+    except NotJSON as exc:
+        raise BadInput(str(exc)) from None
     if not isinstance(patch, dict):
         raise BadInput(f"{source}: a merge patch is a JSON object, such as '{{\"amount\": 10}}'")
     return patch

@@ -8,13 +8,13 @@ the script they redirect back with a flash message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from redrive._json import NotJSON, check_text, loads
 from redrive.exceptions import InvalidInput, NotFound
 from redrive.models import Status
 from redrive.ops.api import present
@@ -120,9 +120,12 @@ def act(
     check(session, csrf, Role.ADMIN if action == "delete" else Role.OPERATOR)
     service, actor = ctx.service, session.token.name
     try:
+        check_text(note or "", "The note")
         record = service.get(record_id)
     except NotFound as exc:
         return _answer(request, record_id, False, str(exc), status=404)
+    except NotJSON as exc:
+        return _answer(request, record_id, False, f"{exc}.", status=422)
     note = note or None
     if action == "delete":
         service.delete([record.id], actor=actor, note=note)
@@ -130,12 +133,10 @@ def act(
     if action == "retry":
         patch = None
         if payload is not None and payload.strip():
-            try:
-                edited = json.loads(payload)
-            except ValueError as exc:
-                return _answer(
-                    request, record.id, False, f"The payload is not valid JSON: {exc}", status=422
-                )
+            try:  # NaN, Infinity, lone surrogates, NULs and deep nesting are refused too
+                edited = loads(payload, "The payload")
+            except NotJSON as exc:
+                return _answer(request, record.id, False, f"{exc}.", status=422)
             # Masked values left as they were mean "keep" (redact.keep_masked).
             patch = present.diff_patch(record.payload, edited)
         try:
@@ -165,6 +166,13 @@ def bulk(
     ctx, session = current(request)
     check(session, csrf, Role.OPERATOR)
     service, actor = ctx.service, session.token.name
+    try:
+        for value in ids:
+            check_text(value, "A selected id")
+    except NotJSON as exc:
+        response = RedirectResponse(safe_next(request, back), status_code=303)
+        set_flash(request, response, f"{exc}.")
+        return response
     method: dict[str, Callable[..., Result]] = {
         "retry": service.retry,
         "resolve": service.resolve,
@@ -193,9 +201,14 @@ def retry_group(
     """Replay every dead letter of one error group (the loop guard applies)."""
     ctx, session = current(request)
     check(session, csrf, Role.OPERATOR)
+    response = RedirectResponse(f"{base_path(request)}/groups", status_code=303)
+    try:
+        check_text(fingerprint, "The group")
+    except NotJSON as exc:
+        set_flash(request, response, f"{exc}.")
+        return response
     where = Filter(fingerprint=fingerprint, statuses=(Status.DEAD,))
     result = ctx.service.retry(where=where, actor=session.token.name)
-    response = RedirectResponse(f"{base_path(request)}/groups", status_code=303)
     set_flash(
         request,
         response,

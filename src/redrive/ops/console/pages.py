@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
-from redrive.exceptions import NotFound
+from redrive.exceptions import InvalidInput, NotFound
 from redrive.models import Status
 from redrive.ops.api import present
 from redrive.ops.api.problems import Problem
@@ -102,9 +102,15 @@ def dead_letters(
             since=since,
         )
         page = ctx.service.list(ctx.where(data), limit=PAGE, cursor=cursor)
-        rows, next_cursor = [present.summary(r) for r in page.items], page.next_cursor
-    except (ValueError, Problem) as exc:
-        error = exc.detail if isinstance(exc, Problem) else f"status: unknown status {status!r}"
+        rows = [present.summary(r, ctx.redactor) for r in page.items]
+        next_cursor = page.next_cursor
+    except (ValueError, Problem, InvalidInput) as exc:
+        if isinstance(exc, Problem):
+            error = exc.detail
+        elif isinstance(exc, InvalidInput):
+            error = str(exc)
+        else:
+            error = f"status: unknown status {status!r}"
         rows, next_cursor = [], None
     query = urlencode({k: v for k, v in form.items() if v})
     return render(

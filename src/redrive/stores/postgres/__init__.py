@@ -92,8 +92,15 @@ class PostgresStore(SQLStore):
 
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
-        with self.connector.connect(autocommit=True) as conn:
-            return apply_migrations(conn, self.schema)
+        """Apply pending migrations. A server that is down (or starting) is waited for,
+        for ``retry_timeout``, as a running store waits: a process started during an
+        outage comes up when the database does."""
+
+        def once(_attempt: int, _remaining: float) -> int:
+            with self.connector.connect_raw(autocommit=True) as conn:
+                return apply_migrations(conn, self.schema)
+
+        return self.connector.retrying(once)
 
     def close(self) -> None:
         self._notify.stop()

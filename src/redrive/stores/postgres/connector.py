@@ -87,6 +87,7 @@ class Connector:
         )
         self._opened = False
         self._closed = False
+        self._outage = False  # an outage is being waited out (warned about once)
         self._lock = threading.Lock()
 
     def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -101,9 +102,13 @@ class Connector:
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
         """A connection of its own (outside the pool), for migrations and LISTEN."""
         try:
-            return psycopg.connect(self.conninfo, autocommit=autocommit, **self._connect_kwargs)
+            return self.connect_raw(autocommit=autocommit)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot connect to {self.url}: {describe(exc)}") from exc
+
+    def connect_raw(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
+        """Like :meth:`connect`, raising the driver's error (for :meth:`retrying`)."""
+        return psycopg.connect(self.conninfo, autocommit=autocommit, **self._connect_kwargs)
 
     def _ensure_open(self) -> None:
         if self._closed:  # a closed pool cannot reopen: say so, as the SQLite store does
@@ -154,7 +159,7 @@ class Connector:
         delay, attempt = 0.05, 0
         while True:
             try:
-                return call(attempt, max(0.1, deadline - time.monotonic()))
+                result = call(attempt, max(0.1, deadline - time.monotonic()))
             except UnicodeEncodeError as exc:  # a lone surrogate in a text column
                 raise StoreError(
                     f"{self.url}: text that is not valid Unicode cannot be stored ({exc.reason})"
@@ -166,10 +171,29 @@ class Connector:
                     raise StoreUnavailable(
                         f"{self.url} unavailable for {self.retry_timeout:g}s: {describe(exc)}"
                     ) from exc
-                logger.warning("store %s: %s; retrying in %.2fs", self.url, describe(exc), delay)
+                self._note_outage(exc, delay)
                 self._drop_stale()
                 time.sleep(delay)  # backoff between reconnection attempts
                 delay, attempt = min(delay * 2, 2.0), attempt + 1
+            else:
+                if self._outage:
+                    self._outage = False
+                    logger.warning("store %s answers again", self.url)
+                return result
+
+    def _note_outage(self, exc: BaseException, delay: float) -> None:
+        """One warning when an outage begins (what a CLI prints on stderr), the retries at
+        debug level: a process waiting out a restart says so once, not every 2 s."""
+        if self._outage:
+            logger.debug("store %s: %s; retrying in %.2fs", self.url, describe(exc), delay)
+            return
+        self._outage = True
+        logger.warning(
+            "store %s is unreachable (%s); retrying for up to %gs",
+            self.url,
+            describe(exc),
+            self.retry_timeout,
+        )
 
     def borrow(self, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
         """A pooled connection kept across calls (the outbox's locked batches keep one

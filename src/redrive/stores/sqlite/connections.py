@@ -16,7 +16,10 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from redrive.exceptions import StoreError, StoreUnavailable
+from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
+
+_NOT_A_DATABASE = {26, 11}
+"""SQLITE_NOTADB and SQLITE_CORRUPT: the file will not get better by waiting."""
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -60,6 +63,13 @@ class SQLiteConnections:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) in _NOT_A_DATABASE:
+                # Not an outage to wait out: the file is something else, or corrupt.
+                raise ConfigError(
+                    f"{self.url}: the file is not a SQLite database (corrupt, or another "
+                    "kind of file); point the store URL at a redrive database",
+                    key="store_url",
+                ) from exc
             raise StoreUnavailable(f"cannot open {self.url}: {exc}") from exc
         with self._lock:
             self._all.append(conn)

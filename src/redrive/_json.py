@@ -1,0 +1,157 @@
+"""The one rule for JSON values redrive takes in: payloads, headers, patches, filters.
+
+A value is stored as JSON and given back to handlers on a replay, so it must come back as
+it went in. ``check_json`` refuses (with ``NotJSON``, naming the path) anything that would
+not: a ``datetime``, ``Decimal``, ``set``, ``bytes`` or ``tuple`` (which an encoder would
+silently turn into a string or a list), a non-string key, NaN or an infinity. ``strict``
+(what operators send: patches, filters, notes, ids) also refuses text that no store can
+keep (a NUL character, PostgreSQL cannot; a lone surrogate, UTF-8 cannot) and nesting
+deeper than ``MAX_DEPTH``. The walk is iterative, so no depth makes it recurse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from redrive.exceptions import InvalidInput
+
+MAX_DEPTH = 100
+"""The deepest nesting an operator's JSON (a patch, an edited payload) may have."""
+
+
+class NotJSON(InvalidInput):
+    """The value is not plain JSON (the message says where and why)."""
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL, a lone surrogate), or None."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which the store cannot keep"
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(text[exc.start])
+        return f"contains a lone surrogate (\\u{bad:04x}), which UTF-8 cannot encode"
+    return None
+
+
+def check_text(text: str, what: str) -> None:
+    """Raise ``NotJSON`` naming ``what`` if ``text`` cannot be stored."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise NotJSON(f"{what}: {problem}")
+
+
+def check_json(
+    value: Any, what: str = "the payload", *, strict: bool = False, max_depth: int | None = None
+) -> None:
+    """Raise ``NotJSON`` unless ``value`` is plain JSON that comes back as it went in.
+
+    :param what: how the error names the value (``"the payload of 'orders'"``).
+    :param strict: also refuse unstorable text and nesting deeper than ``max_depth``
+        (``MAX_DEPTH`` when not given).
+    """
+    limit = (max_depth or MAX_DEPTH) if strict else max_depth
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        problem = _problem(item, strict)
+        if problem is None and isinstance(item, dict | list):
+            if limit is not None and depth >= limit:
+                problem = f"is nested more than {limit} levels deep"
+            else:
+                stack.extend(_children(item, path, depth, strict, what))
+        if problem is not None:
+            where = f"{what} at {path}" if path else what
+            raise NotJSON(f"{where} {problem}")
+
+
+def _children(
+    item: Any, path: str, depth: int, strict: bool, what: str
+) -> list[tuple[Any, str, int]]:
+    if isinstance(item, list):
+        return [(child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item)]
+    children = []
+    for key, child in item.items():
+        if not isinstance(key, str):
+            where = f"{what} at {path}" if path else what
+            raise NotJSON(
+                f"{where}: key {key!r} is a {type(key).__name__}; JSON keys are strings "
+                "(it would come back as a string)"
+            )
+        if strict and (problem := text_problem(key)) is not None:
+            where = f"{what} at {path}" if path else what
+            raise NotJSON(f"{where}: a key {problem}")
+        children.append((child, f"{path}.{key}" if path else key, depth + 1))
+    return children
+
+
+def _problem(item: Any, strict: bool) -> str | None:
+    if item is None or isinstance(item, bool | int | dict | list):
+        return None
+    if isinstance(item, str):
+        return text_problem(item) if strict else None
+    if isinstance(item, float):
+        return None if math.isfinite(item) else f"is {item}, which JSON cannot hold"
+    if isinstance(item, Mapping):
+        return f"is a {type(item).__name__}; use a dict"
+    hint = {"tuple": "; use a list", "set": "; use a sorted list", "datetime": "; use isoformat()"}
+    name = type(item).__name__
+    return (
+        f"is a {name}, which is not JSON (it would come back as something else){hint.get(name, '')}"
+    )
+
+
+def check_event(topic: Any, payload: Any, headers: Mapping[Any, Any] | None, **fields: Any) -> None:
+    """The rule every source applies before an event runs or is stored (``EventBus.publish``
+    and ``Outbox.add`` share it): a non-empty topic, a payload that is plain JSON
+    (``check_json``), headers that map strings to strings, and ``fields`` (``key``,
+    ``correlation_id``, ...) that are strings or None. Refused with ``NotJSON``."""
+    if not isinstance(topic, str) or not topic:
+        raise NotJSON(f"an event needs a non-empty topic, got {topic!r}")
+    check_json(payload, f"the payload of {topic!r}")
+    for name, value in (headers or {}).items():
+        if not (isinstance(name, str) and isinstance(value, str)):
+            raise NotJSON(
+                f"the headers of {topic!r} must map strings to strings; {name!r} is "
+                f"{type(value).__name__} {value!r:.40} (use str() if you mean the text)"
+            )
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise NotJSON(f"{name} of {topic!r} must be a string or None, got {value!r:.40}")
+
+
+def loads(text: str, what: str) -> Any:
+    """Parse operator-given JSON text strictly: no NaN or Infinity, no number too large for
+    a float, no unstorable text, no nesting deeper than ``MAX_DEPTH``."""
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise NotJSON(f"{what}: not valid JSON: {exc.msg} ({where})") from None
+    except RecursionError:
+        raise NotJSON(f"{what}: is nested more than {MAX_DEPTH} levels deep") from None
+    except _NotFinite as exc:
+        raise NotJSON(f"{what}: {exc}") from None
+    check_json(value, what, strict=True)
+    return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _constant(text: str) -> Any:
+    raise _NotFinite(f"{text} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFinite(f"the number {text[:40]} is too large")
+    return number
