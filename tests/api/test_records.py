@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from redrive.models import Status
-from tests.api.conftest import Api, problem
+from tests.api.conftest import Api, on_postgres_too, problem
 from tests.factories import ago
 
 SECRET = {"order_id": 7, "password": "hunter2", "card": {"number": "4111", "exp": "12/30"}}
@@ -18,6 +21,7 @@ class TestList:
         items = api.viewer.get("/api/v1/dead-letters").json()["items"]
         assert [item["id"] for item in items] == [r.id for r in reversed(records)]
 
+    @on_postgres_too
     def test_cursor_pages_through_everything_once(self, api: Api) -> None:
         """Following next_cursor visits every record exactly once."""
         records = api.add(7)
@@ -55,7 +59,7 @@ class TestList:
         ],
     )
     def test_filters_select_matching_records(
-        self, api: Api, params: dict[str, str], fields: dict[str, object]
+        self, api: Api, params: dict[str, str], fields: dict[str, Any]
     ) -> None:
         """Each filter returns the record that matches it and not the others."""
         api.add(2)
@@ -63,6 +67,7 @@ class TestList:
         items = api.viewer.get("/api/v1/dead-letters", params=params).json()["items"]
         assert [item["id"] for item in items] == [wanted.id]
 
+    @on_postgres_too
     def test_since_takes_an_age(self, api: Api) -> None:
         """since=1h leaves out records created earlier."""
         api.add(created_at=ago(7200))
@@ -70,6 +75,7 @@ class TestList:
         items = api.viewer.get("/api/v1/dead-letters", params={"since": "1h"}).json()["items"]
         assert [item["id"] for item in items] == [recent.id]
 
+    @on_postgres_too
     def test_until_takes_an_iso_time(self, api: Api) -> None:
         """until=<ISO time> leaves out records created after it."""
         [old] = api.add(created_at=ago(7200))
@@ -88,7 +94,7 @@ class TestList:
         ],
     )
     def test_bad_query_is_422_naming_the_field(
-        self, api: Api, params: dict[str, object], field: str
+        self, api: Api, params: dict[str, Any], field: str
     ) -> None:
         """A bad parameter is a 422 problem whose detail names it."""
         body = problem(api.viewer.get("/api/v1/dead-letters", params=params), 422)
@@ -216,15 +222,17 @@ class TestBadInput:
         )
         problem(response, 422)
 
+    @pytest.mark.uvicorn
     def test_body_over_the_limit_is_413(self, api: Api) -> None:
         """A body over max_body_bytes is refused before it is read."""
         huge = {"ids": ["x" * 60] * 2000}
         problem(api.operator.post("/api/v1/dead-letters/resolve", json=huge), 413)
 
+    @pytest.mark.uvicorn
     def test_chunked_body_over_the_limit_is_413(self, api: Api) -> None:
         """A body without Content-Length is cut off at the limit too."""
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks() -> Iterator[bytes]:
             yield b'{"ids": ['
             for _ in range(3000):
                 yield b'"' + b"x" * 40 + b'",'

@@ -1,4 +1,4 @@
-"""Fixtures of the CLI acceptance tests."""
+"""Fixtures of the CLI tests (the `redrive` command end to end)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 
 
 @pytest.fixture
