@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.acceptance.conftest import cli
 from tests.api.conftest import api, api_settings, api_store
+from tests.cli.conftest import cli
 
 __all__ = ["api", "api_settings", "api_store", "cli"]

@@ -130,9 +130,9 @@ def test_console_payload_editor_refuses_what_no_store_keeps(api: Api) -> None:
         # only a NUL can reach the note.
         cases.append(("note", json.loads(BAD_VALUES["nul"])))
         for field, value in cases:
-            form = {"action": "retry", "csrf": token[1], field: value}
+            fields = {"action": "retry", "csrf": token[1], field: value}
             body = "&".join(
-                f"{k}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in form.items()
+                f"{k}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in fields.items()
             )
             response = client.post(
                 f"/dead-letters/{record.id}/action",

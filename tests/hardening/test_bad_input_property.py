@@ -26,8 +26,8 @@ from redrive.ops.api import create_app
 from redrive.ops.auth import Tokens
 from redrive.stores.base import Store
 from redrive.stores.sqlite import SQLiteStore
-from tests.acceptance.cli_support import Cli
 from tests.api.server import Server
+from tests.cli.cli_support import Cli
 from tests.factories import make_record
 
 QUICK = settings(

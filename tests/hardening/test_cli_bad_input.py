@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.factories import make_record
 
 DEEP = '{"a":' * 600 + "1" + "}" * 600

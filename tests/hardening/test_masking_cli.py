@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.hardening.leaky import SECRET, leaky_record
 
 

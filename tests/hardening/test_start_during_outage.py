@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.acceptance.cli_support import REDRIVE, ROOT
-from tests.helpers import wait_for
-from tests.pg_server import PgServer, free_port
+from tests.cli.cli_support import REDRIVE, ROOT
+from tests.helpers import free_port, wait_for
+from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.postgres
 
