@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from redrive.models import Status
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 
 
 def test_retry_by_id_schedules_and_skips_non_dead(cli: Cli) -> None:

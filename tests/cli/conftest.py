@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 
 
 @pytest.fixture

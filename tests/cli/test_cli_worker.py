@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.acceptance.cli_support import REDRIVE, Cli
+from tests.cli.cli_support import REDRIVE, Cli
 from tests.helpers import wait_for
 
 FIXED_APP = "redrive.ops.cli.demo_app:fixed_bus"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from redrive.models import Status
-from tests.acceptance.cli_support import REDRIVE, Cli
+from tests.cli.cli_support import REDRIVE, Cli
 from tests.factories import ago, make_record
 from tests.helpers import wait_for
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from redrive.models import DeadLetter
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.factories import make_record
 
 RAW = ("\x1b", "\x07", "\x9b", "\r")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redrive.models import Status
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.factories import ago, make_record
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from redrive.models import Status
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.factories import make_record
 from tests.unit.test_archive_recovery import corrupt_archive
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 from tests.factories import make_record
 
 

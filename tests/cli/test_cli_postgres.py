@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redrive.models import Status
-from tests.acceptance.cli_support import Cli
+from tests.cli.cli_support import Cli
 
 pytestmark = pytest.mark.postgres
 
