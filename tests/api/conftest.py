@@ -1,10 +1,20 @@
-"""Fixtures of the API tests: the app served by real uvicorn over a real store, and a
-token of each role."""
+"""Fixtures of the API tests: the app over a real store, and a client per role.
+
+By default the app runs in-process (``tests/api/inprocess.py``: no socket, no server start)
+on a SQLite file, since a real server adds nothing to most tests and the contract suite
+already runs every store query on both backends. Two opt-ins:
+
+- ``@pytest.mark.uvicorn`` serves the app on real uvicorn (streamed responses, body limits);
+- ``@on_postgres_too`` runs the test on PostgreSQL as well (the item is marked ``postgres``).
+
+``api.url`` is always a real URL: in-process, the first use of it starts a uvicorn server
+for the test's own clients.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +28,47 @@ from redrive.ops.api import create_app
 from redrive.ops.auth import Tokens
 from redrive.service import DeadLetterQueue
 from redrive.stores.base import Store
+from tests.api.inprocess import InProcess
 from tests.api.server import Server
 from tests.factories import make_record
 
 REDACT = ["password", "card.number", "authorization"]
+ROLES = ("viewer", "operator", "admin")
+IN_PROCESS_URL = "http://127.0.0.1"
+
+#: Run an API test on PostgreSQL too (search, filters, groups, bulk, exports).
+on_postgres_too = pytest.mark.parametrize(
+    "api_store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
-@dataclasses.dataclass
 class Api:
     """A running API: its URL, the service behind it, and a client per role."""
 
-    url: str
-    service: DeadLetterQueue
-    tokens: dict[str, str]
-    clients: dict[str, httpx.Client]
+    def __init__(
+        self,
+        service: DeadLetterQueue,
+        tokens: dict[str, str],
+        clients: dict[str, httpx.Client],
+        url: str | Callable[[], str],
+        new_client: Callable[[dict[str, str]], httpx.Client],
+    ) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.clients = clients
+        self._url = url
+        self._new_client = new_client
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (in-process, a uvicorn server starts on first use)."""
+        if callable(self._url):
+            self._url = self._url()
+        return self._url
+
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
+        """A new client of this API (it keeps cookies, like a browser), closed after the test."""
+        return self._new_client(headers or {})
 
     @property
     def store(self) -> Store:
@@ -54,10 +91,12 @@ class Api:
             raise AttributeError(role) from None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture
 def api_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh store: a SQLite file, or a database on a real PostgreSQL server."""
-    if request.param == "sqlite":
+    """A fresh store: a SQLite file, or (``@on_postgres_too``) a database on a real
+    PostgreSQL server."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
         store = open_store(f"sqlite:///{tmp_path / 'api.db'}")
     else:
         store = open_store(request.getfixturevalue("postgres_url"))
@@ -83,26 +122,40 @@ def api_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def api(api_store: Store, api_settings: Settings) -> Iterator[Api]:
-    """The app on real uvicorn, with a viewer, an operator and an admin token."""
+def api(request: pytest.FixtureRequest, api_store: Store, api_settings: Settings) -> Iterator[Api]:
+    """The app (in-process, or on real uvicorn with ``@pytest.mark.uvicorn``), with a
+    viewer, an operator and an admin token."""
     service = DeadLetterQueue(api_store, actor="os-user")
     tokens = Tokens(service)
-    secrets = {
-        role: tokens.create(f"{role}-token", role)[0] for role in ("viewer", "operator", "admin")
-    }
-    with Server(create_app(service, api_settings)) as url:
-        clients = {
-            role: httpx.Client(
-                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    secrets = {role: tokens.create(f"{role}-token", role)[0] for role in ROLES}
+    app = create_app(service, api_settings)
+    with contextlib.ExitStack() as stack:
+        transport: httpx.BaseTransport | None = None
+        if request.node.get_closest_marker("uvicorn"):
+            base_url = stack.enter_context(Server(app))
+            url: str | Callable[[], str] = base_url
+        else:
+            transport = stack.enter_context(InProcess(app))
+            base_url = IN_PROCESS_URL
+
+            def serve() -> str:  # a real server for the test's own clients, started when used
+                return stack.enter_context(Server(app))
+
+            url = serve
+
+        def new_client(headers: dict[str, str]) -> httpx.Client:
+            client = httpx.Client(
+                base_url=base_url, transport=transport, headers=headers, timeout=30
             )
+            stack.callback(client.close)
+            return client
+
+        clients = {
+            role: new_client({"Authorization": f"Bearer {token}"})
             for role, token in secrets.items()
         }
-        clients["anonymous"] = httpx.Client(base_url=url, timeout=30)
-        try:
-            yield Api(url=url, service=service, tokens=secrets, clients=clients)
-        finally:
-            for client in clients.values():
-                client.close()
+        clients["anonymous"] = new_client({})
+        yield Api(service=service, tokens=secrets, clients=clients, url=url, new_client=new_client)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

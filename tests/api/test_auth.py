@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 
+import httpx
 import pytest
 
+from redrive.config import Settings
+from redrive.ops.api import create_app
 from redrive.ops.auth import TOKENS, Tokens
+from tests.api.conftest import IN_PROCESS_URL as URL
 from tests.api.conftest import Api, problem
+from tests.api.inprocess import InProcess
 
 
 class TestHealth:
@@ -147,14 +152,8 @@ def test_metrics_are_served_without_a_token(api: Api) -> None:
 )
 def test_metrics_can_require_a_token(api: Api) -> None:
     """With [api] metrics_auth = true, /metrics answers 401 without a token."""
-    from redrive.config import Settings
-    from redrive.ops.api import create_app
-    from tests.api.server import Server
-
     app = create_app(api.service, Settings(sections={"api": {"metrics_auth": True}}))
-    with Server(app) as url:
-        import httpx
-
-        assert httpx.get(f"{url}/metrics").status_code == 401
+    with InProcess(app) as transport, httpx.Client(base_url=URL, transport=transport) as client:
+        assert client.get("/metrics").status_code == 401
         headers = {"Authorization": f"Bearer {api.tokens['viewer']}"}
-        assert httpx.get(f"{url}/metrics", headers=headers).status_code == 200
+        assert client.get("/metrics", headers=headers).status_code == 200

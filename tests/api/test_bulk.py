@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from redrive.models import Status
-from tests.api.conftest import Api, problem
+from tests.api.conftest import Api, on_postgres_too, problem
 
 
+@on_postgres_too
 def test_bulk_retry_by_ids_counts_each_outcome(api: Api) -> None:
     """Dead ids change, others are skipped, unknown ones are missing."""
     dead = api.add(2)
@@ -17,6 +18,7 @@ def test_bulk_retry_by_ids_counts_each_outcome(api: Api) -> None:
     assert body == {"matched": 3, "changed": 2, "skipped": 1, "missing": 1, "dry_run": False}
 
 
+@on_postgres_too
 def test_bulk_resolve_by_filter_changes_only_matches(api: Api) -> None:
     """A filter selects by topic; other topics stay dead."""
     api.add(3, topic="payments")
@@ -77,6 +79,7 @@ def test_bulk_retry_with_patch_patches_each_payload(api: Api) -> None:
     assert {api.service.get(r.id).payload["region"] for r in records} == {"us"}
 
 
+@on_postgres_too
 def test_filter_replay_honours_the_loop_guard(api: Api) -> None:
     """A bulk replay by filter skips records already replayed max_replays times."""
     api.add(replays=5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -21,17 +21,9 @@ def _csrf(html: str) -> str:
 
 
 @pytest.fixture
-def browser(api: Api) -> Iterator[Browser]:
+def browser(api: Api) -> Browser:
     """Makes cookie-keeping clients (like a browser) and closes them after the test."""
-    made: list[httpx.Client] = []
-
-    def make() -> httpx.Client:
-        made.append(httpx.Client(base_url=api.url, timeout=30))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
+    return api.client
 
 
 def sign_in(api: Api, role: str, browser: Browser) -> httpx.Client:

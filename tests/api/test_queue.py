@@ -8,16 +8,19 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from redrive.config import Settings
 from redrive.models import Status
 from redrive.ops.api import create_app
-from tests.api.conftest import Api, problem
-from tests.api.server import Server
+from tests.api.conftest import IN_PROCESS_URL as URL
+from tests.api.conftest import Api, on_postgres_too, problem
+from tests.api.inprocess import InProcess
 from tests.factories import ago
 
 
+@on_postgres_too
 def test_stats_count_by_status_and_topic(api: Api) -> None:
     """Totals and per-topic counts reflect the store."""
     api.add(2, topic="a")
@@ -29,6 +32,7 @@ def test_stats_count_by_status_and_topic(api: Api) -> None:
     assert by_topic["a"]["oldest_dead_at"] is not None
 
 
+@on_postgres_too
 def test_groups_are_biggest_first(api: Api) -> None:
     """Groups come by size, with a sample id."""
     api.add(3, fingerprint="big")
@@ -38,6 +42,7 @@ def test_groups_are_biggest_first(api: Api) -> None:
     assert groups[1]["sample_id"] == small.id
 
 
+@on_postgres_too
 def test_timeline_counts_new_dead_letters(api: Api) -> None:
     """The timeline sums records that became dead in the window."""
     api.add(3)
@@ -72,6 +77,8 @@ def test_purge_with_a_bad_age_is_422(api: Api) -> None:
     assert "older_than" in body["detail"]
 
 
+@pytest.mark.uvicorn
+@on_postgres_too
 def test_export_jsonl_streams_masked_records(api: Api) -> None:
     """The jsonl export has one masked record per line, oldest first."""
     records = api.add(3, payload={"password": "hunter2", "n": 1})
@@ -81,6 +88,8 @@ def test_export_jsonl_streams_masked_records(api: Api) -> None:
     assert "hunter2" not in response.text
 
 
+@pytest.mark.uvicorn
+@on_postgres_too
 def test_export_is_audited_as_the_stream_starts(api: Api) -> None:
     """A streamed export leaves an audit entry with who, the format and the record count."""
     api.add(2)
@@ -99,6 +108,7 @@ def test_export_csv_neutralises_formulas(api: Api) -> None:
     assert rows[0]["error_message"] == "'=HYPERLINK(evil)"
 
 
+@on_postgres_too
 def test_archive_then_import_round_trips(api: Api, tmp_path: Path) -> None:
     """Archived records leave the store and come back with an import."""
     records = api.add(2, topic="old")
@@ -132,7 +142,7 @@ def test_app_mounts_under_a_prefix(api: Api) -> None:
     """Mounted in another FastAPI app, the API and console links carry the prefix."""
     outer = FastAPI()
     outer.mount("/dlq", create_app(api.service, Settings()))
-    with Server(outer) as url, httpx.Client(base_url=url) as client:
+    with InProcess(outer) as transport, httpx.Client(base_url=URL, transport=transport) as client:
         headers = {"Authorization": f"Bearer {api.tokens['viewer']}"}
         assert client.get("/dlq/api/v1/stats", headers=headers).status_code == 200
         page = client.get("/dlq/", follow_redirects=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redrive.models import Status
-from tests.api.conftest import Api, problem
+from tests.api.conftest import Api, on_postgres_too, problem
 from tests.factories import ago
 
 SECRET = {"order_id": 7, "password": "hunter2", "card": {"number": "4111", "exp": "12/30"}}
@@ -18,6 +18,7 @@ class TestList:
         items = api.viewer.get("/api/v1/dead-letters").json()["items"]
         assert [item["id"] for item in items] == [r.id for r in reversed(records)]
 
+    @on_postgres_too
     def test_cursor_pages_through_everything_once(self, api: Api) -> None:
         """Following next_cursor visits every record exactly once."""
         records = api.add(7)
@@ -54,6 +55,7 @@ class TestList:
             # Payloads are not searched here: these tests mask fields (test_redaction.py).
         ],
     )
+    @on_postgres_too
     def test_filters_select_matching_records(
         self, api: Api, params: dict[str, str], fields: dict[str, object]
     ) -> None:
@@ -216,11 +218,13 @@ class TestBadInput:
         )
         problem(response, 422)
 
+    @pytest.mark.uvicorn
     def test_body_over_the_limit_is_413(self, api: Api) -> None:
         """A body over max_body_bytes is refused before it is read."""
         huge = {"ids": ["x" * 60] * 2000}
         problem(api.operator.post("/api/v1/dead-letters/resolve", json=huge), 413)
 
+    @pytest.mark.uvicorn
     def test_chunked_body_over_the_limit_is_413(self, api: Api) -> None:
         """A body without Content-Length is cut off at the limit too."""
 

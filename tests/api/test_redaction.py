@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, on_postgres_too
 
 
+@on_postgres_too
 def test_search_does_not_look_into_masked_payloads(api: Api) -> None:
     """With fields masked, ``q`` searches error messages only: no guessing a password."""
     api.add(payload={"password": "hunter2-secret"}, error_message="card declined")
