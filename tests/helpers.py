@@ -1,8 +1,10 @@
-"""Waiting without sleeping blindly: poll a condition until it holds or a timeout passes."""
+"""Waiting without sleeping blindly (poll a condition until it holds or a timeout passes),
+and a free port for the servers the tests start."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -38,3 +40,10 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s (last value: {value!r})")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

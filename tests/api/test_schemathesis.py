@@ -3,6 +3,7 @@ violates the schema, whatever the input. Bounded in examples so it stays quick."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def _spec() -> dict[str, Any]:
     """The app's OpenAPI document, from an app that is not served (settings do not change it)."""
     from redrive.testing import MemoryStore
 
-    return create_app(DeadLetterQueue(MemoryStore()), Settings()).openapi()
+    with contextlib.closing(MemoryStore()) as store:
+        return create_app(DeadLetterQueue(store), Settings()).openapi()
 
 
 @pytest.fixture(scope="module")

@@ -91,13 +91,12 @@ def test_a_broken_url_is_a_config_error_without_its_password() -> None:
     assert "s3cret" not in str(caught.value)
 
 
-def test_memory_store_is_shared_between_threads() -> None:
+def test_memory_store_is_shared_between_threads(memory_store: MemoryStore) -> None:
     """The in-memory store sees its own writes from any thread."""
     import threading
 
-    store = MemoryStore()
     record = make_record()
-    thread = threading.Thread(target=store.add, args=([record],))
+    thread = threading.Thread(target=memory_store.add, args=([record],))
     thread.start()
     thread.join()
-    assert store.get(record.id) == record
+    assert memory_store.get(record.id) == record

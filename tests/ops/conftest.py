@@ -92,13 +92,6 @@ def silent_port() -> Iterator[int]:
     sock.close()
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def service(sqlite_store: SQLiteStore, clock: FakeClock) -> DeadLetterQueue:
     """The service on a real SQLite file, on the fake clock."""

@@ -16,8 +16,8 @@ from redrive.ops.alerts import AlertsConfig, Monitor, TopicRules, WebhookSink
 from redrive.ops.metrics import MonitorCollector
 from redrive.service import DeadLetterQueue
 from redrive.testing import FakeClock
-from tests.helpers import eventually
-from tests.ops.conftest import Receiver, Workload, free_port
+from tests.helpers import eventually, free_port
+from tests.ops.conftest import Receiver, Workload
 
 SECRET = "hmac-key-for-tests"
 QUIET = TopicRules(warn_count=None, critical_count=None, max_age=None, expiring=None)

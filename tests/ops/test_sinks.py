@@ -17,7 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from redrive.ops.alerts import Alert, EmailSink, LogSink, SinkError, SlackSink, WebhookSink
-from tests.ops.conftest import Receiver, free_port
+from tests.helpers import free_port
+from tests.ops.conftest import Receiver
 
 ALERT = Alert(
     alert_id="a1",

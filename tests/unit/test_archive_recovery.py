@@ -53,18 +53,18 @@ def test_corrupt_member_before_more_data_is_left_unchanged(tmp_path: Path, damag
     assert path.read_bytes() == data
 
 
-def test_archive_into_a_corrupt_file_changes_nothing(tmp_path: Path) -> None:
+def test_archive_into_a_corrupt_file_changes_nothing(
+    tmp_path: Path, memory_store: MemoryStore
+) -> None:
     """Archiving to a corrupt .gz raises before any record is written or deleted."""
-    store = MemoryStore()
     records = [make_record(status=Status.RESOLVED) for _ in range(3)]
-    store.add(records)
+    memory_store.add(records)
     path = tmp_path / "old.jsonl.gz"
     data, _ = corrupt_archive(path)
     with pytest.raises(FormatError, match="is corrupt at byte"):
-        DeadLetterQueue(store).archive(path, where=Filter(statuses=(Status.RESOLVED,)))
+        DeadLetterQueue(memory_store).archive(path, where=Filter(statuses=(Status.RESOLVED,)))
     assert path.read_bytes() == data
-    assert DeadLetterQueue(store).count(status=Status.RESOLVED) == 3
-    store.close()
+    assert DeadLetterQueue(memory_store).count(status=Status.RESOLVED) == 3
 
 
 def test_a_torn_last_member_is_still_cut(tmp_path: Path) -> None:

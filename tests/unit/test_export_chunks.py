@@ -14,12 +14,13 @@ from tests.factories import make_record
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_big_records_are_yielded_in_chunks_of_about_a_mebibyte(fmt: str) -> None:
+def test_big_records_are_yielded_in_chunks_of_about_a_mebibyte(
+    fmt: str, memory_store: MemoryStore
+) -> None:
     """Ten records of 300 KB each come in three chunks, none much over 1 MiB."""
-    store = MemoryStore()
-    store.add([make_record(payload={"blob": "x" * 300_000}) for _ in range(10)])
+    memory_store.add([make_record(payload={"blob": "x" * 300_000}) for _ in range(10)])
     progress: list[int] = []
-    stream = ExportStream(store, SystemClock(), Filter(), fmt, None, progress.append)
+    stream = ExportStream(memory_store, SystemClock(), Filter(), fmt, None, progress.append)
     chunks = list(stream)
     assert len([chunk for chunk in chunks if chunk]) == 3
     assert max(len(chunk) for chunk in chunks) < ExportStream.CHUNK_CHARS + 310_000
@@ -27,13 +28,10 @@ def test_big_records_are_yielded_in_chunks_of_about_a_mebibyte(fmt: str) -> None
     if fmt == "jsonl":
         lines = "".join(chunks).splitlines()
         assert [len(json.loads(line)["payload"]["blob"]) for line in lines] == [300_000] * 10
-    store.close()
 
 
-def test_small_records_still_come_a_thousand_at_a_time() -> None:
+def test_small_records_still_come_a_thousand_at_a_time(memory_store: MemoryStore) -> None:
     """Small records are still yielded in chunks of CHUNK records."""
-    store = MemoryStore()
-    store.add([make_record() for _ in range(2500)])
-    chunks = list(ExportStream(store, SystemClock(), Filter(), "jsonl", None))
+    memory_store.add([make_record() for _ in range(2500)])
+    chunks = list(ExportStream(memory_store, SystemClock(), Filter(), "jsonl", None))
     assert [chunk.count("\n") for chunk in chunks] == [1000, 1000, 500]
-    store.close()

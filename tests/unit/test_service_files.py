@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,37 +19,29 @@ from redrive.testing import MemoryStore
 from tests.factories import make_record
 
 
-@pytest.fixture
-def store() -> Iterator[MemoryStore]:
-    """An in-memory SQLite store."""
-    backend = MemoryStore()
-    yield backend
-    backend.close()
-
-
-def test_json_export_is_one_record_per_line(store: MemoryStore) -> None:
+def test_json_export_is_one_record_per_line(memory_store: MemoryStore) -> None:
     """A JSON export is a valid array with one record per line (so imports stream it)."""
-    store.add([make_record() for _ in range(3)])
+    memory_store.add([make_record() for _ in range(3)])
     out = io.StringIO()
-    DeadLetterQueue(store).export(out, fmt="json")
+    DeadLetterQueue(memory_store).export(out, fmt="json")
     lines = out.getvalue().splitlines()
     assert len(json.loads(out.getvalue())) == 3
     assert (lines[0], lines[-1], len(lines)) == ("[", "]", 5)
 
 
-def test_empty_json_export_is_an_empty_array(store: MemoryStore) -> None:
+def test_empty_json_export_is_an_empty_array(memory_store: MemoryStore) -> None:
     """Exporting nothing as JSON gives ``[]``."""
     out = io.StringIO()
-    DeadLetterQueue(store).export(out, fmt="json")
+    DeadLetterQueue(memory_store).export(out, fmt="json")
     assert json.loads(out.getvalue()) == []
 
 
-def test_pretty_printed_json_imports(store: MemoryStore, tmp_path: Path) -> None:
+def test_pretty_printed_json_imports(memory_store: MemoryStore, tmp_path: Path) -> None:
     """A hand-edited, indented JSON array of records imports too."""
     record = make_record()
     path = tmp_path / "edited.json"
     path.write_text(json.dumps([record.to_dict()], indent=4))
-    assert DeadLetterQueue(store).import_(path).changed == 1
+    assert DeadLetterQueue(memory_store).import_(path).changed == 1
 
 
 def test_csv_cannot_be_imported(tmp_path: Path) -> None:
@@ -71,13 +62,13 @@ def test_missing_field_names_the_line(tmp_path: Path) -> None:
         list(read_records(path))
 
 
-def test_retrying_records_come_back_scheduled(store: MemoryStore, tmp_path: Path) -> None:
+def test_retrying_records_come_back_scheduled(memory_store: MemoryStore, tmp_path: Path) -> None:
     """A record exported mid-retry is restored as scheduled (its lease is not exported)."""
     record = make_record(status=Status.RETRYING)
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps(record.to_dict()) + "\n")
-    DeadLetterQueue(store).import_(path)
-    restored = store.get(record.id)
+    DeadLetterQueue(memory_store).import_(path)
+    restored = memory_store.get(record.id)
     assert restored is not None
     assert (restored.status, restored.next_attempt_at) == (Status.SCHEDULED, record.updated_at)
 
@@ -97,16 +88,16 @@ def test_gzip_archive_recovers_from_a_torn_member(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in lines] == [r.id for r in first]
 
 
-def test_archive_finishes_what_a_killed_run_left(store: MemoryStore, tmp_path: Path) -> None:
+def test_archive_finishes_what_a_killed_run_left(memory_store: MemoryStore, tmp_path: Path) -> None:
     """Records already in the archive but still in the store are deleted, not rewritten."""
     records = [make_record() for _ in range(3)]
-    store.add(records)
+    memory_store.add(records)
     path = tmp_path / "a.jsonl"
     ArchiveFile(path).append(records[:2])  # a run killed after the fsync, before the delete
-    result = DeadLetterQueue(store).archive(path)
+    result = DeadLetterQueue(memory_store).archive(path)
     assert result.changed == 3
     assert len(path.read_text().splitlines()) == 3
-    assert store.count(Filter()) == 0
+    assert memory_store.count(Filter()) == 0
 
 
 def test_archive_keeps_a_record_replayed_while_it_was_written(

@@ -77,19 +77,19 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, number: str) -> None:
         list(read_records(path))
 
 
-def test_a_malformed_record_imports_nothing(tmp_path: Path) -> None:
+def test_a_malformed_record_imports_nothing(tmp_path: Path, memory_store: MemoryStore) -> None:
     """The whole file is checked first, so one malformed record leaves the store empty."""
     path = write_jsonl(
         tmp_path / "x.jsonl", make_record().to_dict(), {**make_record().to_dict(), "history": [1]}
     )
-    store = MemoryStore()
     with pytest.raises(FormatError):
-        DeadLetterQueue(store).import_(path)
-    assert DeadLetterQueue(store).count(status=()) == 0
-    store.close()
+        DeadLetterQueue(memory_store).import_(path)
+    assert DeadLetterQueue(memory_store).count(status=()) == 0
 
 
-def test_plausible_ids_and_loose_types_still_import(tmp_path: Path) -> None:
+def test_plausible_ids_and_loose_types_still_import(
+    tmp_path: Path, memory_store: MemoryStore
+) -> None:
     """A 64-character id, empty containers and null optional fields import as before."""
     record = {
         **make_record().to_dict(),
@@ -101,7 +101,5 @@ def test_plausible_ids_and_loose_types_still_import(tmp_path: Path) -> None:
         "key": None,
     }
     path = write_jsonl(tmp_path / "x.jsonl", record)
-    store = MemoryStore()
-    assert DeadLetterQueue(store).import_(path).changed == 1
-    assert store.get("a" * 64) is not None
-    store.close()
+    assert DeadLetterQueue(memory_store).import_(path).changed == 1
+    assert memory_store.get("a" * 64) is not None
