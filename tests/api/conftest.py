@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,13 @@ def api(request: pytest.FixtureRequest, api_store: Store, api_settings: Settings
         }
         clients["anonymous"] = new_client({})
         yield Api(service=service, tokens=secrets, clients=clients, url=url, new_client=new_client)
+
+
+def due_times(api: Api, records: list[DeadLetter]) -> list[datetime]:
+    """The records' ``next_attempt_at`` as stored now, earliest first (each must be set)."""
+    due = [api.service.get(record.id).next_attempt_at for record in records]
+    assert all(at is not None for at in due), due
+    return sorted(at for at in due if at is not None)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

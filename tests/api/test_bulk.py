@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redrive.models import Status
-from tests.api.conftest import Api, on_postgres_too, problem
+from tests.api.conftest import Api, due_times, on_postgres_too, problem
 
 
 @on_postgres_too
@@ -64,7 +64,7 @@ def test_rate_spreads_replays_over_time(api: Api) -> None:
         "/api/v1/dead-letters/retry", json={"ids": [r.id for r in records], "rate": 2}
     ).json()
     assert body["changed"] == 4
-    due = sorted(api.service.get(r.id).next_attempt_at for r in records)  # type: ignore[type-var]
+    due = due_times(api, records)
     assert (due[2] - due[0]).total_seconds() >= 0.9
     assert due[0] == due[1] and due[2] == due[3]
 

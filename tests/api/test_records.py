@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from redrive.models import Status
@@ -57,7 +60,7 @@ class TestList:
     )
     @on_postgres_too
     def test_filters_select_matching_records(
-        self, api: Api, params: dict[str, str], fields: dict[str, object]
+        self, api: Api, params: dict[str, str], fields: dict[str, Any]
     ) -> None:
         """Each filter returns the record that matches it and not the others."""
         api.add(2)
@@ -90,7 +93,7 @@ class TestList:
         ],
     )
     def test_bad_query_is_422_naming_the_field(
-        self, api: Api, params: dict[str, object], field: str
+        self, api: Api, params: dict[str, Any], field: str
     ) -> None:
         """A bad parameter is a 422 problem whose detail names it."""
         body = problem(api.viewer.get("/api/v1/dead-letters", params=params), 422)
@@ -228,7 +231,7 @@ class TestBadInput:
     def test_chunked_body_over_the_limit_is_413(self, api: Api) -> None:
         """A body without Content-Length is cut off at the limit too."""
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks() -> Iterator[bytes]:
             yield b'{"ids": ['
             for _ in range(3000):
                 yield b'"' + b"x" * 40 + b'",'

@@ -80,7 +80,7 @@ def test_api_honours_its_schema(
     @settings(
         max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
 
     run()

@@ -8,6 +8,7 @@ import socket
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from tests.helpers import eventually
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05)
 
 
-def records(store: Store, **criteria: object) -> list:
+def records(store: Store, **criteria: Any) -> list[DeadLetter]:
     """Every record matching ``criteria`` (any status unless one is given)."""
     criteria.setdefault("status", None)
     return DeadLetterQueue(store).list(limit=100, **criteria).items
@@ -108,6 +109,7 @@ class TestFirstAttempt:
         bus.subscribe("t", _fail_with(RetryAfter(30)), name="h")
         await bus.publish("t", {})
         (record,) = records(sqlite_store)
+        assert record.next_attempt_at is not None
         assert (record.next_attempt_at - clock.now()).total_seconds() == 30
         assert record.history[0].detail["retry_after"] == 30
 
@@ -294,8 +296,8 @@ async def test_heartbeat_keeps_a_long_attempt_from_running_twice(db_path: Path) 
         # bus, polling every 20 ms, had that long to take the record if a lease had lapsed.
         await eventually(
             lambda: (
-                store.find(Filter(), limit=1).items[0].lease_expires_at
-                > claimed_at + timedelta(seconds=1.5)
+                (lease := store.find(Filter(), limit=1).items[0].lease_expires_at) is not None
+                and lease > claimed_at + timedelta(seconds=1.5)
             )
         )
         release.set()
@@ -357,6 +359,7 @@ class TestEdges:
         bus.subscribe("t", _fail_with(RetryAfter(1e12)), name="h")
         await bus.publish("t", {})
         (record,) = records(sqlite_store)
+        assert record.next_attempt_at is not None
         assert (record.next_attempt_at - clock.now()).days == 366
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from redrive.config import Settings, from_mapping
 from redrive.exceptions import ConfigError
 from redrive.ops.alerts import load
-from redrive.ops.alerts.rules import Finding, Measurement, TopicRules, evaluate
+from redrive.ops.alerts.rules import Finding, Measurement, Severity, TopicRules, evaluate
 from redrive.ops.alerts.sinks import LogSink, SlackSink, WebhookSink
 from redrive.ops.alerts.state import AlertState, transition
 
@@ -18,7 +20,7 @@ COOLDOWN = timedelta(minutes=15)
 RFQ = TopicRules(warn_count=10, critical_count=50)
 
 
-def finding(severity: str, value: float = 0) -> Finding:
+def finding(severity: Severity, value: float = 0) -> Finding:
     rule = {"ok": "count", "warning": "warn_count", "critical": "critical_count"}[severity]
     return Finding(family="count", severity=severity, rule=rule, value=value, threshold=10)
 
@@ -118,7 +120,7 @@ class TestTransition:
         assert step(None, finding("ok", 3), T0) == (None, None)
 
 
-def settings(data: dict[str, object]) -> Settings:
+def settings(data: Mapping[str, Any]) -> Settings:
     return from_mapping(data, source="redrive.toml")
 
 

@@ -30,7 +30,7 @@ def exported(service: DeadLetterQueue) -> set[str]:
     PrometheusHook(registry=registry)
     registry.register(DeadLetterCollector(service))
     registry.register(MonitorCollector(Monitor(service)))
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         names.update(family.name + suffix for suffix in SUFFIXES[family.type])
     return names

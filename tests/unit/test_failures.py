@@ -23,7 +23,7 @@ def _raise(message: str) -> Exception:
 def _chained() -> Exception:
     try:
         try:
-            {}["missing"]
+            raise KeyError("missing")
         except KeyError as inner:
             raise RuntimeError("lookup failed") from inner
     except RuntimeError as exc:

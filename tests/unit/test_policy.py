@@ -65,13 +65,14 @@ class TestClassification:
 
     def test_pydantic_validation_error_is_non_retriable(self) -> None:
         """A pydantic ValidationError goes dead at once, without redrive importing pydantic."""
-        pydantic = pytest.importorskip("pydantic")
+        pytest.importorskip("pydantic")
+        from pydantic import BaseModel, ValidationError
 
-        class Order(pydantic.BaseModel):
+        class Order(BaseModel):
             quantity: int
 
-        with pytest.raises(pydantic.ValidationError) as caught:
-            Order(quantity="many")
+        with pytest.raises(ValidationError) as caught:
+            Order.model_validate({"quantity": "many"})
         assert not RetryPolicy().is_retriable(caught.value)
 
     def test_retry_on_wins_over_dead_on(self) -> None:

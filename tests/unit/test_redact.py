@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redrive.redact import MASK, Redactor
 
 
 def test_masks_by_name_path_and_wildcard() -> None:
     """Bare names match at any depth, dotted paths exactly, * one segment."""
     redactor = Redactor(["password", "card.number", "*.secret"])
-    payload = {
+    payload: dict[str, Any] = {
         "user": {"Password": "p", "secret": "s", "name": "ana"},
         "card": {"number": "4111", "brand": "visa"},
         "items": [{"password": "x"}],
