@@ -1,7 +1,10 @@
-.PHONY: test demo bench lint
+.PHONY: test test-fast demo bench lint
 
-test:            ## install what the tests need and run them
+test:            ## install what the tests need, lint, type-check, run every test under coverage
 	scripts/test
+
+test-fast:       ## the quick loop: unit, contract on SQLite, ops (under 30 s, no server to start)
+	.venv/bin/python -m pytest tests/unit tests/contract tests/ops -m "not postgres" -q
 
 demo:            ## the main job on the embedded SQLite store
 	.venv/bin/redrive demo
