@@ -8,7 +8,8 @@ already runs every store query on both backends. Two opt-ins:
 - ``@on_postgres_too`` runs the test on PostgreSQL as well (the item is marked ``postgres``).
 
 ``api.url`` is always a real URL: in-process, the first use of it starts a uvicorn server
-for the test's own clients.
+for the test's own clients. In-process, a response is read whole before the client sees it:
+a test that reads part of a stream, or one that never ends, needs ``@pytest.mark.uvicorn``.
 """
 
 from __future__ import annotations
