@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -27,7 +28,7 @@ def produce(
     values: list[Any],
     *,
     key: str | bytes | None = None,
-    headers: list[tuple[str, bytes | None]] | None = None,
+    headers: Sequence[tuple[str, bytes | None]] | None = None,
     partition: int | None = None,
     raw: bool = False,
 ) -> None:
@@ -38,7 +39,7 @@ def produce(
     )
     for value in values:
         data = value if raw else json.dumps(value).encode()
-        kwargs: dict[str, Any] = {"key": key, "headers": headers or []}
+        kwargs: dict[str, Any] = {"key": key, "headers": list(headers or [])}
         if partition is not None:
             kwargs["partition"] = partition
         producer.produce(topic, data, **kwargs)

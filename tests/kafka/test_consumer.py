@@ -175,7 +175,11 @@ async def test_long_backoff_goes_to_the_store_and_the_partition_flows(
         (record,) = sqlite_store.find(Filter(statuses=(Status.SCHEDULED,)), limit=10).items
         assert record.origin["offset"] == 0
         await eventually(lambda: seen == [1, 2, 3, 1])
-        await eventually(lambda: sqlite_store.get(record.id).status == Status.RESOLVED)
+        await eventually(
+            lambda: (
+                (now := sqlite_store.get(record.id)) is not None and now.status == Status.RESOLVED
+            )
+        )
 
 
 async def test_retry_that_runs_out_in_the_scheduler_reaches_the_dlq_topic(

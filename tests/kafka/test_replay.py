@@ -47,7 +47,11 @@ async def test_replay_runs_only_the_failed_handler_and_republish_sends_the_origi
         record = (await eventually(lambda: sqlite_store.find(Filter(), limit=5).items))[0]
         assert record.handler == "ship"
         DeadLetterQueue(sqlite_store, actor="ops").retry([record.id])
-        await eventually(lambda: sqlite_store.get(record.id).status == Status.RESOLVED)
+        await eventually(
+            lambda: (
+                (now := sqlite_store.get(record.id)) is not None and now.status == Status.RESOLVED
+            )
+        )
         assert runs == {"audit": [None], "ship": [None, None]}
 
         settings = from_mapping({"kafka": {"bootstrap_servers": broker.bootstrap}})
