@@ -1,4 +1,4 @@
-"""Fixtures of the CLI acceptance tests."""
+"""Fixtures of the CLI tests (the `redrive` command end to end)."""
 
 from __future__ import annotations
 
