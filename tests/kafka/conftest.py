@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.kafka
 
 CLIENT: dict[str, Any] = {
@@ -31,13 +33,6 @@ CLIENT: dict[str, Any] = {
     "auto.offset.reset": "earliest",
 }
 """librdkafka settings that keep group joins (about 3 s) and fetches fast on Tansu."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tansu_binary() -> str:
@@ -62,7 +57,7 @@ class Broker:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     """One Tansu broker on 127.0.0.1 for the session, stopped by its PID."""
-    port = _free_port()
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = Path(tempfile.mkdtemp(prefix="tansu-")) / "tansu.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
