@@ -20,6 +20,7 @@ from urllib.request import urlopen
 import pytest
 
 from tests.helpers import wait_for
+from tests.nats.names import Names
 
 nats = pytest.importorskip("nats")
 
@@ -87,19 +88,6 @@ def nats_url(nats_server: NatsServer) -> str:
 
 
 _counter = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Names:
-    """Stream, subject and consumer names no other test uses."""
-
-    stream: str
-    subject: str  # the stream captures subject + ".>"
-    durable: str
-
-    def of(self, suffix: str) -> str:
-        """A subject under this test's root."""
-        return f"{self.subject}.{suffix}"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from redrive.engine import Engine, HandlerSpec
+from redrive.core.engine import Engine, HandlerSpec
 from redrive.models import JSON, DeadLetter, Event, Status
 from redrive.policy import Decision
 
@@ -99,7 +99,7 @@ def succeeded(engine: Engine, event: Event, outcome: Any) -> None:
 def outcome(spec: HandlerSpec, error: Exception | None, duration: float = 0.0) -> Any:
     """An outcome for a handler that did not run (an undecodable body, a lost worker)."""
     try:
-        from redrive.engine import Outcome as Native  # type: ignore[attr-defined]  # main's seam
+        from redrive.core.engine import Outcome as Native  # type: ignore[attr-defined]  # main's seam
     except ImportError:
         return Outcome(spec, error, duration)
     return Native(spec, error, duration)

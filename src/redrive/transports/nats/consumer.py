@@ -30,7 +30,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from redrive._clock import Clock
 from redrive.bus import EventBus
 from redrive.config import Settings
-from redrive.engine import HandlerFn, HandlerSpec
+from redrive.core.engine import HandlerFn, HandlerSpec
 from redrive.exceptions import ConfigError
 from redrive.hooks import Hook
 from redrive.models import DeadLetter, Status
