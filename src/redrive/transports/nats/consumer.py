@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import nats
 from nats.errors import TimeoutError as NatsTimeout
 
 from redrive._clock import Clock
@@ -38,6 +37,7 @@ from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
 from redrive.transports.nats import _engine
 from redrive.transports.nats.advisory import AdvisoryReader
+from redrive.transports.nats.connection import connect
 from redrive.transports.nats.dlq import publish_copy
 from redrive.transports.nats.envelope import (
     UndecodableMessage,
@@ -183,11 +183,7 @@ class JetStreamConsumer:
     async def start(self) -> None:
         """Connect, provision (unless off), start the scheduler and the fetch loop."""
         self._stopping = False
-        self._nc = await nats.connect(
-            servers=list(self.options.servers),
-            name=f"redrive:{self.options.durable}",
-            max_reconnect_attempts=-1,
-        )
+        self._nc = await connect(self.options.servers, name=f"redrive:{self.options.durable}")
         try:
             self._js = self._nc.jetstream()
             await self._prepare()
