@@ -54,6 +54,8 @@ logger = logging.getLogger("redrive.nats")
 F = TypeVar("F", bound=HandlerFn)
 
 FETCH_TIMEOUT = 2.0
+DEPTH_EVERY = 30.0
+"""Seconds between reads of the DLQ stream's depth (``stats["dlq_depth"]``)."""
 
 
 class JetStreamConsumer:
@@ -123,6 +125,7 @@ class JetStreamConsumer:
         self._sub: Any = None
         self._fetcher: asyncio.Task[None] | None = None
         self._advisories: AdvisoryReader | None = None
+        self._depth_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot = asyncio.Event()
         self._stopping = False
@@ -140,6 +143,7 @@ class JetStreamConsumer:
             ),
             0,
         )
+        self._dlq_depth: int | None = None
 
     # -- registration (the bus's) -------------------------------------------------------
     def handler(
@@ -165,11 +169,13 @@ class JetStreamConsumer:
     def stats(self) -> dict[str, Any]:
         """Counters since start: ``processed`` messages, ``retries`` (naks), ``scheduled``
         (store retries), ``dead``, ``dlq_published``, ``store_errors``, ``crash_loops``,
-        ``in_flight`` now, and whether the DLQ copy is on (``dlq_enabled``)."""
+        ``in_flight`` now, whether the DLQ copy is on (``dlq_enabled``) and the DLQ stream's
+        depth as last read (``dlq_depth``, every 30 s)."""
         return {
             **self._counts,
             "in_flight": len(self._inflight),
             "dlq_enabled": self.options.dlq.enabled,
+            "dlq_depth": self._dlq_depth,
         }
 
     def max_attempts(self) -> int:
@@ -199,6 +205,8 @@ class JetStreamConsumer:
             self._advisories = AdvisoryReader(self)
             self._advisories.start()
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="redrive-nats-fetch")
+        if self.options.dlq.enabled:
+            self._depth_task = asyncio.create_task(self._watch_depth(), name="redrive-nats-depth")
 
     async def _prepare(self) -> None:
         attempts = self.max_attempts()
@@ -216,9 +224,27 @@ class JetStreamConsumer:
                 key="nats.max_deliver",
             )
 
+    async def dlq_depth(self) -> int:
+        """Messages in this consumer's DLQ stream now (also kept in ``stats``)."""
+        name = self.options.dlq.stream_for(self.options.stream)
+        depth = int((await self._js.stream_info(name)).state.messages)
+        self._dlq_depth = depth
+        return depth
+
+    async def _watch_depth(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a gauge: the next read will do
+                await self.dlq_depth()
+            await asyncio.sleep(DEPTH_EVERY)
+
     async def stop(self) -> None:
         """Stop fetching, finish the messages in flight, stop the scheduler, disconnect."""
         self._stopping = True
+        if self._depth_task is not None:
+            self._depth_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._depth_task
+            self._depth_task = None
         if self._fetcher is not None:
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
