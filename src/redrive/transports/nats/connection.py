@@ -28,8 +28,10 @@ async def connect(servers: Sequence[str], *, name: str, reconnect: bool = True) 
     one-off commands give up instead.
     """
 
+    level = logging.WARNING if reconnect else logging.DEBUG  # commands report it once
+
     async def quiet(error: Exception) -> None:  # one line, not the client's traceback
-        logger.warning("NATS: %s", error or type(error).__name__)
+        logger.log(level, "NATS: %s", error or type(error).__name__)
 
     try:
         return await nats.connect(
@@ -38,7 +40,7 @@ async def connect(servers: Sequence[str], *, name: str, reconnect: bool = True) 
             connect_timeout=3,
             error_cb=quiet,
             allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
+            max_reconnect_attempts=-1 if reconnect else 1,
         )
     except Exception as exc:
         shown = ", ".join(mask(url) for url in servers)
