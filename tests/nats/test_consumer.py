@@ -288,3 +288,78 @@ async def test_redrive_headers_fill_the_event(
     )
     assert event.occurred_at.isoformat().startswith("2026-11-01T10:00:00")
     assert event.payload == [1, 2]
+
+
+async def test_a_failed_dlq_copy_naks_and_the_redelivery_joins_the_same_record(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """Record written, DLQ copy refused: nak; the redelivery merges into that record."""
+    from redrive.transports.nats.provision import provision
+
+    js = nc.jetstream()
+    await make_stream(js, names)
+    c = consumer(sqlite_store, nats_url, names)
+    c.subscribe(names.of("created"), _poison, name="bill", policy=QUICK)
+    async with c:
+        await js.delete_stream(f"{names.stream}_DLQ")  # the copy has nowhere to go
+        await publish(js, names.of("created"), {"n": 1})
+        await eventually(lambda: c.stats["store_errors"] >= 1)
+        assert sqlite_store.count(Filter()) == 1
+        await provision(js, c.options, max_attempts=c.max_attempts())  # the DLQ is back
+        await wait(lambda: settled(js, names))
+    (record,) = sqlite_store.find(Filter(statuses=()), limit=5).items
+    assert record.status == Status.DEAD and len(record.history) >= 2  # merged, not duplicated
+    assert len(await dlq_messages(js, f"{names.stream}_DLQ")) == 1
+
+
+def _poison(event: Event) -> None:
+    raise ValueError("bad order")
+
+
+async def test_several_processes_on_one_durable_share_the_work(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """Two consumers on one durable: every message handled once, by either."""
+    js = nc.jetstream()
+    await make_stream(js, names)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    first, second = consumer(sqlite_store, nats_url, names), consumer(sqlite_store, nats_url, names)
+    first.subscribe(names.of("n"), lambda e: seen["a"].append(e.payload), name="h")
+    second.subscribe(names.of("n"), lambda e: seen["b"].append(e.payload), name="h")
+    async with first, second:
+        for n in range(40):
+            await publish(js, names.of("n"), n)
+        await eventually(lambda: len(seen["a"]) + len(seen["b"]) == 40)
+        await wait(lambda: settled(js, names))
+    assert sorted(seen["a"] + seen["b"]) == list(range(40))
+    assert first.stats["acked"] + second.stats["acked"] == 40
+
+
+async def test_stats_and_the_dlq_depth_gauge(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """consumer.stats counts outcomes; the collector exports the DLQ stream's depth."""
+    from prometheus_client import CollectorRegistry
+
+    from redrive.transports.nats.monitor import NatsCollector
+
+    js = nc.jetstream()
+    await make_stream(js, names)
+    c = consumer(sqlite_store, nats_url, names)
+    c.subscribe(names.of("created"), _poison, name="bill", policy=QUICK)
+    c.subscribe(names.of("fine"), lambda e: None, name="ok", policy=QUICK)
+    registry = CollectorRegistry()
+    registry.register(NatsCollector(c))
+    async with c:
+        await publish(js, names.of("created"), {"n": 1})
+        await publish(js, names.of("fine"), {"n": 2})
+        await wait(lambda: settled(js, names))
+        assert await c.dlq_depth() == 1
+        stats = c.stats
+    assert stats["processed"] == 2 and stats["acked"] == 1 and stats["dead"] == 1
+    assert stats["dlq_published"] == 1 and stats["dlq_enabled"] is True
+    assert stats["dlq_depth"] == 1 and stats["in_flight"] == 0
+    dlq = f"{names.stream}_DLQ"
+    assert registry.get_sample_value("redrive_nats_dlq_messages", {"stream": dlq}) == 1
+    labels = {"stream": names.stream, "durable": names.durable, "outcome": "dead"}
+    assert registry.get_sample_value("redrive_nats_messages_total", labels) == 1

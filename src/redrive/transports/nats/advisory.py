@@ -21,9 +21,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 from nats.js.errors import NotFoundError
 
+from redrive.core.engine import Outcome
 from redrive.exceptions import WorkerLost
 from redrive.policy import Decision
-from redrive.transports.nats import _engine
 from redrive.transports.nats.envelope import (
     UndecodableMessage,
     decode,
@@ -135,7 +135,7 @@ class AdvisoryReader:
             f"the process stopped during each of the {deliveries} deliveries of this message "
             "(crash loop, kill or out of memory); no handler ever returned"
         )
-        failed = [_engine.outcome(spec, error) for spec in specs]
+        failed = [Outcome(spec, error, 0.0) for spec in specs]
         decisions = [Decision(retry_at=None, reason="exhausted") for _ in specs]
         origin = origin_of(
             stream=stored.stream,

@@ -29,13 +29,12 @@ from nats.errors import TimeoutError as NatsTimeout
 from redrive._clock import Clock
 from redrive.bus import EventBus
 from redrive.config import Settings
-from redrive.core.engine import HandlerFn, HandlerSpec
+from redrive.core.engine import HandlerFn, HandlerSpec, Outcome
 from redrive.exceptions import ConfigError
 from redrive.hooks import Hook
-from redrive.models import DeadLetter, Status
-from redrive.policy import RetryPolicy
+from redrive.models import DeadLetter, Event, Status
+from redrive.policy import Decision, RetryPolicy
 from redrive.stores.base import Store
-from redrive.transports.nats import _engine
 from redrive.transports.nats.advisory import AdvisoryReader
 from redrive.transports.nats.connection import connect
 from redrive.transports.nats.dlq import publish_copy
@@ -321,19 +320,19 @@ class JetStreamConsumer:
             stored_at=meta.timestamp,
         )
         if error is not None:
-            outcomes = [_engine.outcome(spec, error) for spec in specs]
+            outcomes = [Outcome(spec, error, 0.0) for spec in specs]
         else:
             outcomes = await self._run(msg, event, specs)
         failed = [o for o in outcomes if o.error is not None]
         engine = self.bus.engine
         for o in outcomes:
             if o.error is None:
-                _engine.succeeded(engine, event, o)
+                engine.succeeded(event, o)
         if not failed:
             await msg.ack()
             self._counts["acked"] += 1
             return
-        decisions = [_engine.decide(engine, o.spec, o.error, delivered) for o in failed]
+        decisions = [engine.decide(o.spec, _error(o), delivered) for o in failed]
         delay = self._broker_delay(decisions, all_failed=len(failed) == len(outcomes))
         if delay is not None:
             await msg.nak(delay=delay)
@@ -349,31 +348,32 @@ class JetStreamConsumer:
         )
         await self.settle(msg, event, failed, decisions, origin, data=msg.data)
 
-    async def _run(self, msg: Any, event: Any, specs: list[HandlerSpec]) -> list[Any]:
+    async def _run(self, msg: Any, event: Event, specs: list[HandlerSpec]) -> list[Outcome]:
         engine = self.bus.engine
         beat = _Heartbeat(msg, self.options.ack_wait / 3)
         try:
             if len(specs) == 1:
-                return [await _engine.run(engine, specs[0], event)]
-            return list(await asyncio.gather(*(_engine.run(engine, s, event) for s in specs)))
+                return [await engine.run(specs[0], event)]
+            return list(await asyncio.gather(*(engine.run(s, event) for s in specs)))
         finally:
             beat.cancel()
 
-    def _broker_delay(self, decisions: list[Any], *, all_failed: bool) -> float | None:
+    def _broker_delay(self, decisions: list[Decision], *, all_failed: bool) -> float | None:
         """The nak delay when every failure goes back to the broker, else None."""
-        if not all_failed or any(d.dead for d in decisions):
+        due = [d.retry_at for d in decisions if d.retry_at is not None]
+        if not all_failed or len(due) < len(decisions):  # one is dead: to the store
             return None
         now = self.bus.clock.now()
-        delays = [max(0.0, (d.retry_at - now).total_seconds()) for d in decisions]
+        delays = [max(0.0, (when - now).total_seconds()) for when in due]
         longest = max(delays)
         return longest if longest <= self.options.broker_retry_max else None
 
     async def settle(
         self,
         msg: Any,
-        event: Any,
-        failed: Sequence[Any],
-        decisions: Sequence[Any],
+        event: Event,
+        failed: Sequence[Outcome],
+        decisions: Sequence[Decision],
         origin: dict[str, Any],
         *,
         data: bytes,
@@ -384,16 +384,12 @@ class JetStreamConsumer:
         engine = self.bus.engine
         attempt = int(origin["delivered"])
         try:
-            records = [
-                await _engine.record(
-                    engine,
-                    _engine.failure_record(
-                        engine, event, o, attempt=attempt, decision=d, origin=origin
-                    ),
-                    o,
+            records = []
+            for o, d in zip(failed, decisions, strict=True):
+                failure = engine.failure_record(
+                    event, o, attempt=attempt, decision=d, origin=origin
                 )
-                for o, d in zip(failed, decisions, strict=True)
-            ]
+                records.append(await engine.record(failure, o))
             dead = [r for r in records if r.status == Status.DEAD]
             if dead and self.options.dlq.enabled:
                 for record in dead:
@@ -442,6 +438,11 @@ class JetStreamConsumer:
         MSG_TERMINATED advisory)."""
         await self._nc.request(msg.reply, f"+TERM {reason}".encode(), timeout=5)
         msg._ackd = True  # settled: the client must not let anyone ack it again
+
+
+def _error(outcome: Outcome) -> Exception:
+    assert outcome.error is not None, "only failed outcomes are decided"
+    return outcome.error
 
 
 class _Heartbeat:
