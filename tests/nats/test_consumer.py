@@ -363,3 +363,27 @@ async def test_stats_and_the_dlq_depth_gauge(
     assert registry.get_sample_value("redrive_nats_dlq_messages", {"stream": dlq}) == 1
     labels = {"stream": names.stream, "durable": names.durable, "outcome": "dead"}
     assert registry.get_sample_value("redrive_nats_messages_total", labels) == 1
+
+
+async def test_a_handler_slower_than_ack_wait_is_kept_alive_by_heartbeats(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """in_progress() heartbeats: a 2.5 s handler under a 1 s ack_wait runs once."""
+    import asyncio
+
+    js = nc.jetstream()
+    await make_stream(js, names)
+    calls = 0
+    c = consumer(sqlite_store, nats_url, names, ack_wait=1.0)
+
+    @c.handler(names.of("slow"), policy=QUICK)
+    async def slow(event: Event) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(2.5)  # the slow work itself, not a wait for something
+
+    async with c:
+        await publish(js, names.of("slow"), {"n": 1})
+        await eventually(lambda: c.stats["acked"] == 1, timeout=20)
+        info = await js.consumer_info(names.stream, names.durable)
+    assert calls == 1 and info.num_redelivered == 0

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -125,6 +127,9 @@ class JetStreamConsumer:
         self._fetcher: asyncio.Task[None] | None = None
         self._advisories: AdvisoryReader | None = None
         self._depth_task: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._running: dict[int, tuple[Any, float]] = {}  # id(msg) -> (msg, start)
+        self._loop_time: Callable[[], float] = lambda: 0.0
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot = asyncio.Event()
         self._stopping = False
@@ -203,6 +208,8 @@ class JetStreamConsumer:
         if self.options.advisories.enabled:
             self._advisories = AdvisoryReader(self)
             self._advisories.start()
+        self._loop_time = asyncio.get_running_loop().time
+        self._beater = asyncio.create_task(self._heartbeat(), name="redrive-nats-heartbeat")
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="redrive-nats-fetch")
         if self.options.dlq.enabled:
             self._depth_task = asyncio.create_task(self._watch_depth(), name="redrive-nats-depth")
@@ -230,6 +237,18 @@ class JetStreamConsumer:
         self._dlq_depth = depth
         return depth
 
+    async def _heartbeat(self) -> None:
+        """``in_progress()`` for every message whose handlers have run a third of
+        ``ack_wait``, every third of it: long handlers keep their delivery."""
+        interval = max(self.options.ack_wait / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._loop_time()
+            for msg, started in list(self._running.values()):
+                if now - started >= interval:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
     async def _watch_depth(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a gauge: the next read will do
@@ -251,6 +270,11 @@ class JetStreamConsumer:
             self._fetcher = None
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._beater is not None:
+            self._beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beater
+            self._beater = None
         if self._advisories is not None:
             await self._advisories.stop()
             self._advisories = None
@@ -286,9 +310,24 @@ class JetStreamConsumer:
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
+                self._start(msg)
+
+    def _start(self, msg: Any) -> None:
+        """Handle ``msg`` eagerly, as Python 3.12's eager tasks do: most messages (quick
+        handlers) finish without ever suspending, and cost no task at all; one that
+        suspends goes on in a task, in its own context either way."""
+        context = contextvars.copy_context()
+        coro = self._handle(msg)
+        try:
+            yielded = context.run(coro.send, None)
+        except StopIteration:
+            return
+        except Exception:
+            logger.exception("message handling failed")
+            return
+        task = asyncio.create_task(_finish(coro, yielded), context=context)
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -298,8 +337,7 @@ class JetStreamConsumer:
 
     # -- one message --------------------------------------------------------------------
     async def _handle(self, msg: Any) -> None:
-        meta = msg.metadata
-        sequence, delivered = meta.sequence.stream, meta.num_delivered
+        sequence, delivered, stored_at = delivery(msg)
         specs = self.bus.handlers(msg.subject)
         self._counts["processed"] += 1
         if not specs:
@@ -317,7 +355,7 @@ class JetStreamConsumer:
             payload,
             stream=self.options.stream,
             sequence=sequence,
-            stored_at=meta.timestamp,
+            stored_at=stored_at,
         )
         if error is not None:
             outcomes = [Outcome(spec, error, 0.0) for spec in specs]
@@ -350,13 +388,14 @@ class JetStreamConsumer:
 
     async def _run(self, msg: Any, event: Event, specs: list[HandlerSpec]) -> list[Outcome]:
         engine = self.bus.engine
-        beat = _Heartbeat(msg, self.options.ack_wait / 3)
+        key = id(msg)
+        self._running[key] = (msg, self._loop_time())
         try:
             if len(specs) == 1:
                 return [await engine.run(specs[0], event)]
             return list(await asyncio.gather(*(engine.run(s, event) for s in specs)))
         finally:
-            beat.cancel()
+            del self._running[key]
 
     def _broker_delay(self, decisions: list[Decision], *, all_failed: bool) -> float | None:
         """The nak delay when every failure goes back to the broker, else None."""
@@ -440,31 +479,47 @@ class JetStreamConsumer:
         msg._ackd = True  # settled: the client must not let anyone ack it again
 
 
+async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Drive a coroutine that suspended on ``yielded`` (a future, or None for a bare
+    yield) to its end, as the task it never had would."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:  # as Task.__step does: take the future over from the coroutine
+                yielded._asyncio_future_blocking = False
+                await yielded  # the coroutine reads its result (or error) itself
+        except asyncio.CancelledError:
+            if yielded is None or not yielded.cancelled():  # this task was cancelled
+                try:
+                    yielded = coro.throw(asyncio.CancelledError())
+                except StopIteration:
+                    return
+                continue
+        except Exception:  # noqa: S110 - the future's error: the coroutine raises it itself
+            pass
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+
+
+def delivery(msg: Any) -> tuple[int, int, datetime | None]:
+    """(stream sequence, delivery count, stored time) from the ack subject, parsed here
+    (several times cheaper than ``msg.metadata``):
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>``, or with
+    ``<domain>.<account hash>`` after ``ACK`` and a token at the end."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        delivered, sequence, nanos = tokens[4], tokens[5], tokens[7]
+    elif len(tokens) >= 11:
+        delivered, sequence, nanos = tokens[6], tokens[7], tokens[9]
+    else:  # not a JetStream delivery: let the client's parser say why
+        meta = msg.metadata
+        return meta.sequence.stream, meta.num_delivered, meta.timestamp
+    return int(sequence), int(delivered), datetime.fromtimestamp(int(nanos) / 1e9, UTC)
+
+
 def _error(outcome: Outcome) -> Exception:
     assert outcome.error is not None, "only failed outcomes are decided"
     return outcome.error
-
-
-class _Heartbeat:
-    """Calls ``msg.in_progress()`` every ``interval`` seconds until cancelled; the first
-    call comes only after ``interval``, so quick handlers cost one timer."""
-
-    def __init__(self, msg: Any, interval: float) -> None:
-        self._msg = msg
-        self._interval = max(interval, 0.05)
-        self._loop = asyncio.get_running_loop()
-        self._task: asyncio.Task[None] | None = None
-        self._handle: asyncio.TimerHandle | None = self._loop.call_later(self._interval, self._beat)
-
-    def _beat(self) -> None:
-        self._task = self._loop.create_task(self._send())
-        self._handle = self._loop.call_later(self._interval, self._beat)
-
-    async def _send(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._msg.in_progress()
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
