@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nats.js.errors import NotFoundError
 
 from redrive.models import format_time
+from redrive.transports.nats.stored import get_stored
 
 if TYPE_CHECKING:
     from redrive.transports.nats.consumer import JetStreamConsumer
@@ -37,7 +38,12 @@ async def dlq_depths(js: Any, streams: Sequence[str] = ()) -> list[dict[str, Any
             )
             continue
         state = info.state
-        oldest = format_time(state.first_ts) if state.messages and state.first_ts else None
+        oldest = None
+        if state.messages:
+            first = await get_stored(
+                js, info.config.name, state.first_seq, direct=bool(info.config.allow_direct)
+            )
+            oldest = format_time(first.time) if first is not None and first.time else None
         rows.append(
             {
                 "stream": info.config.name,
