@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from nats.js import api
 
-from redrive import Event, RetryPolicy, Status
+from redrive import ConfigError, Event, Hook, RetryPolicy, Status
 from redrive.stores.base import Filter
 from redrive.stores.sqlite import SQLiteStore
+from redrive.transports.nats import JetStreamConsumer
 from tests.helpers import eventually
 from tests.nats.names import Names
 from tests.nats.support import consumer, dlq_messages, make_stream, publish, settled, wait
@@ -387,3 +388,58 @@ async def test_a_handler_slower_than_ack_wait_is_kept_alive_by_heartbeats(
         await eventually(lambda: c.stats["acked"] == 1, timeout=20)
         info = await js.consumer_info(names.stream, names.durable)
     assert calls == 1 and info.num_redelivered == 0
+
+
+class Seen(Hook):
+    """Remembers what the hooks were told."""
+
+    def __init__(self) -> None:
+        self.succeeded: list[str] = []
+        self.dead: list[str] = []
+
+    def on_success(self, event: Event, handler: str, duration: float, record: Any) -> None:
+        self.succeeded.append(handler)
+
+    def on_dead(self, record: Any) -> None:
+        self.dead.append(record.handler)
+
+
+async def test_plain_def_handlers_timeouts_and_hooks_work_as_on_an_event_bus(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """A sync handler runs in a thread; a per-handler timeout fails the attempt; hooks fire."""
+    import asyncio
+
+    js = nc.jetstream()
+    await make_stream(js, names)
+    hook = Seen()
+    c = consumer(sqlite_store, nats_url, names, hooks=[hook])
+    c.subscribe(names.of("a"), lambda e: None, name="sync", policy=QUICK)
+
+    async def stuck(event: Event) -> None:
+        await asyncio.Event().wait()
+
+    once = RetryPolicy(max_attempts=1)
+    c.subscribe(names.of("b"), stuck, name="stuck", policy=once, timeout=0.2)
+    async with c:
+        await publish(js, names.of("a"), {"n": 1})
+        await publish(js, names.of("b"), {"n": 2})
+        (record,) = await eventually(lambda: sqlite_store.find(Filter(), limit=5).items)
+        await wait(lambda: settled(js, names))
+    assert record.handler == "stuck" and record.error_type == "TimeoutError"
+    assert hook.succeeded == ["sync"] and hook.dead == ["stuck"]
+
+
+async def test_without_provisioning_an_unlimited_max_deliver_is_refused(
+    nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
+) -> None:
+    """provision=False: a durable with the default max_deliver (-1) cannot catch crash loops."""
+    js = nc.jetstream()
+    await make_stream(js, names)
+    await js.add_consumer(names.stream, durable_name=names.durable, ack_policy="explicit")
+    c = JetStreamConsumer(
+        sqlite_store, servers=nats_url, stream=names.stream, durable=names.durable, provision=False
+    )
+    c.subscribe(names.of("a"), lambda e: None, policy=QUICK)
+    with pytest.raises(ConfigError, match="max_deliver -1"):
+        await c.start()
