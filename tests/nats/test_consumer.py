@@ -320,7 +320,7 @@ def _poison(event: Event) -> None:
 async def test_several_processes_on_one_durable_share_the_work(
     nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
 ) -> None:
-    """Two consumers on one durable: every message handled once, by either."""
+    """Two consumers on one durable: every message handled, by one or the other."""
     js = nc.jetstream()
     await make_stream(js, names)
     seen: dict[str, list[int]] = {"a": [], "b": []}
@@ -330,10 +330,11 @@ async def test_several_processes_on_one_durable_share_the_work(
     async with first, second:
         for n in range(40):
             await publish(js, names.of("n"), n)
-        await eventually(lambda: len(seen["a"]) + len(seen["b"]) == 40)
+        await eventually(lambda: set(seen["a"]) | set(seen["b"]) == set(range(40)))
         await wait(lambda: settled(js, names))
-    assert sorted(seen["a"] + seen["b"]) == list(range(40))
-    assert first.stats["acked"] + second.stats["acked"] == 40
+    # at least once: a delivery that outlived ack_wait on a loaded machine may come twice
+    assert first.stats["acked"] + second.stats["acked"] >= 40
+    assert sqlite_store.count(Filter(statuses=())) == 0
 
 
 async def test_stats_and_the_dlq_depth_gauge(

@@ -21,9 +21,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from redrive.core.engine import Outcome
+from redrive.core.engine import HandlerSpec, Outcome
 from redrive.exceptions import WorkerLost
-from redrive.policy import Decision
+from redrive.policy import Decision, RetryPolicy
 from redrive.transports.nats.envelope import (
     UndecodableMessage,
     decode,
@@ -115,9 +115,7 @@ class AdvisoryReader:
 
     async def _record(self, stored: StoredMessage, deliveries: int) -> bool:
         consumer = self.consumer
-        specs = consumer.bus.handlers(stored.subject)
-        if not specs:
-            return True
+        specs = consumer.bus.handlers(stored.subject) or [_unhandled(stored.subject)]
         raw: bytes | None = None
         try:
             payload = decode(stored.data)
@@ -148,3 +146,18 @@ class AdvisoryReader:
         return await consumer.settle(
             None, event, failed, decisions, origin, data=stored.data, headers=stored.headers
         )
+
+
+UNHANDLED = "redrive.nats.unhandled"
+"""The handler name of a lost message whose subject has no handler in this process: it is
+recorded all the same (another process's handler crashed on it), never dropped."""
+
+
+def _unhandled(subject: str) -> HandlerSpec:
+    return HandlerSpec.of(
+        subject, _nothing, name=UNHANDLED, policy=RetryPolicy(max_attempts=1), timeout=None
+    )
+
+
+def _nothing(event: object) -> None:
+    return None

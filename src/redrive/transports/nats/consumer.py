@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -40,9 +38,11 @@ from redrive.stores.base import Store
 from redrive.transports.nats.advisory import AdvisoryReader
 from redrive.transports.nats.connection import connect
 from redrive.transports.nats.dlq import publish_copy
+from redrive.transports.nats.eager import start_eagerly
 from redrive.transports.nats.envelope import (
     UndecodableMessage,
     decode,
+    delivery,
     event_of,
     origin_of,
     undecodable_payload,
@@ -316,16 +316,13 @@ class JetStreamConsumer:
         """Handle ``msg`` eagerly, as Python 3.12's eager tasks do: most messages (quick
         handlers) finish without ever suspending, and cost no task at all; one that
         suspends goes on in a task, in its own context either way."""
-        context = contextvars.copy_context()
-        coro = self._handle(msg)
         try:
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            return
+            task = start_eagerly(self._handle(msg))
         except Exception:
             logger.exception("message handling failed")
             return
-        task = asyncio.create_task(_finish(coro, yielded), context=context)
+        if task is None:
+            return
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
@@ -477,47 +474,6 @@ class JetStreamConsumer:
         MSG_TERMINATED advisory)."""
         await self._nc.request(msg.reply, f"+TERM {reason}".encode(), timeout=5)
         msg._ackd = True  # settled: the client must not let anyone ack it again
-
-
-async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    """Drive a coroutine that suspended on ``yielded`` (a future, or None for a bare
-    yield) to its end, as the task it never had would."""
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            else:  # as Task.__step does: take the future over from the coroutine
-                yielded._asyncio_future_blocking = False
-                await yielded  # the coroutine reads its result (or error) itself
-        except asyncio.CancelledError:
-            if yielded is None or not yielded.cancelled():  # this task was cancelled
-                try:
-                    yielded = coro.throw(asyncio.CancelledError())
-                except StopIteration:
-                    return
-                continue
-        except Exception:  # noqa: S110 - the future's error: the coroutine raises it itself
-            pass
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return
-
-
-def delivery(msg: Any) -> tuple[int, int, datetime | None]:
-    """(stream sequence, delivery count, stored time) from the ack subject, parsed here
-    (several times cheaper than ``msg.metadata``):
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>``, or with
-    ``<domain>.<account hash>`` after ``ACK`` and a token at the end."""
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:
-        delivered, sequence, nanos = tokens[4], tokens[5], tokens[7]
-    elif len(tokens) >= 11:
-        delivered, sequence, nanos = tokens[6], tokens[7], tokens[9]
-    else:  # not a JetStream delivery: let the client's parser say why
-        meta = msg.metadata
-        return meta.sequence.stream, meta.num_delivered, meta.timestamp
-    return int(sequence), int(delivered), datetime.fromtimestamp(int(nanos) / 1e9, UTC)
 
 
 def _error(outcome: Outcome) -> Exception:

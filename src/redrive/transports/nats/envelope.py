@@ -127,3 +127,19 @@ def _time(text: str | None) -> datetime | None:
         return parse_time(text)
     except (ValueError, OverflowError):
         return None
+
+
+def delivery(msg: Any) -> tuple[int, int, datetime | None]:
+    """(stream sequence, delivery count, stored time) from the ack subject, parsed here
+    (several times cheaper than ``msg.metadata``):
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>``, or with
+    ``<domain>.<account hash>`` after ``ACK`` and a token at the end."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        delivered, sequence, nanos = tokens[4], tokens[5], tokens[7]
+    elif len(tokens) >= 11:
+        delivered, sequence, nanos = tokens[6], tokens[7], tokens[9]
+    else:  # not a JetStream delivery: let the client's parser say why
+        meta = msg.metadata
+        return meta.sequence.stream, meta.num_delivered, meta.timestamp
+    return int(sequence), int(delivered), datetime.fromtimestamp(int(nanos) / 1e9, UTC)
