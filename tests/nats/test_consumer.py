@@ -434,7 +434,8 @@ async def test_plain_def_handlers_timeouts_and_hooks_work_as_on_an_event_bus(
 async def test_without_provisioning_an_unlimited_max_deliver_is_refused(
     nc: Any, nats_url: str, names: Names, sqlite_store: SQLiteStore
 ) -> None:
-    """provision=False: a durable with the default max_deliver (-1) cannot catch crash loops."""
+    """provision=False: what is missing is named, and a durable with the default max_deliver
+    (-1, which can never catch a crash loop) is refused."""
     js = nc.jetstream()
     await make_stream(js, names)
     await js.add_consumer(names.stream, durable_name=names.durable, ack_policy="explicit")
@@ -442,5 +443,11 @@ async def test_without_provisioning_an_unlimited_max_deliver_is_refused(
         sqlite_store, servers=nats_url, stream=names.stream, durable=names.durable, provision=False
     )
     c.subscribe(names.of("a"), lambda e: None, policy=QUICK)
+    with pytest.raises(ConfigError, match=r"DLQ stream .* does not exist"):
+        await c.start()
+    from redrive.transports.nats.provision import provision
+
+    await provision(js, c.options, max_attempts=QUICK.max_attempts)
+    await js.add_consumer(names.stream, durable_name=names.durable, max_deliver=-1)
     with pytest.raises(ConfigError, match="max_deliver -1"):
         await c.start()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NotFoundError
 
 from redrive._clock import Clock
 from redrive.bus import EventBus
@@ -221,7 +222,15 @@ class JetStreamConsumer:
                 if change.action != "unchanged":
                     logger.info("provisioned: %s", change.describe())
             return
-        info = await self._js.consumer_info(self.options.stream, self.options.durable)
+        o = self.options
+        info = await self._must_exist(self._js.consumer_info(o.stream, o.durable), "consumer")
+        if o.dlq.enabled:
+            await self._must_exist(self._js.stream_info(o.dlq.stream_for(o.stream)), "DLQ stream")
+        if o.advisories.enabled:
+            durable = o.advisories.durable_for(o.stream, o.durable)
+            await self._must_exist(
+                self._js.consumer_info(o.advisories.stream, durable), "advisory consumer"
+            )
         limit = info.config.max_deliver
         if limit is None or limit < 0 or limit <= attempts:
             raise ConfigError(
@@ -229,6 +238,16 @@ class JetStreamConsumer:
                 f"above the policies' {attempts} attempts: run `redrive nats provision`",
                 key="nats.max_deliver",
             )
+
+    async def _must_exist(self, lookup: Any, what: str) -> Any:
+        try:
+            return await lookup
+        except NotFoundError:
+            raise ConfigError(
+                f"the {what} of {self.options.stream}/{self.options.durable} does not exist: "
+                "run `redrive nats provision` (or start with provision=True)",
+                key="nats",
+            ) from None
 
     async def dlq_depth(self) -> int:
         """Messages in this consumer's DLQ stream now (also kept in ``stats``)."""
