@@ -29,6 +29,7 @@ FINGERPRINT = "Redrive-Fingerprint"
 ATTEMPTS = "Redrive-Attempts"
 DEAD_AT = "Redrive-Dead-At"
 MAX_MESSAGE = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 822 field names: printable ASCII but ':'
 
 
@@ -36,7 +37,7 @@ def ascii_value(text: str, limit: int = MAX_MESSAGE) -> str:
     """``text`` as one line of printable ASCII (escapes for the rest), at most ``limit``."""
     flat = " ".join(str(text).split())
     safe = flat.encode("ascii", "backslashreplace").decode("ascii")
-    safe = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in safe)
+    safe = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", safe)
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
 
