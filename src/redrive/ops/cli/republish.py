@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from redrive.ops.cli._common import confirm, echo_json, plural, progress_bar, state_of
-from redrive.ops.cli.app import EXIT_NOT_FOUND
+from redrive.ops.cli._state import EXIT_NOT_FOUND
 
 BATCH = 100
 """Records published (then resolved) at a time."""

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -34,7 +35,11 @@ from redrive.transports.nats.envelope import (
 from redrive.transports.nats.stored import StoredMessage, get_stored
 
 if TYPE_CHECKING:
-    from redrive.transports.nats.consumer import JetStreamConsumer
+    from redrive.bus import EventBus
+    from redrive.transports.nats.options import NatsOptions
+
+Settle = Callable[..., Awaitable[bool]]
+"""``JetStreamConsumer.settle``: record failures (and their DLQ copies); True once done."""
 
 logger = logging.getLogger("redrive.nats.advisory")
 
@@ -42,8 +47,17 @@ logger = logging.getLogger("redrive.nats.advisory")
 class AdvisoryReader:
     """Reads one consumer's MAX_DELIVERIES advisories and records each lost message."""
 
-    def __init__(self, consumer: JetStreamConsumer) -> None:
-        self.consumer = consumer
+    def __init__(
+        self,
+        js: Any,
+        options: NatsOptions,
+        bus: EventBus,
+        settle: Settle,
+        on_capture: Callable[[], None],
+    ) -> None:
+        self.js, self.options, self.bus = js, options, bus
+        self._settle = settle
+        self._on_capture = on_capture
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,8 +71,7 @@ class AdvisoryReader:
             self._task = None
 
     async def _loop(self) -> None:
-        options = self.consumer.options
-        js = self.consumer._js
+        options, js = self.options, self.js
         sub = await js.pull_subscribe_bind(
             durable=options.advisories.durable_for(options.stream, options.durable),
             stream=options.advisories.stream,
@@ -94,12 +107,11 @@ class AdvisoryReader:
         if settled:
             await msg.ack()
         else:
-            await msg.nak(delay=self.consumer.options.store_retry_delay)
+            await msg.nak(delay=self.options.store_retry_delay)
 
     async def capture(self, stream: str, sequence: int, deliveries: int) -> bool:
         """Record the message at ``sequence`` as lost by its workers; True once done."""
-        consumer = self.consumer
-        js = consumer._js
+        js = self.js
         config = (await js.stream_info(stream)).config
         stored = await get_stored(js, stream, sequence, direct=bool(config.allow_direct))
         if stored is None:  # settled after all (a stale ack), or aged out
@@ -107,15 +119,14 @@ class AdvisoryReader:
             return True
         if not await self._record(stored, deliveries):
             return False
-        consumer._counts["crash_loops"] += 1
+        self._on_capture()
         if config.retention != api.RetentionPolicy.LIMITS:
             with contextlib.suppress(NotFoundError):
                 await js.delete_msg(stream, sequence)
         return True
 
     async def _record(self, stored: StoredMessage, deliveries: int) -> bool:
-        consumer = self.consumer
-        specs = consumer.bus.handlers(stored.subject) or [_unhandled(stored.subject)]
+        specs = self.bus.handlers(stored.subject) or [_unhandled(stored.subject)]
         raw: bytes | None = None
         try:
             payload = decode(stored.data)
@@ -137,13 +148,13 @@ class AdvisoryReader:
         decisions = [Decision(retry_at=None, reason="exhausted") for _ in specs]
         origin = origin_of(
             stream=stored.stream,
-            consumer=consumer.options.durable,
+            consumer=self.options.durable,
             sequence=stored.sequence,
             delivered=deliveries,
             subject=stored.subject,
             raw=raw,
         )
-        return await consumer.settle(
+        return await self._settle(
             None, event, failed, decisions, origin, data=stored.data, headers=stored.headers
         )
 

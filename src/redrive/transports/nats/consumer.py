@@ -207,7 +207,9 @@ class JetStreamConsumer:
         self._retention = (await self._js.stream_info(self.options.stream)).config.retention
         await self.bus.start()
         if self.options.advisories.enabled:
-            self._advisories = AdvisoryReader(self)
+            self._advisories = AdvisoryReader(
+                self._js, self.options, self.bus, self.settle, self._crash_loop_caught
+            )
             self._advisories.start()
         self._loop_time = asyncio.get_running_loop().time
         self._beater = asyncio.create_task(self._heartbeat(), name="redrive-nats-heartbeat")
@@ -238,6 +240,9 @@ class JetStreamConsumer:
                 f"above the policies' {attempts} attempts: run `redrive nats provision`",
                 key="nats.max_deliver",
             )
+
+    def _crash_loop_caught(self) -> None:
+        self._counts["crash_loops"] += 1
 
     async def _must_exist(self, lookup: Any, what: str) -> Any:
         try:
