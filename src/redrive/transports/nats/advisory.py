@@ -83,8 +83,10 @@ class AdvisoryReader:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("fetching advisories failed")
+            except Exception as exc:  # a disconnection: the client reconnects by itself
+                logger.warning(
+                    "fetching advisories failed (%s); again in 1s", exc or type(exc).__name__
+                )
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:

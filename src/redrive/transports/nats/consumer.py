@@ -329,8 +329,12 @@ class JetStreamConsumer:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a disconnection: the client reconnects by itself
-                logger.exception("fetch from %s failed", self.options.durable)
+            except Exception as exc:  # a disconnection: the client reconnects by itself
+                logger.warning(
+                    "fetch from %s failed (%s); again in 1s",
+                    self.options.durable,
+                    exc or type(exc).__name__,
+                )
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
