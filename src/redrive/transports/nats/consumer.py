@@ -304,8 +304,12 @@ class JetStreamConsumer:
             self._advisories = None
         await self.bus.stop()
         if self._nc is not None:
+            # flush, not drain: the acks sent so far reach the server (PING/PONG), and no
+            # wait for pull subscriptions' stray deliveries (those are redelivered anyway)
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.flush(timeout=5)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
             self._nc = None
 
     async def __aenter__(self) -> JetStreamConsumer:
