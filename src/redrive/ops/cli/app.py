@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.migrate",
     "redrive.ops.cli.outbox",
     "redrive.ops.cli.kafka",
+    "redrive.ops.cli.nats",
 )
 
 app = typer.Typer(

@@ -69,6 +69,14 @@ UptoOpt = Annotated[
     str | None,
     typer.Option("--upto", help="Only records up to this id: the bound a --dry-run prints."),
 ]
+RepublishOpt = Annotated[
+    bool,
+    typer.Option(
+        "--republish",
+        help="Publish the original messages to their broker subject/topic again instead "
+        "(every consumer there sees them); the records are resolved.",
+    ),
+]
 WaitOpt = Annotated[
     str,
     typer.Option("--wait", help="How long to wait for canary/watched records to settle."),
@@ -103,12 +111,17 @@ def retry(
     force: ForceOpt = False,
     wait: WaitOpt = "2m",
     upto: UptoOpt = None,
+    republish: RepublishOpt = False,
     yes: YesOpt = False,
     actor: ActorOpt = None,
     note: NoteOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Replay dead letters: schedule them now for the app's (or the worker's) scheduler.
+
+    With --republish, dead letters consumed from NATS or Kafka are published again to
+    their original subject or topic instead (with a fresh message id and a
+    Redrive-Replay-Of header), and resolved.
 
     Records that are not dead are skipped (so a retry is idempotent), and bulk replays
     skip records replayed max_replays times already unless --force.
@@ -133,6 +146,18 @@ def retry(
     options = _options(rate, canary, abort_on_failure_rate, wait)
     dlq = service(ctx, actor)
     as_json = wants_json(ctx, json_output)
+    if republish:
+        from redrive.ops.cli.republish import republish as send_again
+
+        if merge is not None or canary or rate is not None or abort_on_failure_rate is not None:
+            raise BadInput(
+                "--republish: --patch, --canary, --rate and --abort-on-failure-rate "
+                "apply to scheduled replays only"
+            )
+        send_again(
+            ctx, dlq, ids, bulk, force=force, dry_run=dry_run, yes=yes, note=note, as_json=as_json
+        )
+        return
     if dry_run or bulk is not None:
         plan = dlq.plan(bulk, force=force) if bulk is not None else _ids_plan(dlq, ids or [])
         if dry_run:
