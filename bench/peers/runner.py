@@ -104,6 +104,8 @@ def run(system: str, n: int, deadline: float = 300.0) -> dict[str, object]:
 
 
 def main() -> None:
+    # Stopped from outside (the benchmark's own timeout): stop the workers on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("system", choices=("dramatiq", "celery", "procrastinate"))
     parser.add_argument("--events", type=int, default=10_000)
