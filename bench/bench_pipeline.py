@@ -18,9 +18,13 @@ redis-server, installed if missing) and PostgreSQL are started on 127.0.0.1 on f
 in temp dirs; every server, worker and writer started here is stopped by its PID.
 
 Usage: .venv/bin/python bench/bench_pipeline.py [--events 10000] [--rounds 3]
-       [--contended] [--quick] [--redrive-only] [--outbox-batch 1]
+       [--contended] [--quick] [--redrive-only] [--only dramatiq,redrive]
+       [--outbox-batch 1] [--store-calls]
 ``--contended``: the same with a process writing 64 KB + fsync in a loop on the same disk.
 ``--quick``: 1,000 events, 1 round (a smoke run). ``--redrive-only``: no peers.
+``--only``: the systems whose names contain one of the parts (the others are listed as not
+run). ``--store-calls``: then one more bus run per store, counting its store calls (each
+a transaction) and the time spent in them.
 """
 
 from __future__ import annotations
@@ -213,6 +217,29 @@ def summary(systems: list[System], results: dict[str, list[Result]]) -> None:
         print(f"  {s.name:<28} vs {against.name:<38} {ratio:6.2f}x  (target >= {target}x)")
 
 
+def store_calls(folder: Path, pg: PgServer, n: int) -> None:
+    """Where the bus pipeline's store time goes: its calls, records and seconds."""
+    print(
+        f"\nstore calls of one bus pipeline run ({n:,} events; each a transaction, "
+        "next_due_at a read):"
+    )
+    runs = (
+        ("SQLite", lambda: ours.sqlite_bus(folder / "calls", n, count=True)),
+        ("PostgreSQL", lambda: ours.postgres_bus(pg.create_database("calls"), n, count=True)),
+    )
+    (folder / "calls").mkdir()
+    for label, run in runs:
+        result = run()
+        calls, records, seconds = (result.detail[k] for k in ("calls", "records", "seconds"))
+        print(f"  {label} ({result.seconds:.2f} s, {'verified' if result.verified else 'FAILED'}):")
+        for name in sorted(calls, key=lambda name: -seconds[name]):
+            total, each = seconds[name] * 1000, seconds[name] / calls[name] * 1000
+            print(
+                f"    {name:<14} {calls[name]:>6} calls {records[name]:>7} records "
+                f"{total:9.1f} ms in all {each:7.2f} ms each"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000)
@@ -221,6 +248,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 events, 1 round")
     parser.add_argument("--redrive-only", action="store_true", help="no peers")
     parser.add_argument("--outbox-batch", type=int, default=1, help="events per transaction")
+    parser.add_argument("--store-calls", action="store_true", help="count the bus's store calls")
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts of system names to run (default all)"
+    )
     args = parser.parse_args()
     n, rounds = (1_000, 1) if args.quick else (args.events, args.rounds)
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
@@ -236,6 +267,11 @@ def main() -> None:
             fsynced = RedisServer(fsync="always").start()
             stack.callback(fsynced.stop)
             systems += peer_systems(python, plain, fsynced, pg.create_database("peers"), n)
+        if args.only:
+            wanted = [part.strip().lower() for part in args.only.split(",")]
+            left = [s for s in systems if not any(w in s.name.lower() for w in wanted)]
+            systems = [s for s in systems if s not in left]
+            print(f"not run (--only): {', '.join(s.name for s in left) or 'none'}")
         if args.contended:
             stack.callback(DiskWriter().start().stop)
         disk = "with a concurrent 64 KB-write+fsync loop" if args.contended else "quiet disk"
@@ -245,6 +281,8 @@ def main() -> None:
         )
         results = rounds_of(systems, rounds)
         summary(systems, results)
+        if args.store_calls:
+            store_calls(Path(folder), pg, n)
         if not all(r.verified for rs in results.values() for r in rs):
             sys.exit(1)
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,42 @@ class Result:
     @property
     def verified(self) -> bool:
         return not self.problems
+
+
+WRITES = ("add", "save", "save_many", "claim_due", "extend_leases", "next_due_at")
+
+
+def count_store_calls(store: Store, names: tuple[str, ...] = WRITES) -> dict[str, Counter[str]]:
+    """Count the engine's and scheduler's calls of ``store`` (each a transaction, or a
+    read for ``next_due_at``) and the seconds spent in them; the benchmark's own polling is
+    not counted. Instruments this one store object, in place."""
+    lock = threading.Lock()
+    calls: Counter[str] = Counter()
+    records: Counter[str] = Counter()
+    spent: Counter[str] = Counter()
+    for name in names:
+        method = getattr(store, name, None)
+        if method is None:
+            continue
+
+        def timed(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = None
+            try:
+                result = _method(*args, **kwargs)
+                return result
+            finally:
+                if args and isinstance(args[0], list | tuple):
+                    size = len(args[0])  # records written
+                else:
+                    size = len(result) if isinstance(result, list) else 1  # records claimed
+                with lock:
+                    calls[_name] += 1
+                    records[_name] += size
+                    spent[_name] += time.perf_counter() - start
+
+        setattr(store, name, timed)
+    return {"calls": calls, "records": records, "seconds": spent}
 
 
 def _bus(store: Store, calls: Calls) -> EventBus:
@@ -194,10 +232,14 @@ def _rows(connect: Callable[[], Any], table: str) -> Callable[[], dict[str, int]
 
 
 # -- the four systems ----------------------------------------------------------------------
-def sqlite_bus(folder: Path, n: int) -> Result:
+def sqlite_bus(folder: Path, n: int, *, count: bool = False) -> Result:
     from redrive.stores.sqlite import SQLiteStore
 
-    return asyncio.run(run_bus(SQLiteStore(folder / "bus.db"), n))
+    store = SQLiteStore(folder / "bus.db")
+    counts = count_store_calls(store) if count else {}
+    result = asyncio.run(run_bus(store, n))
+    result.detail.update(counts)
+    return result
 
 
 def sqlite_outbox(folder: Path, n: int, events_per_txn: int = 1) -> Result:
@@ -218,10 +260,14 @@ def sqlite_outbox(folder: Path, n: int, events_per_txn: int = 1) -> Result:
     )
 
 
-def postgres_bus(url: str, n: int) -> Result:
+def postgres_bus(url: str, n: int, *, count: bool = False) -> Result:
     from redrive.stores.postgres import PostgresStore
 
-    return asyncio.run(run_bus(PostgresStore(url), n))
+    store = PostgresStore(url)
+    counts = count_store_calls(store) if count else {}
+    result = asyncio.run(run_bus(store, n))
+    result.detail.update(counts)
+    return result
 
 
 def postgres_outbox(url: str, n: int, events_per_txn: int = 1) -> Result:
