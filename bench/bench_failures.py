@@ -278,18 +278,19 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
 class _NoWrite(SQLiteStore):
     """Takes records and writes nothing: the cost of everything before the store."""
 
-    def add(self, records: Sequence[DeadLetter]) -> None:
-        return None
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
+        return [record.id for record in records]
 
 
 class _EncodeOnly(SQLiteStore):
     """Encodes each record into its row and writes nothing."""
 
-    def add(self, records: Sequence[DeadLetter]) -> None:
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
         from redrive.stores.sql import record_to_row
 
         for record in records:
             record_to_row(record, self.dialect)
+        return [record.id for record in records]
 
 
 class _Profiled(SQLiteStore):
@@ -298,9 +299,9 @@ class _Profiled(SQLiteStore):
     profiler = cProfile.Profile()
     batches: list[int] = []
 
-    def add(self, records: Sequence[DeadLetter]) -> None:
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
         self.batches.append(len(records))
-        self.profiler.runcall(super().add, records)
+        return self.profiler.runcall(super().add, records)
 
 
 def breakdown(folder: Path, n: int, publishers: int, profile: bool) -> None:
