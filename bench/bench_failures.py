@@ -19,6 +19,7 @@ the same run, in interleaved rounds (medians).
 
 Usage: .venv/bin/python bench/bench_failures.py [--failures 10000] [--rounds 3]
        [--rows 100000] [--events 50000] [--no-postgres] [--no-profile]
+       [--parts writes,breakdown,success,queries]
 Starts its own PostgreSQL (fsync on) in a temp dir and stops it by PID at the end.
 """
 
@@ -47,6 +48,7 @@ from redrive.models import DeadLetter, Status, utcnow
 from redrive.stores.base import Filter
 from redrive.stores.sqlite import SQLiteStore
 
+PARTS = ("writes", "breakdown", "success", "queries")
 TABLE = "redrive_dead_letters"
 TXN = 100  # rows per transaction of the raw baselines
 # The three indexes a list page needs: newest first by status, by topic, by error group.
@@ -413,15 +415,33 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="success-path events")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args()
+    parts = [part.strip() for part in args.parts.split(",")]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    skipped = [part for part in PARTS if part not in parts]
+    if args.no_postgres:
+        skipped.append("postgres writes (--no-postgres)")
+    if skipped:
+        print(f"not run: {', '.join(skipped)}")
     with tempfile.TemporaryDirectory(prefix="redrive-bench-") as name:
         folder = Path(name)
-        sqlite_writes(folder, args.failures, args.publishers, args.rounds)
-        if not args.no_postgres:
-            postgres_writes(args.failures, args.publishers, args.rounds)
-        breakdown(folder, args.failures, args.publishers, not args.no_profile)
-        success_path(args.events, args.rounds)
-        query_path(folder, args.rows)
+        if "writes" in parts:
+            sqlite_writes(folder, args.failures, args.publishers, args.rounds)
+            if not args.no_postgres:
+                postgres_writes(args.failures, args.publishers, args.rounds)
+        if "breakdown" in parts:
+            breakdown(folder, args.failures, args.publishers, not args.no_profile)
+        if "success" in parts:
+            success_path(args.events, args.rounds)
+        if "queries" in parts:
+            query_path(folder, args.rows)
 
 
 if __name__ == "__main__":
