@@ -19,11 +19,13 @@ in temp dirs; every server, worker and writer started here is stopped by its PID
 
 Usage: .venv/bin/python bench/bench_pipeline.py [--events 10000] [--rounds 3]
        [--contended] [--quick] [--redrive-only] [--only dramatiq,redrive]
-       [--outbox-batch 1] [--store-calls]
+       [--producers 1] [--outbox-batch 1] [--store-calls]
 ``--contended``: the same with a process writing 64 KB + fsync in a loop on the same disk.
 ``--quick``: 1,000 events, 1 round (a smoke run). ``--redrive-only``: no peers.
 ``--only``: the systems whose names contain one of the parts (the others are listed as not
-run). ``--store-calls``: then one more bus run per store, counting its store calls (each
+run). ``--producers``: concurrent producers for the peers and the outbox (default 1: one event
+after the other, each durable before the next). ``--store-calls``: then one more bus run
+per store, counting its store calls (each
 a transaction) and the time spent in them.
 """
 
@@ -59,7 +61,7 @@ class System:
     run: Callable[[int], Result]  # round number -> result
 
 
-def redrive_systems(folder: Path, pg: PgServer, n: int, batch: int) -> list[System]:
+def redrive_systems(folder: Path, pg: PgServer, n: int, batch: int, producers: int) -> list[System]:
     def sqlite_dir(kind: str, k: int) -> Path:
         path = folder / f"{kind}-{k}"
         path.mkdir()
@@ -85,20 +87,22 @@ def redrive_systems(folder: Path, pg: PgServer, n: int, batch: int) -> list[Syst
             "redrive outbox, SQLite",
             "outbox",
             True,
-            f"{batch} event(s) per business transaction; poll_interval=0.1 (no NOTIFY)",
-            lambda k: ours.sqlite_outbox(sqlite_dir("outbox", k), n, batch),
+            f"{producers} producer(s), {batch} event(s) per business transaction; "
+            "poll_interval=0.1 (no NOTIFY)",
+            lambda k: ours.sqlite_outbox(sqlite_dir("outbox", k), n, batch, producers),
         ),
         System(
             "redrive outbox, PostgreSQL",
             "outbox",
             True,
-            f"{batch} event(s) per business transaction; NOTIFY wakes the dispatcher",
-            lambda k: ours.postgres_outbox(pg.create_database(f"outbox_{k}"), n, batch),
+            f"{producers} producer(s), {batch} event(s) per business transaction; "
+            "NOTIFY wakes the dispatcher",
+            lambda k: ours.postgres_outbox(pg.create_database(f"outbox_{k}"), n, batch, producers),
         ),
     ]
 
 
-def peer(python: Path, system: str, env: dict[str, str], n: int) -> Result:
+def peer(python: Path, system: str, env: dict[str, str], n: int, producers: int) -> Result:
     """One round of a peer, through peers/runner.py in the peers' venv."""
     deadline = 300.0
     proc = subprocess.Popen(
@@ -111,6 +115,8 @@ def peer(python: Path, system: str, env: dict[str, str], n: int) -> Result:
             str(n),
             "--deadline",
             str(deadline),
+            "--producers",
+            str(producers),
         ],
         cwd=BENCH,
         env={**os.environ, **env},
@@ -132,7 +138,9 @@ def peer(python: Path, system: str, env: dict[str, str], n: int) -> Result:
     return Result(float(data["seconds"]), list(data["problems"]))
 
 
-def peer_systems(python: Path, plain: RedisServer, fsynced: RedisServer, pg_url: str, n: int):
+def peer_systems(
+    python: Path, plain: RedisServer, fsynced: RedisServer, pg_url: str, n: int, producers: int
+):
     return [
         System(
             "dramatiq + Redis (no persistence)",
@@ -140,14 +148,14 @@ def peer_systems(python: Path, plain: RedisServer, fsynced: RedisServer, pg_url:
             False,
             "2 processes x 8 threads; Retries(max_retries=2, min_backoff=10, "
             "max_backoff=100, throws=(Poison,)); dramatiq_worker_timeout=100",
-            lambda k: peer(python, "dramatiq", {"BENCH_REDIS_URL": plain.url}, n),
+            lambda k: peer(python, "dramatiq", {"BENCH_REDIS_URL": plain.url}, n, producers),
         ),
         System(
             "dramatiq + Redis (appendfsync always)",
             "peer",
             True,
             "as above; Redis appendonly yes, appendfsync always",
-            lambda k: peer(python, "dramatiq", {"BENCH_REDIS_URL": fsynced.url}, n),
+            lambda k: peer(python, "dramatiq", {"BENCH_REDIS_URL": fsynced.url}, n, producers),
         ),
         System(
             "celery + Redis (no persistence)",
@@ -155,7 +163,7 @@ def peer_systems(python: Path, plain: RedisServer, fsynced: RedisServer, pg_url:
             False,
             "prefork -c 2; acks_late, reject_on_worker_lost, prefetch 16; "
             "ignore_result + store_errors_even_if_ignored; self.retry(countdown)",
-            lambda k: peer(python, "celery", {"BENCH_REDIS_URL": plain.url}, n),
+            lambda k: peer(python, "celery", {"BENCH_REDIS_URL": plain.url}, n, producers),
         ),
         System(
             "procrastinate + PostgreSQL",
@@ -163,7 +171,7 @@ def peer_systems(python: Path, plain: RedisServer, fsynced: RedisServer, pg_url:
             True,
             "2 workers x concurrency 10; LISTEN/NOTIFY; fetch_job_polling_interval=0.1; "
             "custom BaseRetryStrategy; defer_async per job",
-            lambda k: peer(python, "procrastinate", {"BENCH_PG_URL": pg_url}, n),
+            lambda k: peer(python, "procrastinate", {"BENCH_PG_URL": pg_url}, n, producers),
         ),
     ]
 
@@ -248,6 +256,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 events, 1 round")
     parser.add_argument("--redrive-only", action="store_true", help="no peers")
     parser.add_argument("--outbox-batch", type=int, default=1, help="events per transaction")
+    parser.add_argument(
+        "--producers", type=int, default=1, help="concurrent producers (peers and outbox)"
+    )
     parser.add_argument("--store-calls", action="store_true", help="count the bus's store calls")
     parser.add_argument(
         "--only", default="", help="comma-separated parts of system names to run (default all)"
@@ -257,7 +268,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
         pg = PgServer(durable=True).start()
         stack.callback(pg.stop)
-        systems = redrive_systems(Path(folder), pg, n, args.outbox_batch)
+        systems = redrive_systems(Path(folder), pg, n, args.outbox_batch, args.producers)
         if args.redrive_only:
             print("peers: not run (--redrive-only)")
         else:
@@ -266,7 +277,9 @@ def main() -> None:
             stack.callback(plain.stop)
             fsynced = RedisServer(fsync="always").start()
             stack.callback(fsynced.stop)
-            systems += peer_systems(python, plain, fsynced, pg.create_database("peers"), n)
+            systems += peer_systems(
+                python, plain, fsynced, pg.create_database("peers"), n, args.producers
+            )
         if args.only:
             wanted = [part.strip().lower() for part in args.only.split(",")]
             left = [s for s in systems if not any(w in s.name.lower() for w in wanted)]

@@ -25,10 +25,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from peers.plan import Calls, Poison, check_calls, expected, handle, settled
+from peers.plan import Calls, Poison, check_calls, expected, handle, settled, shares
 
 from redrive import Event, EventBus, RetryPolicy
 from redrive.models import Status
@@ -178,23 +179,29 @@ async def run_outbox(
     connect: Callable[[], Any],
     rows: Callable[[], dict[str, int]],
     events_per_txn: int = 1,
+    producers: int = 1,
 ) -> Result:
     """The outbox pipeline on ``store`` (closed at the end). ``connect`` opens the
-    producer's own connection to the store's database (sqlite3 or psycopg); ``rows``
-    counts the outbox's rows by status."""
+    connection of a producer to the store's database (sqlite3 or psycopg), ``producers``
+    of them add their share of the events at once; ``rows`` counts the outbox's rows by
+    status."""
     calls = Calls()
     bus = _bus(store, calls)
     outbox = Outbox(store, bus=bus, poll_interval=0.1)
-    conn = connect()
+    conns = [connect() for _ in range(producers)]
 
-    def produce() -> None:
+    def produce_share(conn: Any, events: range) -> None:
         is_sqlite = isinstance(conn, sqlite3.Connection)
-        for first in range(0, n, events_per_txn):
+        for first in range(0, len(events), events_per_txn):
             if is_sqlite:
                 conn.execute("BEGIN IMMEDIATE")
-            for i in range(first, min(n, first + events_per_txn)):
+            for i in events[first : first + events_per_txn]:
                 outbox.add(conn, TOPIC, {"i": i})
             conn.execute("COMMIT") if is_sqlite else conn.commit()
+
+    def produce() -> None:
+        with ThreadPoolExecutor(producers) as pool:
+            list(pool.map(produce_share, conns, shares(n, producers)))
 
     def rows_done() -> bool:
         return rows().get("done", 0) == n
@@ -215,7 +222,8 @@ async def run_outbox(
             problems.append(f"outbox rows {counts}, expected {n} done")
         return Result(seconds, problems)
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
         outbox.close()
         store.close()
 
@@ -242,7 +250,7 @@ def sqlite_bus(folder: Path, n: int, *, count: bool = False) -> Result:
     return result
 
 
-def sqlite_outbox(folder: Path, n: int, events_per_txn: int = 1) -> Result:
+def sqlite_outbox(folder: Path, n: int, events_per_txn: int = 1, producers: int = 1) -> Result:
     from redrive.stores.sqlite import SQLiteStore
 
     path = folder / "outbox.db"
@@ -256,7 +264,14 @@ def sqlite_outbox(folder: Path, n: int, events_per_txn: int = 1) -> Result:
 
     rows = _rows(lambda: sqlite3.connect(path), "redrive_outbox")
     return asyncio.run(
-        run_outbox(store, n, connect=connect, rows=rows, events_per_txn=events_per_txn)
+        run_outbox(
+            store,
+            n,
+            connect=connect,
+            rows=rows,
+            events_per_txn=events_per_txn,
+            producers=producers,
+        )
     )
 
 
@@ -270,7 +285,7 @@ def postgres_bus(url: str, n: int, *, count: bool = False) -> Result:
     return result
 
 
-def postgres_outbox(url: str, n: int, events_per_txn: int = 1) -> Result:
+def postgres_outbox(url: str, n: int, events_per_txn: int = 1, producers: int = 1) -> Result:
     import psycopg
 
     from redrive.stores.postgres import PostgresStore
@@ -282,5 +297,12 @@ def postgres_outbox(url: str, n: int, events_per_txn: int = 1) -> Result:
 
     rows = _rows(lambda: psycopg.connect(url, autocommit=True), "redrive.redrive_outbox")
     return asyncio.run(
-        run_outbox(store, n, connect=connect, rows=rows, events_per_txn=events_per_txn)
+        run_outbox(
+            store,
+            n,
+            connect=connect,
+            rows=rows,
+            events_per_txn=events_per_txn,
+            producers=producers,
+        )
     )

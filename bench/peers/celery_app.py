@@ -53,8 +53,8 @@ def pipeline(self, i: int) -> None:  # type: ignore[no-untyped-def]
         raise self.retry(exc=exc, countdown=delay(retry), max_retries=MAX_ATTEMPTS - 1) from exc
 
 
-def enqueue(n: int) -> None:
-    for i in range(n):
+def enqueue(events: range) -> None:
+    for i in events:
         pipeline.delay(i)
 
 

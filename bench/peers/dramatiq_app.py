@@ -41,8 +41,8 @@ def pipeline(i: int) -> None:
     handle(calls, i, retries + 1)
 
 
-def enqueue(n: int) -> None:
-    for i in range(n):
+def enqueue(events: range) -> None:
+    for i in events:
         pipeline.send(i)
 
 

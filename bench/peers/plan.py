@@ -44,6 +44,11 @@ def delay(retry: int) -> float:
     return min(MAX_DELAY, INITIAL_DELAY * 2 ** (retry - 1))
 
 
+def shares(n: int, producers: int) -> list[range]:
+    """The events each of ``producers`` concurrent producers sends, interleaved."""
+    return [range(k, n, producers) for k in range(producers)]
+
+
 def expected(n: int) -> dict[str, int]:
     """What a settled run of ``n`` events shows: dead letters, successes and handler calls."""
     kinds = Counter(kind(i) for i in range(n))

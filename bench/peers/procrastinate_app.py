@@ -14,6 +14,7 @@ every polling system. PostgreSQL runs with fsync on, as for redrive.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryDecision
@@ -41,10 +42,16 @@ async def pipeline(context: JobContext, i: int) -> None:
     handle(calls, i, context.job.attempts + 1)
 
 
-async def enqueue_async(n: int) -> None:
-    async with app.open_async():
-        for i in range(n):
+async def enqueue_async(shares: list[range]) -> None:
+    """Defer the events, one ``defer_async`` (one committed INSERT) each, one task per
+    producer over the connector's pool."""
+
+    async def produce(events: range) -> None:
+        for i in events:
             await pipeline.defer_async(i=i)
+
+    async with app.open_async():
+        await asyncio.gather(*(produce(events) for events in shares))
 
 
 def _status_counts() -> dict[str, int]:

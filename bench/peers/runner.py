@@ -21,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from peers.plan import check_calls, expected, read_counts, settled
+from peers.plan import check_calls, expected, read_counts, settled, shares
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -47,7 +48,7 @@ def _wait(what: str, check, timeout: float = 60.0, interval: float = 0.005) -> N
         time.sleep(interval)
 
 
-def run(system: str, n: int, deadline: float = 300.0) -> dict[str, object]:
+def run(system: str, n: int, deadline: float = 300.0, producers: int = 1) -> dict[str, object]:
     app = importlib.import_module(f"peers.{system}_app")
     counts = Path(tempfile.mkdtemp(prefix=f"bench-{system}-"))
     env = {
@@ -81,9 +82,12 @@ def run(system: str, n: int, deadline: float = 300.0) -> dict[str, object]:
         want = expected(n)
         start = time.perf_counter()
         if hasattr(app, "enqueue_async"):
-            asyncio.run(app.enqueue_async(n))
+            asyncio.run(app.enqueue_async(shares(n, producers)))
+        elif producers == 1:
+            app.enqueue(range(n))
         else:
-            app.enqueue(n)
+            with ThreadPoolExecutor(producers) as pool:
+                list(pool.map(app.enqueue, shares(n, producers)))
         give_up = time.monotonic() + deadline
         while not (settled(read_counts(counts), n) and app.dead_count() == want["dead"]):
             if time.monotonic() > give_up or any(w.poll() is not None for w in workers):
@@ -110,8 +114,10 @@ def main() -> None:
     parser.add_argument("system", choices=("dramatiq", "celery", "procrastinate"))
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds to settle")
+    parser.add_argument("--producers", type=int, default=1, help="concurrent producers")
     args = parser.parse_args()
-    print(json.dumps(run(args.system, args.events, args.deadline)), flush=True)
+    result = run(args.system, args.events, args.deadline, args.producers)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
