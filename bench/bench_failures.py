@@ -334,18 +334,45 @@ def breakdown(folder: Path, n: int, publishers: int, profile: bool) -> None:
     _print_profile("store.add in the writer thread (encoding, SQL, commit)", profiled.profiler, n)
 
 
+# Functions whose cumulative time tells a stage's cost, wherever they move in src/.
+WATCHED = (
+    "failure_record",
+    "_new_record",
+    "new_id",
+    "fingerprint",
+    "format_traceback",
+    "record_to_row",
+    "_open_records",
+    "_merge",
+    "executemany",
+)
+
+
 def _print_profile(title: str, profiler: cProfile.Profile, n: int, top: int = 14) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    print(f"  cProfile, {title}: top {top} by own time (us per failure)")
     entries: dict[Any, Any] = stats.stats
     rows = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)
+    print(f"  cProfile, {title}: top {top} by own time (us per failure)")
     for (file, line, name), (_cc, calls, own, cumulative, _callers) in rows[:top]:
-        where = f"{Path(file).name}:{line}" if line else "~"
-        print(
-            f"    {own / n * 1e6:8.2f} own {cumulative / n * 1e6:8.2f} cum {calls:>8,}x  "
-            f"{name} ({where})"
-        )
+        print(_profile_line(file, line, name, calls, own, cumulative, n))
+    watched = [row for row in rows if any(w in row[0][2] for w in WATCHED)]
+    if watched:
+        print("   watched functions, by cumulative time:")
+        for (file, line, name), (_cc, calls, own, cumulative, _callers) in sorted(
+            watched, key=lambda item: item[1][3], reverse=True
+        ):
+            print(_profile_line(file, line, name, calls, own, cumulative, n))
+
+
+def _profile_line(
+    file: str, line: int, name: str, calls: int, own: float, cumulative: float, n: int
+) -> str:
+    where = f"{Path(file).name}:{line}" if line else "~"
+    return (
+        f"    {own / n * 1e6:8.2f} own {cumulative / n * 1e6:8.2f} cum {calls:>8,}x  "
+        f"{name} ({where})"
+    )
 
 
 # -- item 6: success path and queries -----------------------------------------------------
