@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 SYSTEMS = (
     "redrive bus, SQLite",
@@ -16,6 +18,7 @@ SYSTEMS = (
 )
 
 
+@pytest.mark.postgres
 def test_quick_pipeline_settles_and_verifies_every_redrive_system() -> None:
     """`bench_pipeline.py --quick --redrive-only` settles all four redrive systems, each
     verified in its store (poison events dead, transient ones resolved, handler calls)."""
