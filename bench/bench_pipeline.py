@@ -23,10 +23,9 @@ Usage: .venv/bin/python bench/bench_pipeline.py [--events 10000] [--rounds 3]
 ``--contended``: the same with a process writing 64 KB + fsync in a loop on the same disk.
 ``--quick``: 1,000 events, 1 round (a smoke run). ``--redrive-only``: no peers.
 ``--only``: the systems whose names contain one of the parts (the others are listed as not
-run). ``--producers``: concurrent producers for the peers and the outbox (default 1: one event
-after the other, each durable before the next). ``--store-calls``: then one more bus run
-per store, counting its store calls (each
-a transaction) and the time spent in them.
+run). ``--producers``: concurrent producers for the peers and the outbox (default 1: one
+event after the other, each durable before the next). ``--store-calls``: then one more bus
+run per store, counting its store calls (each a transaction) and the time spent in them.
 """
 
 from __future__ import annotations
