@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def run(system: str, n: int, deadline: float = 300.0, producers: int = 1) -> dic
     finally:
         for worker in workers:
             _stop(worker)
+        shutil.rmtree(counts, ignore_errors=True)
 
 
 def main() -> None:
