@@ -61,6 +61,9 @@ __all__ = [
     "redacted",
 ]
 
+AUDIT_IDS = 100
+"""Ids an audit entry names (more are counted, not listed)."""
+
 TIMELINE_KEPT = timedelta(days=8)
 """How far back the per-minute dead-letter timeline (charts, rates) is kept."""
 
@@ -244,8 +247,10 @@ class DeadLetterQueue:
         result = Result(0, 0, 0)
         for batch, missing in self._batches(ids, where, progress):
             deleted = self.store.delete(batch)
-            result += Result(len(batch), deleted, len(batch) - deleted, missing)
-        self._audit("delete", result, where, ids, actor, note)
+            result += Result(len(batch), deleted, len(batch) - deleted, missing, tuple(batch))
+        # The one change that cannot be undone names what it deleted, even by filter.
+        extra: dict[str, JSON] = {"ids": list(result.ids[:AUDIT_IDS]), "deleted": result.changed}
+        self._audit("delete", result, where, None, actor, note, extra)
         return result
 
     def purge(
@@ -503,7 +508,7 @@ class DeadLetterQueue:
         detail.update(extra or {})
         if where is not None:
             detail["filter"] = filter_to_dict(where)
-        if ids is not None and result.matched <= 100:
+        if ids is not None and result.matched <= AUDIT_IDS:
             detail["ids"] = list(result.ids) if result.ids else None
         if note:
             detail["note"] = note

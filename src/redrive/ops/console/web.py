@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -101,6 +102,26 @@ def render(
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path=cookie_path(request))
+    return response
+
+
+def error_page(request: Request, problem: Response) -> HTMLResponse:
+    """The HTML page for an error the API would answer with ``problem`` (problem+json)."""
+    try:
+        body = json.loads(bytes(problem.body))
+        status, detail = int(body["status"]), str(body["detail"])
+    except (ValueError, KeyError, TypeError):
+        status, detail = problem.status_code, "the request failed"
+    session = None
+    try:
+        session = get_context(request).sessions.get(request.cookies.get(SESSION_COOKIE))
+    except Exception:  # the error page must render even when the store is down
+        session = None
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    response = render(request, "error.html", session, status=status, title=title, message=detail)
+    for name in ("www-authenticate", "retry-after"):
+        if name in problem.headers:
+            response.headers[name] = problem.headers[name]
     return response
 
 

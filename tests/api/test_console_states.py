@@ -1,0 +1,80 @@
+"""The console's pages in every state: the detail page of records in every status and after
+every action, and console errors as HTML pages with a way back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from redrive.models import Status
+from tests.api.conftest import Api
+from tests.api.test_console_http import Browser, _csrf, browser, sign_in
+
+__all__ = ["browser"]  # the fixture, imported so pytest finds it here
+
+Action = Callable[[httpx.Client, str, str], httpx.Response]
+
+
+def _form(client: httpx.Client, url: str, csrf: str, **data: object) -> httpx.Response:
+    return client.post(url, data={"csrf": csrf, **data}, follow_redirects=False)
+
+
+ACTIONS: dict[str, Action] = {
+    "retry": lambda c, t, rid: _form(c, f"/dead-letters/{rid}/action", t, action="retry"),
+    "retry-patch": lambda c, t, rid: _form(
+        c,
+        f"/dead-letters/{rid}/action",
+        t,
+        action="retry",
+        payload=json.dumps({"order_id": 2}),
+    ),
+    "resolve": lambda c, t, rid: _form(c, f"/dead-letters/{rid}/action", t, action="resolve"),
+    "discard": lambda c, t, rid: _form(c, f"/dead-letters/{rid}/action", t, action="discard"),
+    "group-retry": lambda c, t, rid: _form(c, "/groups/retry", t, fingerprint="f" * 16),
+    "bulk-retry": lambda c, t, rid: _form(c, "/bulk", t, action="retry", ids=rid),
+    "bulk-resolve": lambda c, t, rid: _form(c, "/bulk", t, action="resolve", ids=rid),
+    "bulk-discard": lambda c, t, rid: _form(c, "/bulk", t, action="discard", ids=rid),
+}
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_detail_page_renders_after_every_action(api: Api, browser: Browser, action: str) -> None:
+    """After any operator action, the record's detail page renders with the action in its
+    timeline (operator entries have no duration)."""
+    [record] = api.add()
+    client = sign_in(api, "admin", browser)
+    csrf = _csrf(client.get(f"/dead-letters/{record.id}").text)
+    answer = ACTIONS[action](client, csrf, record.id)
+    assert answer.status_code == 303, answer.text
+    page = client.get(f"/dead-letters/{record.id}")
+    assert page.status_code == 200, page.text
+    kind = "replay" if "retry" in action else action.split("-")[-1]
+    assert f"<strong>{kind}</strong>" in page.text
+    assert "by admin-token" in page.text
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_detail_page_renders_in_every_status(api: Api, browser: Browser, status: Status) -> None:
+    """A record in any status has a detail page."""
+    [record] = api.add(status=status)
+    page = sign_in(api, "viewer", browser).get(f"/dead-letters/{record.id}")
+    assert page.status_code == 200, page.text
+    assert f'class="badge big s-{status.value}"' in page.text
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/dead-letters/" + "x" * 80, "/groups?status=x"])
+def test_console_errors_are_html_pages(api: Api, browser: Browser, path: str) -> None:
+    """An error on a console page is an HTML page with a link back, not problem+json."""
+    response = sign_in(api, "viewer", browser).get(path)
+    assert response.status_code in (404, 422)
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'href="/dead-letters">Back to the dead letters' in response.text
+
+
+def test_api_errors_stay_problem_documents(api: Api) -> None:
+    """Errors under /api/v1 keep their problem+json answers."""
+    response = api.viewer.get("/api/v1/dead-letters/" + "x" * 80)
+    assert response.headers["content-type"].startswith("application/problem+json")
