@@ -300,6 +300,11 @@ class Monitor:
                 logger.warning("alert evaluation failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.interval)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give the replica lock up (if this monitor holds it), so the next evaluation,
+        here or in another process, does not wait for it to expire."""
         await asyncio.to_thread(self._state.release, self.owner, self.clock.now())
 
     async def start(self) -> None:
