@@ -124,11 +124,11 @@ def act(
     except NotFound as exc:
         return _answer(request, record_id, False, str(exc), status=404)
     note = note or None
+    patch: Any = None
     if action == "delete":
         service.delete([record.id], actor=actor, note=note)
         return _answer(request, record.id, True, "Deleted.", deleted=True)
     if action == "retry":
-        patch = None
         if payload is not None and payload.strip():
             try:
                 edited = json.loads(payload)
@@ -150,7 +150,14 @@ def act(
     if not changed:
         message = f"Not {VERBS[action]}: the record is {after.status.value}."
         return _answer(request, record.id, False, message, status=409, record=after)
-    return _answer(request, record.id, True, f"The record was {VERBS[action]}.", record=after)
+    message = f"The record was {VERBS[action]}."
+    if action == "retry" and patch:
+        shown = present.full(record, ctx.redactor)["payload"]
+        message = (
+            "The record was scheduled for replay with an edited payload "
+            f"(changed: {_changed(shown, json.loads(payload or 'null'))})."
+        )
+    return _answer(request, record.id, True, message, record=after)
 
 
 @router.post("/bulk")
@@ -202,6 +209,14 @@ def retry_group(
         f"{result.changed} records of the group scheduled for replay; {result.skipped} skipped.",
     )
     return response
+
+
+def _changed(shown: Any, edited: Any) -> str:
+    """The top-level fields an operator edited (as they saw the payload: masked)."""
+    if not (isinstance(shown, dict) and isinstance(edited, dict)):
+        return "the whole payload"
+    keys = sorted(k for k in {*shown, *edited} if shown.get(k) != edited.get(k))
+    return ", ".join(keys) or "nothing"
 
 
 def denied_response(request: Request, exc: Exception) -> Response:

@@ -30,8 +30,26 @@ function showStatus(data) {
   }
 }
 
+// After an in-place action every panel of the record changes (payload, replays, next
+// attempt, timeline): fetch the page again and swap its main part, without a reload.
+async function refreshPage() {
+  try {
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const main = document.querySelector("main");
+    const next = fresh.querySelector("main");
+    if (!main || !next) return;
+    next.querySelectorAll("p.flash:not(#message)").forEach((el) => el.remove());
+    main.replaceChildren(...Array.from(next.childNodes).map((n) => document.importNode(n, true)));
+    setupAsyncForms();
+    setupBulk();
+  } catch (err) {
+    // keep the old panels; the message still says what happened
+  }
+}
+
 function setupAsyncForms() {
-  const message = document.getElementById("message");
   document.querySelectorAll("form[data-async]").forEach((form) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -47,8 +65,11 @@ function setupAsyncForms() {
         const data = await response.json().catch(() => ({ ok: false, message: "Unexpected answer (" + response.status + ")" }));
         if (data.redirect) { window.location.assign(data.redirect); return; }
         if (typeof data.status === "string") showStatus(data);  // a problem's status is a number
-        if (message) { message.textContent = data.message; message.hidden = false; message.classList.toggle("error", !data.ok); }
+        if (data.ok || response.status === 409) await refreshPage();
+        const shown = document.getElementById("message");
+        if (shown) { shown.textContent = data.message; shown.hidden = false; shown.classList.toggle("error", !data.ok); }
       } catch (err) {
+        const message = document.getElementById("message");
         if (message) { message.textContent = "The server did not answer: " + err; message.hidden = false; }
       } finally {
         buttons.forEach((b) => { b.disabled = false; });
