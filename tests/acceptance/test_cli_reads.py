@@ -20,12 +20,36 @@ class TestList:
         assert ids == {record.id for record in dead}
 
     def test_table_fits_80_columns(self, cli: Cli) -> None:
-        """The table's lines are at most 80 characters wide and show the full id."""
+        """At a terminal width of 80 the lines are at most 80 wide and show the full id."""
         (record,) = cli.seed(1, error_message="x" * 300, topic="a.very.long.topic.name.indeed")
-        result = cli("list")
+        result = cli("list", COLUMNS="80")
         assert result.exit_code == 0
         assert record.id in result.stdout
         assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+    def test_piped_tables_print_full_values(self, cli: Cli) -> None:
+        """When stdout is not a terminal (| grep), no value is cut."""
+        topic = "inventory.reserved.with.a.long.name"
+        cli.seed(1, error_message="y" * 200, topic=topic, handler="demo.reserve_stock")
+        result = cli("list", COLUMNS="")
+        assert topic in result.stdout and "y" * 200 in result.stdout
+        assert "…" not in result.stdout
+
+    def test_printed_handler_names_work_as_filters(self, cli: Cli) -> None:
+        """The handler column shows what --handler accepts."""
+        (record,) = cli.seed(1, handler="demo.reserve_stock")
+        shown = cli("list", COLUMNS="")
+        assert "demo.reserve_stock" in shown.stdout
+        found = cli("list", "--handler", "demo.reserve_stock", "--json").stdout
+        assert [item["id"] for item in json.loads(found)["items"]] == [record.id]
+
+    def test_all_statuses_get_a_status_column(self, cli: Cli) -> None:
+        """list --status all shows each record's status."""
+        cli.seed(1)
+        cli.seed(1, status=Status.RESOLVED)
+        result = cli("list", "--status", "all", COLUMNS="")
+        assert "STATUS" in result.stdout
+        assert "resolved" in result.stdout and "dead" in result.stdout
 
     def test_filters_combine(self, cli: Cli) -> None:
         """Topic, error type, tenant and version filters narrow the listing together."""

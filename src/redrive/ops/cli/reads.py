@@ -94,7 +94,7 @@ def list_records(
     if not page.items:
         out.print("no records match")
         return
-    out.print(records_table(page.items))
+    out.print(records_table(page.items, with_status=len(where.statuses) != 1))
     if page.next_cursor:
         out.print(f"more: --cursor {page.next_cursor}")
 
