@@ -183,10 +183,23 @@ class TestGlobal:
 
     def test_missing_store_directory_fails_cleanly(self, cli: Cli) -> None:
         """A store in a directory that does not exist fails with exit 1 and no traceback."""
-        result = cli("--store", "sqlite:////nonexistent/dir/x.db", "stats")
+        result = cli("--store", "sqlite:////nonexistent/dir/x.db", "resolve", "some-id")
         assert result.exit_code == 1
         assert "no directory" in result.stderr
         assert "Traceback" not in result.output
+
+    def test_read_commands_refuse_a_store_that_does_not_exist(self, cli: Cli) -> None:
+        """stats on a mistyped SQLite path says there is no store and creates none."""
+        for command in (["stats"], ["list"], ["groups"], ["audit"], ["show", "x"], ["serve"]):
+            result = cli("--store", "sqlite:///typo.db", *command)
+            assert result.exit_code == 2, command
+            assert result.stderr.startswith("error: no store at typo.db"), result.stderr
+        assert not (cli.workdir / "typo.db").exists()
+
+    def test_relative_store_path_hints_at_four_slashes(self, cli: Cli) -> None:
+        """A path that looks absolute but has three slashes gets the sqlite://// hint."""
+        result = cli("--store", "sqlite:///srv/app/x.db", "stats")
+        assert "sqlite:////srv/app/x.db" in result.stderr
 
     def test_real_script_reports_not_found(self, cli: Cli) -> None:
         """Through the installed script, an unknown id exits 3 with a one-line error."""

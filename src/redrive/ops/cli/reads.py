@@ -22,8 +22,8 @@ from redrive.ops.cli._common import (
     build_filter,
     echo_json,
     handle_errors,
+    reader,
     redactor,
-    service,
     wants_json,
 )
 
@@ -80,7 +80,7 @@ def list_records(
         until=until,
         search=search,
     )
-    page = service(ctx).list(where, limit=limit, cursor=cursor)
+    page = reader(ctx).list(where, limit=limit, cursor=cursor)
     if wants_json(ctx, json_output):
         from redrive.service import redacted
 
@@ -109,7 +109,7 @@ def show(
 
     Example: redrive show 0193a0c4-7f1e-7c3a-9d52-5b1e2f3a4b5c
     """
-    record = service(ctx).get(record_id)
+    record = reader(ctx).get(record_id)
     mask = redactor(ctx)
     if wants_json(ctx, json_output):
         from redrive.service import redacted
@@ -127,7 +127,7 @@ def stats(ctx: typer.Context, json_output: JsonOpt = False) -> None:
 
     Example: redrive stats --json
     """
-    result = service(ctx).stats()
+    result = reader(ctx).stats()
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
@@ -177,7 +177,7 @@ def groups(
         until=until,
         search=search,
     )
-    found = service(ctx).groups(where, limit=limit)
+    found = reader(ctx).groups(where, limit=limit)
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
@@ -219,7 +219,7 @@ def audit(
 
     Example: redrive audit --limit 50
     """
-    entries = service(ctx).audit(limit=limit, cursor=cursor)
+    entries = reader(ctx).audit(limit=limit, cursor=cursor)
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
