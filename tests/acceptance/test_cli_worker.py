@@ -106,3 +106,11 @@ def test_worker_applies_retention(cli: Cli) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_demo_says_how_to_call_redrive_off_the_path(cli: Cli) -> None:
+    """When the venv is not active, the demo's "try next" says how to run redrive."""
+    result = cli.run("demo", PATH="/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    assert "`redrive` is not on your PATH" in result.stdout
+    assert "bin/activate" in result.stdout
