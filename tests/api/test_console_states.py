@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from redrive.models import Status
+from redrive.service import DeadLetterQueue
 from tests.api.conftest import Api
 from tests.api.test_console_http import Browser, _csrf, browser, sign_in
 
@@ -78,3 +79,45 @@ def test_api_errors_stay_problem_documents(api: Api) -> None:
     """Errors under /api/v1 keep their problem+json answers."""
     response = api.viewer.get("/api/v1/dead-letters/" + "x" * 80)
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_favicon_is_served(api: Api) -> None:
+    """The console has an icon (no 404 on every page)."""
+    response = api.anonymous.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_detail_times_say_utc(api: Api, browser: Browser) -> None:
+    """Times on the detail page carry a UTC label."""
+    [record] = api.add()
+    page = sign_in(api, "viewer", browser).get(f"/dead-letters/{record.id}").text
+    assert f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC" in page
+
+
+def test_validation_details_have_no_pydantic_prefix(api: Api) -> None:
+    """A 422 from a model validator reads as our sentence, without "Value error,"."""
+    response = api.operator.post("/api/v1/dead-letters/retry", json={})
+    assert response.status_code == 422
+    assert "Value error" not in response.json()["detail"]
+
+
+def test_token_use_is_noted(api: Api) -> None:
+    """A request with a token sets the token's last use."""
+    from redrive.ops.auth import Tokens
+
+    api.viewer.get("/api/v1/stats")
+    [info] = [t for t in Tokens(api.service).list() if t.name == "viewer-token"]
+    assert info.last_used_at is not None
+
+
+def test_metrics_off_is_explained() -> None:
+    """Without metrics, /metrics answers a problem that says why, not a bare 404."""
+    from redrive.ops.api import create_app
+    from redrive.testing import MemoryStore
+    from tests.api.server import Server
+
+    with Server(create_app(DeadLetterQueue(MemoryStore()), metrics=False)) as url:
+        response = httpx.get(url + "/metrics")
+    assert response.status_code == 404
+    assert "metrics" in response.json()["detail"]

@@ -141,28 +141,34 @@ def describe(topic: str, finding: Finding, rules: TopicRules, *, resolved: bool 
         return _resolved(topic, finding)
     if finding.family == "count":
         kind = "critical" if finding.severity == "critical" else "warning"
-        return f"{topic}: {int(value)} dead letters ({kind} threshold {_num(finding.threshold)})"
+        return f"{topic}: {_letters(value)} ({kind} threshold {_num(finding.threshold)})"
     if finding.family == "max_age":
         limit = _duration(finding.threshold or 0)
         return f"{topic}: oldest dead letter is {_duration(value)} old (limit {limit})"
     if finding.family == "rate":
         window = _duration(rules.rate_window.total_seconds())
         return (
-            f"{topic}: {int(value)} new dead letters in the last {window} "
+            f"{topic}: {_letters(value, 'new ')} in the last {window} "
             f"(threshold {_num(finding.threshold)})"
         )
     window = _duration(rules.expiring.total_seconds() if rules.expiring else 0)
-    return f"{topic}: {int(value)} dead letters will be deleted by retention within {window}"
+    return f"{topic}: {_letters(value)} will be deleted by retention within {window}"
 
 
 def _resolved(topic: str, finding: Finding) -> str:
     what = {
-        "count": f"{int(finding.value)} dead letters now, under the thresholds",
+        "count": f"{_letters(finding.value)} now, under the thresholds",
         "max_age": "no dead letter is over the age limit any more",
-        "rate": f"{int(finding.value)} new dead letters in the window, under the threshold",
+        "rate": f"{_letters(finding.value, 'new ')} in the window, under the threshold",
         "expiring": "no dead letter is about to be deleted by retention",
     }.get(finding.family, "back to normal")
     return f"{topic}: resolved: {what}"
+
+
+def _letters(value: float, adjective: str = "") -> str:
+    """``1 dead letter``, ``12 new dead letters``."""
+    n = int(value)
+    return f"{n:,} {adjective}dead letter{'' if n == 1 else 's'}"
 
 
 def _num(value: float | None) -> str:

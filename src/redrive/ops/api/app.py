@@ -81,8 +81,8 @@ def create_app(
     for module in (bulk, records, admin, files):  # bulk first: /dead-letters/retry is not an id
         api.include_router(module.router)
     app.include_router(api)
-    if metrics:
-        _mount_metrics(app, ctx, monitor)
+    if not (metrics and _mount_metrics(app, ctx, monitor)):
+        _explain_metrics(app, metrics)
     if console:
         from redrive.ops.console import install
 
@@ -127,19 +127,33 @@ def _health_router() -> APIRouter:
     return router
 
 
-def _mount_metrics(app: FastAPI, ctx: Context, monitor: Monitor | None) -> None:
+def _explain_metrics(app: FastAPI, enabled: bool) -> None:
+    """``/metrics`` says why there are none, rather than a bare 404."""
+    detail = (
+        'metrics need their extra: pip install "redrive[metrics]"'
+        if enabled
+        else "this app serves no metrics (create_app(metrics=False))"
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def no_metrics(request: Request) -> JSONResponse:
+        return problems.problem_response(request, 404, detail)
+
+
+def _mount_metrics(app: FastAPI, ctx: Context, monitor: Monitor | None) -> bool:
     """Mount ``/metrics`` if prometheus_client and the metrics module are there."""
     if importlib.util.find_spec("prometheus_client") is None:
-        return
+        return False
     try:
         from redrive.ops.metrics import metrics_app
     except ImportError:  # an install without the metrics feature
-        return
+        return False
     # A route, not a mount: a mount would redirect /metrics to /metrics/. The endpoint is
     # a class instance, so Starlette treats it as an ASGI app rather than a function.
     scrape = metrics_app(ctx.service, monitor=monitor)
     endpoint = MetricsAuth(scrape, ctx if ctx.options.metrics_auth else None)
     app.router.routes.append(Route("/metrics", endpoint, methods=["GET"], include_in_schema=False))
+    return True
 
 
 class MetricsAuth:

@@ -139,9 +139,23 @@ def status(ctx: typer.Context) -> None:
 
 
 def _row_text(row: RuleStatus) -> tuple[str, ...]:
-    threshold = "-" if row.threshold is None else f"{row.threshold:g}"
+    from redrive.ops.alerts.rules import _duration
+
+    def shown(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return _duration(value) if row.family == "max_age" else f"{value:g}"
+
     sent = row.last_sent_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_sent_at else "-"
-    return (row.topic, row.family, row.severity, f"{row.value:g}", threshold, row.notified, sent)
+    return (
+        row.topic,
+        row.family,
+        row.severity,
+        shown(row.value),
+        shown(row.threshold),
+        row.notified,
+        sent,
+    )
 
 
 def _row_json(row: RuleStatus) -> dict[str, object]:

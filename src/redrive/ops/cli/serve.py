@@ -28,6 +28,7 @@ def serve(
 ) -> None:
     """Serve the REST API (/api/v1), the web console (/), /metrics and health checks.
 
+    \b
     Example: redrive --store postgresql://app@db/app serve --host 0.0.0.0 --monitor
     """
     try:

@@ -178,7 +178,7 @@ def _ago(value: str | datetime | None) -> str:
 def _when(value: str | datetime | None) -> str:
     if isinstance(value, datetime):
         value = format_time(value)
-    return (value or "-")[:19].replace("T", " ")
+    return value[:19].replace("T", " ") + " UTC" if value else "-"
 
 
 def _pretty(value: Any) -> str:
