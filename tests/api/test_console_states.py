@@ -121,3 +121,48 @@ def test_metrics_off_is_explained() -> None:
         response = httpx.get(url + "/metrics")
     assert response.status_code == 404
     assert "metrics" in response.json()["detail"]
+
+
+def _crawl(client: httpx.Client, limit: int = 400) -> dict[str, int]:
+    """Every console page reachable by links from the overview, with its status."""
+    import html
+    import re
+
+    seen: dict[str, int] = {}
+    queue = ["/"]
+    while queue and len(seen) < limit:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        response = client.get(url)
+        seen[url] = response.status_code
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            continue
+        for link in re.findall(r'href="([^"#]*)"', response.text):
+            link = html.unescape(link)
+            if link.startswith("/") and not link.startswith(("//", "/static/", "/api/")):
+                queue.append(link)
+    return seen
+
+
+def _seed_every_state(api: Api, client: httpx.Client) -> None:
+    """Records in every status, some with operator history, and an audit trail."""
+    for status in Status:
+        api.add(2, status=status)
+    records = api.add(4, fingerprint="g" * 16, topic="payments.captured")
+    csrf = _csrf(client.get("/dead-letters").text)
+    for name, record in zip(("retry", "retry-patch", "resolve", "discard"), records, strict=True):
+        ACTIONS[name](client, csrf, record.id)
+    ACTIONS["group-retry"](client, csrf, records[0].id)
+
+
+@pytest.mark.parametrize("state", ["empty", "every-status"])
+def test_every_console_link_answers_without_5xx(api: Api, browser: Browser, state: str) -> None:
+    """Walking every link of the console from the overview never hits a server error."""
+    client = sign_in(api, "admin", browser)
+    if state == "every-status":
+        _seed_every_state(api, client)
+    seen = _crawl(client)
+    assert len(seen) > (5 if state == "empty" else 15)
+    errors = {url: status for url, status in seen.items() if status >= 500}
+    assert not errors

@@ -27,3 +27,68 @@ def test_edited_retry_refreshes_every_panel(page: Page, console: Console) -> Non
     expect(page.locator("ol.timeline")).to_contain_text("replay")
     assert page.evaluate("window.__stillHere") is True
     shot(page, "detail-after-edited-retry")
+
+
+def _add_every_status(console: Console) -> list[str]:
+    from redrive.models import Status
+    from tests.factories import make_record
+
+    records = [make_record(status=status, topic="walk.events") for status in Status]
+    console.service.store.add(records)
+    return [r.id for r in records]
+
+
+def _open_detail(page: Page, console: Console, record_id: str) -> None:
+    response = page.goto(f"{console.url}/dead-letters/{record_id}")
+    assert response is not None and response.status == 200, record_id
+    expect(page.locator("#status")).to_be_visible()
+    expect(page.locator("ol.timeline li").first).to_be_visible()
+
+
+def test_detail_opens_in_every_status_and_after_every_action(page: Page, console: Console) -> None:
+    """The detail page opens for records in every status, and again after retry, retry
+    with a patch, resolve, discard, group retry and bulk actions done in the browser."""
+    sign_in(page, console, role="admin")
+    for record_id in _add_every_status(console):
+        _open_detail(page, console, record_id)
+    dead = [r.id for r in console.records if r.status.value == "dead"]
+    # retry, resolve, discard on the detail page (in place), then a reload
+    for record_id, action in zip(dead[:3], ("retry", "resolve", "discard"), strict=True):
+        _open_detail(page, console, record_id)
+        page.locator(f'form[data-action="{action}"] button').click()
+        expect(page.locator("#message")).to_contain_text("The record was")
+        _open_detail(page, console, record_id)
+        expect(page.locator("ol.timeline")).to_contain_text("by admin-token")
+    # bulk retry from the list, then open the record
+    page.goto(f"{console.url}/dead-letters?status=dead")
+    last = dead[3]
+    page.locator(f'tr[data-id="{last}"] input[name="ids"]').check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator('#bulk button[value="retry"]').click()
+    expect(page.locator("p.flash")).to_contain_text("scheduled for replay")
+    _open_detail(page, console, last)
+    shot(page, "detail-after-bulk-retry")
+
+
+def test_every_console_link_opens_in_the_browser(page: Page, console: Console) -> None:
+    """Following each link of the console from the overview never shows a server error."""
+    sign_in(page, console, role="admin")
+    _add_every_status(console)
+    seen: dict[str, int] = {}
+    queue = [console.url + "/"]
+    while queue and len(seen) < 80:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        response = page.goto(url)
+        seen[url] = response.status if response is not None else 0
+        links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        queue += [
+            link.split("#")[0]
+            for link in links
+            if link.startswith(console.url + "/")
+            and "/static/" not in link
+            and "/api/" not in link
+        ]
+    assert len(seen) > 15
+    assert not {url: status for url, status in seen.items() if status >= 500}
