@@ -86,9 +86,7 @@ def test_every_console_link_opens_in_the_browser(page: Page, console: Console) -
         queue += [
             link.split("#")[0]
             for link in links
-            if link.startswith(console.url + "/")
-            and "/static/" not in link
-            and "/api/" not in link
+            if link.startswith(console.url + "/") and "/static/" not in link and "/api/" not in link
         ]
     assert len(seen) > 15
     assert not {url: status for url, status in seen.items() if status >= 500}

@@ -29,6 +29,7 @@ from redrive.service.replay import (
     ReplayPlan,
     ReplayReport,
     ReplayRun,
+    ReplayWatch,
     plan_replay,
 )
 from redrive.service.selection import (
@@ -321,6 +322,7 @@ class DeadLetterQueue:
         actor: str | None = None,
         note: str | None = None,
         progress: Progress | None = None,
+        watch: ReplayWatch | None = None,
     ) -> ReplayReport:
         """Schedule dead letters for replay, safely, and record one audit entry.
 
@@ -329,6 +331,8 @@ class DeadLetterQueue:
         :param patch: an RFC 7386 JSON merge patch applied to each payload first; each
             record's history keeps the patch and its original payload.
         :param progress: called with the number of records handled after each wave.
+        :param watch: told of each wave, and asked whether to stop (a replay run kept in
+            the store: ``redrive.service.runs``).
         """
         actor = actor or self.actor
         wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
@@ -339,7 +343,7 @@ class DeadLetterQueue:
         run = ReplayRun(
             self.store, self.clock, wanted, where, patch=patch, delay=delay, actor=actor, note=note
         )
-        report = run.execute(options or ReplayOptions(), progress)
+        report = run.execute(options or ReplayOptions(), progress, watch)
         self._audit("retry", run.tally, where, wanted, actor, note, run.audit_detail(report))
         return report
 
