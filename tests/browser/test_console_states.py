@@ -63,7 +63,6 @@ def test_detail_opens_in_every_status_and_after_every_action(page: Page, console
     page.goto(f"{console.url}/dead-letters?status=dead")
     last = dead[3]
     page.locator(f'tr[data-id="{last}"] input[name="ids"]').check()
-    page.once("dialog", lambda dialog: dialog.accept())
     page.locator('#bulk button[value="retry"]').click()
     expect(page.locator("p.flash")).to_contain_text("scheduled for replay")
     _open_detail(page, console, last)

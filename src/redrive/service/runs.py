@@ -61,6 +61,11 @@ def filter_from_dict(data: dict[str, Any]) -> Filter:
     return Filter(**fields)
 
 
+_JOBS: dict[str, _Job] = {}
+"""The runs this process is running (so a stopping server can end them)."""
+_JOBS_LOCK = threading.Lock()
+
+
 class ReplayRuns:
     """Start, list, show and stop replay runs; every surface uses this one class.
 
@@ -180,6 +185,11 @@ class ReplayRuns:
                 why = "the server stopped" if mine else "the server running it went away"
                 self.update(run_id, state="interrupted", aborted=why, finished_at=self._now())
                 marked += 1
+        if ended:
+            with _JOBS_LOCK:
+                jobs = [job for job in _JOBS.values() if job.runs.store is self.store]
+            for job in jobs:
+                job.cancelled = "the server stopped"
         return marked
 
     # -- helpers -----------------------------------------------------------------------
@@ -223,8 +233,20 @@ class _Job:
         self.ids: list[str] = []
         self.last_beat = 0.0
         self.stop_by: str | None = None
+        self.cancelled: str | None = None
 
     def run(self) -> None:
+        with _JOBS_LOCK:
+            _JOBS[self.run_id] = self
+        try:
+            self._run()
+        except Exception:  # the store went away (closed, down): nothing left to record
+            logger.exception("replay run %s could not record its end", self.run_id)
+        finally:
+            with _JOBS_LOCK:
+                _JOBS.pop(self.run_id, None)
+
+    def _run(self) -> None:
         try:
             report = self.runs.dlq.replay(
                 where=self.plan.where,
@@ -238,6 +260,8 @@ class _Job:
             if not self.options.watching and not report.aborted:
                 succeeded, failed, pending = self._settle()
             state = "stopped" if self.stop_by else ("aborted" if report.aborted else "done")
+            if self.cancelled:
+                state = "interrupted"
             self.runs.update(
                 self.run_id,
                 state=state,
@@ -267,6 +291,8 @@ class _Job:
         self._beat(force=True)
 
     def stop_reason(self) -> str | None:
+        if self.cancelled:
+            return self.cancelled
         if self.stop_by is None and time.monotonic() - self.last_beat >= BEAT:
             self._beat(force=True)
         return f"stopped by {self.stop_by}" if self.stop_by else None

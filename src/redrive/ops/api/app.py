@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import redrive
 from redrive.config import Settings
-from redrive.ops.api import admin, bulk, files, problems, records
+from redrive.ops.api import admin, bulk, files, problems, records, replays
 from redrive.ops.api.context import Context, get_context
 from redrive.ops.api.limits import BodyLimit
 from redrive.ops.api.options import ApiOptions
@@ -78,7 +78,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     app.include_router(_health_router())
     api = APIRouter(prefix=API_PREFIX)
-    for module in (bulk, records, admin, files):  # bulk first: /dead-letters/retry is not an id
+    for module in (bulk, records, admin, files, replays):  # bulk first: /dead-letters/retry
         api.include_router(module.router)
     app.include_router(api)
     if not (metrics and _mount_metrics(app, ctx, monitor)):
@@ -93,6 +93,7 @@ def create_app(
 def _lifespan(ctx: Context, owned: bool, monitor: Monitor | None) -> Callable[[FastAPI], Any]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(_recover_runs, ctx, ended=False)
         if monitor is not None:
             await monitor.start()
         try:
@@ -100,10 +101,22 @@ def _lifespan(ctx: Context, owned: bool, monitor: Monitor | None) -> Callable[[F
         finally:
             if monitor is not None:
                 await monitor.stop()
+            await asyncio.to_thread(_recover_runs, ctx, ended=True)
             if owned:  # a store the caller passed in is the caller's to close
                 ctx.service.store.close()
 
     return lifespan
+
+
+def _recover_runs(ctx: Context, *, ended: bool) -> None:
+    """Replay runs that lost their server are marked interrupted (at start); this
+    server's own are too when it stops (their threads end with it)."""
+    from redrive.service.runs import ReplayRuns
+
+    try:
+        ReplayRuns(ctx.service).recover(ended=ended)
+    except Exception as exc:  # the store may be down at start: the app still serves
+        problems.logger.warning("could not check replay runs: %s", type(exc).__name__)
 
 
 def _health_router() -> APIRouter:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from redrive.exceptions import NotFound, StoreError
-from redrive.ops.console import actions, pages
+from redrive.ops.console import actions, pages, replays
 from redrive.ops.console.web import STATIC, Denied, SignInRequired, base_path, error_page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -39,6 +39,7 @@ def install(app: FastAPI) -> None:
         _html_errors(app, kind)
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(replays.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -191,22 +191,28 @@ def bulk(
     return response
 
 
-@router.post("/groups/retry")
-def retry_group(
+@router.post("/groups/{action}")
+def group_action(
     request: Request,
+    action: str = Path(pattern="^(retry|resolve|discard)$"),
     csrf: str = Form("", max_length=100),
     fingerprint: str = Form(..., max_length=500),
 ) -> RedirectResponse:
-    """Replay every dead letter of one error group (the loop guard applies)."""
+    """Replay (the loop guard applies), resolve or discard every dead letter of a group."""
     ctx, session = current(request)
     check(session, csrf, Role.OPERATOR)
     where = Filter(fingerprint=fingerprint, statuses=(Status.DEAD,))
-    result = ctx.service.retry(where=where, actor=session.token.name)
+    method: dict[str, Callable[..., Result]] = {
+        "retry": ctx.service.retry,
+        "resolve": ctx.service.resolve,
+        "discard": ctx.service.discard,
+    }
+    result = method[action](where=where, actor=session.token.name)
     response = RedirectResponse(f"{base_path(request)}/groups", status_code=303)
     set_flash(
         request,
         response,
-        f"{result.changed} records of the group scheduled for replay; {result.skipped} skipped.",
+        f"{result.changed:,} records of the group {VERBS[action]}; {result.skipped:,} skipped.",
     )
     return response
 

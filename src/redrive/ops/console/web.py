@@ -197,4 +197,11 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(ago=_ago, when=_when, pretty=_pretty, unquote=_unquote)
+
+
+def _num(value: Any) -> str:
+    """Thousands separators: ``50000`` -> ``50,000``."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+ENV.filters.update(ago=_ago, when=_when, pretty=_pretty, unquote=_unquote, num=_num)

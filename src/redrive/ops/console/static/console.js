@@ -44,6 +44,8 @@ async function refreshPage() {
     main.replaceChildren(...Array.from(next.childNodes).map((n) => document.importNode(n, true)));
     setupAsyncForms();
     setupBulk();
+    setupConfirm();
+    setupRefresh();
   } catch (err) {
     // keep the old panels; the message still says what happened
   }
@@ -78,4 +80,44 @@ function setupAsyncForms() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupBulk(); setupAsyncForms(); });
+// Every mass action asks first, naming the count: forms with data-confirm, and the bulk
+// buttons (their question counts the selected rows).
+function setupConfirm() {
+  document.querySelectorAll("form[data-confirm]:not([data-async])").forEach((form) => {
+    if (form.dataset.confirmReady) return;
+    form.dataset.confirmReady = "1";
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  const bulk = document.getElementById("bulk");
+  if (bulk && !bulk.dataset.confirmReady) {
+    bulk.dataset.confirmReady = "1";
+    bulk.addEventListener("submit", (event) => {
+      const verb = event.submitter && event.submitter.dataset.confirmVerb;
+      if (!verb) return;
+      const n = bulk.querySelectorAll('input[name="ids"]:checked').length;
+      const question = verb + " " + n.toLocaleString("en-US") + " selected record" + (n === 1 ? "" : "s") + "?";
+      if (!window.confirm(question)) event.preventDefault();
+    });
+  }
+}
+
+// Pages that change by themselves (a running replay) ask to be refreshed: data-refresh
+// holds the seconds between two looks.
+let refreshTimer = null;
+function setupRefresh() {
+  if (refreshTimer) { clearTimeout(refreshTimer); refreshTimer = null; }
+  const holder = document.querySelector("[data-refresh]");
+  if (!holder) return;
+  const seconds = Math.max(1, Number(holder.dataset.refresh) || 5);
+  refreshTimer = setTimeout(async () => { await refreshPage(); }, seconds * 1000);
+}
+
+// On a phone the filter form folds away unless a filter is set (it is open without JS).
+function setupFold() {
+  if (!window.matchMedia("(max-width: 800px)").matches) return;
+  document.querySelectorAll("details.fold:not([data-active])").forEach((d) => { d.open = false; });
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupFold(); setupBulk(); setupAsyncForms(); setupConfirm(); setupRefresh(); });
