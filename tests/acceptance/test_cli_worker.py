@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -58,7 +59,8 @@ def test_worker_runs_replays_without_the_app(cli: Cli, worker: subprocess.Popen[
 
 
 def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]) -> None:
-    """The poison payload, patched, is replayed by the worker and resolved."""
+    """The poison payload, patched, is replayed by the worker and resolved; the worker is
+    listed by ``redrive workers`` while it runs and prints what it ran when it stops."""
     assert cli.run("demo").returncode == 0
     poison = json.loads(cli.run("list", "--topic", "payments.captured", "--json").stdout)
     record_id = poison["items"][0]["id"]
@@ -69,6 +71,14 @@ def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]
         return bool(shown["status"] == "resolved")
 
     wait_for(resolved, timeout=30, what="the patched record to be resolved")
+    workers = json.loads(cli.run("workers", "--json").stdout)
+    assert [w["kind"] for w in workers["items"]] == ["worker"] and workers["items"][0]["live"]
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    summary = re.search(r"worker stopped; ran (\d+): (\d+) resolved, 0 dead", stderr)
+    assert summary is not None, stderr
+    assert summary.group(1) == summary.group(2) != "0"
+    assert json.loads(cli.run("workers", "--json").stdout)["items"] == []
 
 
 def test_worker_stops_cleanly_on_sigterm(cli: Cli, worker: subprocess.Popen[str]) -> None:

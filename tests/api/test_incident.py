@@ -199,3 +199,23 @@ def test_jump_box_goes_to_the_record(api: Api, browser: Browser, field: str) -> 
     assert answer.headers["location"] == f"/dead-letters/{record.id}"
     missing = client.get("/dead-letters/jump", params={"to": "nothing-like-it"})
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+
+
+def test_workers_show_in_the_api_the_overview_and_metrics(api: Api, browser: Browser) -> None:
+    """A live worker's heartbeat is listed; a handler with overdue scheduled records and no
+    live worker is flagged as stalled in the API, the overview and /metrics."""
+    from redrive.core.presence import Presence
+    from tests.factories import ago, make_record
+
+    Presence(api.store, api.service.clock, "w:1:x", lambda: ["t/app.live"], kind="worker").beat()
+    api.store.add(
+        [make_record(status=Status.SCHEDULED, next_attempt_at=ago(900), handler="app.gone")]
+    )
+    body = api.viewer.get("/api/v1/workers").json()
+    assert body["live"] == 1 and body["items"][0]["handlers"] == ["t/app.live"]
+    assert [s["handler"] for s in body["stalled"]] == ["app.gone"]
+    page = sign_in(api, "viewer", browser).get("/").text
+    assert "1 live worker" in page and 'data-stalled="orders.created/app.gone"' in page
+    metrics = api.anonymous.get("/metrics").text
+    assert "redrive_workers_live 1.0" in metrics
+    assert 'redrive_stalled_records{handler="app.gone",topic="orders.created"} 1.0' in metrics

@@ -17,6 +17,7 @@ from typing import IO, Any
 from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
+from redrive.core.presence import Stalled
 from redrive.exceptions import FormatError, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
@@ -64,6 +65,9 @@ __all__ = [
 
 AUDIT_IDS = 100
 """Ids an audit entry names (more are counted, not listed)."""
+
+STALLED_AFTER = timedelta(minutes=5)
+"""A scheduled record overdue this long with no live worker for its handler is stalled."""
 
 TIMELINE_KEPT = timedelta(days=8)
 """How far back the per-minute dead-letter timeline (charts, rates) is kept."""
@@ -158,6 +162,20 @@ class DeadLetterQueue:
     ) -> builtins.list[tuple[datetime, str, int]]:
         """Records that became dead per minute over the last ``since``."""
         return self.store.dead_timeline(self.clock.now() - since, topic=topic)
+
+    def workers(self) -> builtins.list[dict[str, Any]]:
+        """The schedulers that write a heartbeat (apps, ``redrive worker``, the outbox
+        dispatcher), newest first, each with ``live``."""
+        from redrive.core.presence import workers
+
+        return workers(self.store, self.clock.now())
+
+    def stalled(self, older_than: timedelta = STALLED_AFTER) -> builtins.list[Stalled]:
+        """Handlers whose scheduled records are overdue by ``older_than`` while no live
+        worker runs them."""
+        from redrive.core.presence import stalled
+
+        return stalled(self.store, self.clock.now(), older_than=older_than)
 
     def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
         """Matching ids in ascending batches: bounded memory over any number of records."""

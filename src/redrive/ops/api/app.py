@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import redrive
 from redrive.config import Settings
-from redrive.ops.api import admin, bulk, files, problems, records, replays
+from redrive.ops.api import admin, bulk, files, problems, records, replays, workers
 from redrive.ops.api.context import Context, get_context
 from redrive.ops.api.limits import BodyLimit
 from redrive.ops.api.options import ApiOptions
@@ -78,7 +78,14 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     app.include_router(_health_router())
     api = APIRouter(prefix=API_PREFIX)
-    for module in (bulk, records, admin, files, replays):  # bulk first: /dead-letters/retry
+    for module in (
+        bulk,
+        records,
+        admin,
+        files,
+        replays,
+        workers,
+    ):  # bulk first: /dead-letters/retry
         api.include_router(module.router)
     app.include_router(api)
     if not (metrics and _mount_metrics(app, ctx, monitor)):

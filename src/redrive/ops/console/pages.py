@@ -55,10 +55,14 @@ def overview(request: Request, range: str = Query("24h", pattern="^(24h|7d)$")) 
     span = chart.RANGES[range][0]
     drawing = chart.build(service.timeline(span), service.clock.now(), range)
     groups = [present.group(g) for g in service.groups(limit=5)]
+    workers = service.workers()
     return render(
         request,
         "overview.html",
         session,
+        workers=workers,
+        live=[w for w in workers if w.get("live")],
+        stalled=service.stalled(),
         stats=stats,
         chart=drawing,
         range=range,
