@@ -214,7 +214,7 @@ class TestAudit:
         """A change made with --actor shows in the audit trail with its count."""
         records = cli.seed(2)
         cli("resolve", *(r.id for r in records), "--actor", "alice")
-        entries = json.loads(cli("audit", "--json").stdout)
+        entries = json.loads(cli("audit", "--json").stdout)["items"]
         assert (entries[0]["actor"], entries[0]["action"], entries[0]["count"]) == (
             "alice",
             "resolve",
@@ -227,4 +227,4 @@ class TestAudit:
 
         (record,) = cli.seed(1)
         cli("discard", record.id)
-        assert json.loads(cli("audit", "--json").stdout)[0]["actor"] == getpass.getuser()
+        assert json.loads(cli("audit", "--json").stdout)["items"][0]["actor"] == getpass.getuser()

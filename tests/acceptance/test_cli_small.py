@@ -50,3 +50,18 @@ def test_alert_messages_count_in_words() -> None:
     from redrive.ops.alerts.rules import _letters
 
     assert (_letters(1), _letters(2, "new ")) == ("1 dead letter", "2 new dead letters")
+
+
+def test_audit_filters_and_pages_like_every_list(cli: Cli) -> None:
+    """audit --action/--by filter the trail, and --json has {items, next_cursor}."""
+    records = cli.seed(3)
+    cli("resolve", records[0].id, "--actor", "alice")
+    cli("discard", records[1].id, "--actor", "bob")
+    cli("delete", records[2].id, "--yes", "--actor", "alice")
+    data = json.loads(cli("audit", "--json", "--by", "alice").stdout)
+    assert [e["action"] for e in data["items"]] == ["delete", "resolve"]
+    assert data["next_cursor"] is None
+    deletes = json.loads(cli("audit", "--json", "--action", "delete", "--since", "1h").stdout)
+    assert [e["detail"]["ids"] for e in deletes["items"]] == [[records[2].id]]
+    first = json.loads(cli("audit", "--json", "--limit", "1").stdout)
+    assert len(first["items"]) == 1 and first["next_cursor"]

@@ -219,3 +219,19 @@ def test_workers_show_in_the_api_the_overview_and_metrics(api: Api, browser: Bro
     metrics = api.anonymous.get("/metrics").text
     assert "redrive_workers_live 1.0" in metrics
     assert 'redrive_stalled_records{handler="app.gone",topic="orders.created"} 1.0' in metrics
+
+
+def test_audit_page_reads_as_sentences_with_links_and_filters(api: Api, browser: Browser) -> None:
+    """Each audit entry is a sentence with its records linked; action/actor filters
+    narrow the page."""
+    records = api.add(2)
+    api.service.resolve([records[0].id], actor="alice", note="refunded")
+    api.service.delete([records[1].id], actor="bob")
+    client = sign_in(api, "viewer", browser)
+    page = client.get("/audit").text
+    assert "<strong>alice</strong> resolved 1 record" in page and "“refunded”" in page
+    assert f'href="/dead-letters/{records[1].id}"' in page
+    only = client.get("/audit?action=delete").text
+    assert "<strong>bob</strong> deleted 1 record" in only and "alice" not in only
+    assert "alice" not in client.get("/audit?actor=bob").text
+    assert "No actions match" in client.get("/audit?actor=nobody").text

@@ -24,6 +24,7 @@ from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.redact import Redactor, keep_masked
 from redrive.service import archive as archives
 from redrive.service import formats, selection
+from redrive.service.audit import AuditQuery
 from redrive.service.formats import redacted
 from redrive.service.replay import (
     ReplayOptions,
@@ -48,6 +49,7 @@ __all__ = [
     "REPLAYABLE",
     "RESOLVABLE",
     "AuditEntry",
+    "AuditQuery",
     "DeadLetterQueue",
     "Filter",
     "FormatError",
@@ -295,6 +297,15 @@ class DeadLetterQueue:
     def audit(self, *, limit: int = 50, cursor: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail, newest first."""
         return self.store.list_audit(limit=limit, cursor=cursor)
+
+    def audit_page(
+        self, query: AuditQuery, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[builtins.list[AuditEntry], str | None]:
+        """Audit entries matching ``query`` (action, actor, time), newest first, and the
+        cursor of the next page (None at the end)."""
+        from redrive.service.audit import audit_page
+
+        return audit_page(self, query, limit=limit, cursor=cursor)
 
     def apply_retention(
         self, retention: Mapping[str, timedelta], *, actor: str | None = None

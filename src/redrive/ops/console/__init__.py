@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from redrive.exceptions import NotFound, StoreError
-from redrive.ops.console import actions, pages, replays
+from redrive.ops.console import actions, audit, pages, replays
 from redrive.ops.console.web import STATIC, Denied, SignInRequired, base_path, error_page
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -40,6 +40,7 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(replays.router)
+    app.include_router(audit.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -185,15 +185,3 @@ def groups(request: Request, status: str = Query("dead", pattern=STATUS_PATTERN)
         statuses=STATUSES,
         can_act=session.token.role != "viewer",
     )
-
-
-@router.get("/audit")
-def audit(request: Request, cursor: str | None = Query(None, max_length=64)) -> HTMLResponse:
-    """The audit trail: who did what, to how many records."""
-    ctx, session = current(request)
-    entries = ctx.service.audit(limit=PAGE + 1, cursor=cursor)
-    items = [present.audit(entry, ctx.redactor) for entry in entries[:PAGE]]
-    next_cursor = items[-1]["id"] if len(entries) > PAGE else None
-    return render(
-        request, "audit.html", session, items=items, next_cursor=next_cursor, cursor=cursor
-    )
