@@ -118,3 +118,42 @@ def test_replay_all_matching_with_plan_progress_and_stop(page: Page, console: Co
     left = console.service.count(topic="bulk.events", status=Status.DEAD)
     assert 0 < left < 8
     expect(page.locator('[data-run="left"]')).to_have_text(str(left))
+
+
+def test_live_refresh_updates_the_overview(page: Page, console: Console) -> None:
+    """With Live on (off by default), the overview shows a new dead letter without a
+    reload; counts carry thousands separators."""
+    from tests.factories import make_record
+
+    sign_in(page, console)
+    live = page.get_by_label("Live (every 5 s)")
+    expect(live).not_to_be_checked()
+    expect(page.locator('[data-total="dead"]')).to_have_text("5")
+    live.check()
+    page.evaluate("window.__stillHere = true")
+    console.service.store.add([make_record(topic="live.events") for _ in range(1000)])
+    expect(page.locator('[data-total="dead"]')).to_have_text("1,005", timeout=15_000)
+    assert page.evaluate("window.__stillHere") is True
+    expect(page.get_by_label("Live (every 5 s)")).to_be_checked()
+
+
+def test_phone_shows_cards_a_dead_count_and_a_folded_filter(page: Page, console: Console) -> None:
+    """At 390 px rows are cards, the overview shows the dead count next to each topic,
+    the filter form is folded away, and no page scrolls sideways."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, console)
+    expect(page.locator("table.topics .dead-count").first).to_be_visible()
+    shot(page, "phone-overview")
+    for path, name in [("/dead-letters", "phone-dead-letters"), ("/groups", "phone-groups")]:
+        page.goto(console.url + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px too wide"
+        display = page.locator("table.cards tbody tr").first.evaluate(
+            "el => getComputedStyle(el).display"
+        )
+        assert display == "block"
+        shot(page, name)
+    page.goto(console.url + "/dead-letters")
+    expect(page.get_by_label("Topic")).to_be_hidden()
+    page.get_by_text("Filters").click()
+    expect(page.get_by_label("Topic")).to_be_visible()

@@ -104,14 +104,33 @@ function setupConfirm() {
 }
 
 // Pages that change by themselves (a running replay) ask to be refreshed: data-refresh
-// holds the seconds between two looks.
+// holds the seconds between two looks. The overview and the list have a "Live" box
+// (off by default, remembered in this browser) that polls every 5 seconds.
+const LIVE_KEY = "redrive-live";
 let refreshTimer = null;
 function setupRefresh() {
   if (refreshTimer) { clearTimeout(refreshTimer); refreshTimer = null; }
+  const live = document.querySelector("input[data-live]");
+  if (live) {
+    live.checked = window.localStorage.getItem(LIVE_KEY) === "on";
+    if (!live.dataset.ready) {
+      live.dataset.ready = "1";
+      live.addEventListener("change", () => {
+        window.localStorage.setItem(LIVE_KEY, live.checked ? "on" : "off");
+        setupRefresh();
+      });
+    }
+  }
   const holder = document.querySelector("[data-refresh]");
-  if (!holder) return;
-  const seconds = Math.max(1, Number(holder.dataset.refresh) || 5);
-  refreshTimer = setTimeout(async () => { await refreshPage(); }, seconds * 1000);
+  const seconds = holder ? Number(holder.dataset.refresh) : (live && live.checked ? 5 : 0);
+  if (!seconds) return;
+  refreshTimer = setTimeout(async () => {
+    const busy = document.activeElement && ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName)
+      && !document.activeElement.matches("input[data-live]");
+    const selected = document.querySelector('#bulk input[name="ids"]:checked');
+    if (document.hidden || busy || selected) { setupRefresh(); return; }  // never lose what the user is doing
+    await refreshPage();
+  }, Math.max(1, seconds) * 1000);
 }
 
 // On a phone the filter form folds away unless a filter is set (it is open without JS).
