@@ -166,3 +166,16 @@ def test_every_console_link_answers_without_5xx(api: Api, browser: Browser, stat
     assert len(seen) > (5 if state == "empty" else 15)
     errors = {url: status for url, status in seen.items() if status >= 500}
     assert not errors
+
+
+def test_retry_says_when_no_worker_runs_the_handler(api: Api, browser: Browser) -> None:
+    """After a retry in the console, the message says when no live worker would run it."""
+    [record] = api.add()
+    client = sign_in(api, "operator", browser)
+    csrf = _csrf(client.get(f"/dead-letters/{record.id}").text)
+    answer = client.post(
+        f"/dead-letters/{record.id}/action",
+        data={"csrf": csrf, "action": "retry"},
+        headers={"Accept": "application/json"},
+    )
+    assert "No live worker runs app.send_receipt" in answer.json()["message"]

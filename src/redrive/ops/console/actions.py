@@ -157,7 +157,21 @@ def act(
             "The record was scheduled for replay with an edited payload "
             f"(changed: {_changed(shown, json.loads(payload or 'null'))})."
         )
+    if action == "retry":
+        message += _worker_note(service, after)
     return _answer(request, record.id, True, message, record=after)
+
+
+def _worker_note(service: Any, record: Any) -> str:
+    """Say so when no live worker runs the record's handler: nothing will replay it."""
+    from redrive.core.presence import live_handlers
+
+    if f"{record.topic}/{record.handler}" in live_handlers(service.workers()):
+        return ""
+    return (
+        f" No live worker runs {record.handler} now: it runs once the app or "
+        "`redrive worker` is up."
+    )
 
 
 @router.post("/bulk")
