@@ -59,6 +59,7 @@ __all__ = [
     "ReplayPlan",
     "ReplayReport",
     "Result",
+    "Stalled",
     "Stats",
     "filter_to_dict",
     "make_filter",
@@ -171,6 +172,12 @@ class DeadLetterQueue:
         from redrive.core.presence import workers
 
         return workers(self.store, self.clock.now())
+
+    def live_handlers(self) -> set[str]:
+        """The ``topic/handler`` names some live scheduler runs now."""
+        from redrive.core.presence import live_handlers
+
+        return live_handlers(self.workers())
 
     def stalled(self, older_than: timedelta = STALLED_AFTER) -> builtins.list[Stalled]:
         """Handlers whose scheduled records are overdue by ``older_than`` while no live

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from redrive.core.presence import Stalled
 from redrive.models import format_time
 from redrive.ops.api.context import Caller, viewer
 from redrive.ops.api.problems import responses
+from redrive.service import Stalled
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 

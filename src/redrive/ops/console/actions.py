@@ -164,9 +164,7 @@ def act(
 
 def _worker_note(service: Any, record: Any) -> str:
     """Say so when no live worker runs the record's handler: nothing will replay it."""
-    from redrive.core.presence import live_handlers
-
-    if f"{record.topic}/{record.handler}" in live_handlers(service.workers()):
+    if f"{record.topic}/{record.handler}" in service.live_handlers():
         return ""
     return (
         f" No live worker runs {record.handler} now: it runs once the app or "
