@@ -47,14 +47,20 @@ def list_runs(caller: Caller = viewer) -> JSONResponse:
     return JSONResponse({"items": ReplayRuns(caller.service).list(), "next_cursor": None})
 
 
-@router.post("", status_code=202, responses=responses(403))
+PLANNED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The plan: dry_run, or nothing to replay (no run is started)."}
+}
+
+
+@router.post("", status_code=202, responses={**responses(403), **PLANNED})
 def start_run(body: ReplayRunIn, caller: Caller = operator) -> JSONResponse:
     """Plan (``dry_run``) or start a replay run; it runs in this server and can be
-    followed and stopped through ``/replays/{id}``."""
+    followed and stopped through ``/replays/{id}``. When nothing matches, the answer is
+    the (empty) plan and no run starts."""
     where = selection(caller, body.filter, body.upto)
     plan = caller.service.plan(where, force=body.force)
-    if body.dry_run:
-        return JSONResponse(plan_dict(plan), status_code=200)
+    if body.dry_run or plan.count == 0:
+        return JSONResponse({**plan_dict(plan), "run": None}, status_code=200)
     options = ReplayOptions(
         rate=body.rate, canary=body.canary, abort_on_failure_rate=body.abort_on_failure_rate
     )
