@@ -37,6 +37,15 @@ _POLICY_KEYS = {
     "retry_on",
     "dead_on",
 }
+_FIELD_ORDER = (
+    "max_attempts",
+    "initial_delay",
+    "multiplier",
+    "max_delay",
+    "jitter",
+    "retry_on",
+    "dead_on",
+)
 _TOPIC_KEYS = {"policy", "retention", "dlq_topic", "alerts"}
 _TOP_KEYS = {
     "store_url",
@@ -85,6 +94,8 @@ class TopicSettings:
     retention: timedelta | None = None
     dlq_topic: str | None = None
     alerts: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    policy_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The policy fields the config sets for this topic (the others come from below)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -107,6 +118,9 @@ class Settings:
     version: str | None = None
     sections: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source: str = ""
+    policy_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The fields ``[policy]`` sets; ``policy`` alone (set in code) counts as all of them."""
+    handler_fields: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(
@@ -129,18 +143,49 @@ class Settings:
         *,
         fallback: RetryPolicy | None = None,
     ) -> RetryPolicy:
-        """The policy a handler runs under, most specific first: the config's entry for the
-        handler, the handler's policy in code, the config's entry for the topic, the
-        config's default, the code's default (``fallback``), the built-in default.
+        """The policy a handler runs under, merged field by field, most specific first: the
+        config's entry for the handler, the handler's policy in code, the config's entry for
+        the topic, the config's default ``[policy]``, the code's default (``fallback``), the
+        built-in default. A config table sets only the fields it names; a policy in code
+        sets all of them.
 
         So operators can override any handler from the config without a deploy, and a
         developer's handler-specific policy beats a topic-wide or default one.
         """
-        topic_policy = self.topics.get(topic, TopicSettings()).policy
-        for policy in (self.handlers.get(handler), code, topic_policy, self.policy, fallback):
-            if policy is not None:
-                return policy
-        return RetryPolicy()
+        merged = RetryPolicy()
+        for _, layer in reversed(self._policy_layers(topic, handler, code, fallback)):
+            if isinstance(layer, RetryPolicy):
+                merged = layer
+            elif layer:
+                try:
+                    merged = merged.replace(**layer)
+                except PolicyError as exc:
+                    raise ConfigError(str(exc), source=self.source, key="policy") from exc
+        return merged
+
+    def policy_sources(self, topic: str, handler: str = "") -> dict[str, str]:
+        """Where each policy field of ``policy_for(topic, handler)`` comes from, as the
+        config sees it: ``handler config``, ``topic config``, ``default config`` or
+        ``built-in`` (policies set in code are not visible here)."""
+        sources = dict.fromkeys(sorted(_POLICY_KEYS), "built-in")
+        for name, layer in reversed(self._policy_layers(topic, handler, None, None)):
+            fields = _POLICY_KEYS if isinstance(layer, RetryPolicy) else set(layer)
+            sources.update(dict.fromkeys(fields, name))
+        return dict(sorted(sources.items(), key=lambda item: _FIELD_ORDER.index(item[0])))
+
+    def _policy_layers(
+        self, topic: str, handler: str, code: RetryPolicy | None, fallback: RetryPolicy | None
+    ) -> list[tuple[str, RetryPolicy | Mapping[str, Any]]]:
+        """Most specific first; a mapping sets the fields it has, a policy sets them all."""
+        topic_settings = self.topics.get(topic, TopicSettings())
+        layers: list[tuple[str, RetryPolicy | Mapping[str, Any] | None]] = [
+            ("handler config", self.handler_fields.get(handler) or self.handlers.get(handler)),
+            ("code", code),
+            ("topic config", topic_settings.policy_fields or topic_settings.policy),
+            ("default config", self.policy_fields or self.policy),
+            ("code default", fallback),
+        ]
+        return [(name, layer) for name, layer in layers if layer is not None]
 
     def dlq_topic(self, topic: str) -> str:
         """Where a transport publishes dead letters of ``topic`` (default ``{topic}.dlq``)."""
@@ -205,6 +250,13 @@ def from_mapping(
     return Settings(
         store_url=p.string(store_url, "store_url"),
         policy=p.policy(policy_data, "policy") if policy_data else None,
+        policy_fields=p.policy_fields(policy_data, "policy") if policy_data else {},
+        handler_fields={
+            name: p.policy_fields(
+                p.table(value, f"handlers.{name}").get("policy", {}), f"handlers.{name}.policy"
+            )
+            for name, value in p.table(data.get("handlers", {}), "handlers").items()
+        },
         topics={
             name: p.topic(value, f"topics.{name}")
             for name, value in p.table(data.get("topics", {}), "topics").items()
@@ -322,6 +374,14 @@ class _Parser:
         return cls
 
     def policy(self, value: Any, key: str) -> RetryPolicy:
+        try:
+            return RetryPolicy(**self.policy_fields(value, key))
+        except PolicyError as exc:
+            raise ConfigError(str(exc), source=self.source, key=key) from exc
+
+    def policy_fields(self, value: Any, key: str) -> dict[str, Any]:
+        """The validated fields a policy table sets (the others are left to the layers
+        below it: see ``Settings.policy_for``)."""
         data = self.table(value, key)
         self.known(data, _POLICY_KEYS, key)
         fields: dict[str, Any] = {}
@@ -342,10 +402,7 @@ class _Parser:
             fields["retry_on"] = self.classes(data["retry_on"], f"{key}.retry_on")
         if "dead_on" in data:  # added to the built-in non-retriable errors
             fields["dead_on"] = DEFAULT_DEAD_ON + self.classes(data["dead_on"], f"{key}.dead_on")
-        try:
-            return RetryPolicy(**fields)
-        except PolicyError as exc:
-            raise ConfigError(str(exc), source=self.source, key=key) from exc
+        return fields
 
     def topic(self, value: Any, key: str) -> TopicSettings:
         data = self.table(value, key)
@@ -358,6 +415,9 @@ class _Parser:
         )
         return TopicSettings(
             policy=self.policy(data["policy"], f"{key}.policy") if "policy" in data else None,
+            policy_fields=self.policy_fields(data["policy"], f"{key}.policy")
+            if "policy" in data
+            else {},
             retention=retention,
             dlq_topic=dlq_topic,
             alerts=self.table(data.get("alerts", {}), f"{key}.alerts"),

@@ -51,10 +51,25 @@ def test_dry_run_changes_nothing(api: Api, action: str) -> None:
     api.add(status=Status.RESOLVED)
     body = api.operator.post(
         f"/api/v1/dead-letters/{action}",
-        json={"filter": {"topic": "orders.created"}, "dry_run": True},
+        json={
+            "filter": {"topic": "orders.created", "status": ["dead", "resolved"]},
+            "dry_run": True,
+        },
     ).json()
     assert (body["matched"], body["changed"], body["skipped"], body["dry_run"]) == (3, 2, 1, True)
     assert api.service.count(status=Status.DEAD) == 2
+
+
+@pytest.mark.parametrize("action", ["retry", "resolve", "discard"])
+def test_a_filter_without_status_selects_dead_letters(api: Api, action: str) -> None:
+    """A bulk filter without status matches dead letters only, as the CLI's default does."""
+    api.add(2)
+    api.add(status=Status.RESOLVED)
+    body = api.operator.post(
+        f"/api/v1/dead-letters/{action}",
+        json={"filter": {"topic": "orders.created"}, "dry_run": True},
+    ).json()
+    assert (body["matched"], body["changed"], body["skipped"]) == (2, 2, 0)
 
 
 def test_rate_spreads_replays_over_time(api: Api) -> None:

@@ -109,6 +109,9 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # Mass actions ask "Replay 3 dead letters?": the tests answer yes (and check the
+    # question in the page's data-confirm attributes).
+    page.on("dialog", lambda dialog: dialog.accept())
     yield page
     context.close()
 

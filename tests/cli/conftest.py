@@ -14,4 +14,6 @@ def cli(tmp_path: Path) -> Cli:
     """``redrive`` on a fresh SQLite file, run from an empty working directory."""
     work = tmp_path / "work"
     work.mkdir()
-    return Cli(db=tmp_path / "redrive.db", workdir=work)
+    cli = Cli(db=tmp_path / "redrive.db", workdir=work)
+    cli.store().close()  # the store exists, as an app's would: read commands refuse a typo
+    return cli

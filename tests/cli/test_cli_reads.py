@@ -20,12 +20,36 @@ class TestList:
         assert ids == {record.id for record in dead}
 
     def test_table_fits_80_columns(self, cli: Cli) -> None:
-        """The table's lines are at most 80 characters wide and show the full id."""
+        """At a terminal width of 80 the lines are at most 80 wide and show the full id."""
         (record,) = cli.seed(1, error_message="x" * 300, topic="a.very.long.topic.name.indeed")
-        result = cli("list")
+        result = cli("list", COLUMNS="80")
         assert result.exit_code == 0
         assert record.id in result.stdout
         assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+    def test_piped_tables_print_full_values(self, cli: Cli) -> None:
+        """When stdout is not a terminal (| grep), no value is cut."""
+        topic = "inventory.reserved.with.a.long.name"
+        cli.seed(1, error_message="y" * 200, topic=topic, handler="demo.reserve_stock")
+        result = cli("list", COLUMNS="")
+        assert topic in result.stdout and "y" * 200 in result.stdout
+        assert "…" not in result.stdout
+
+    def test_printed_handler_names_work_as_filters(self, cli: Cli) -> None:
+        """The handler column shows what --handler accepts."""
+        (record,) = cli.seed(1, handler="demo.reserve_stock")
+        shown = cli("list", COLUMNS="")
+        assert "demo.reserve_stock" in shown.stdout
+        found = cli("list", "--handler", "demo.reserve_stock", "--json").stdout
+        assert [item["id"] for item in json.loads(found)["items"]] == [record.id]
+
+    def test_all_statuses_get_a_status_column(self, cli: Cli) -> None:
+        """list --status all shows each record's status."""
+        cli.seed(1)
+        cli.seed(1, status=Status.RESOLVED)
+        result = cli("list", "--status", "all", COLUMNS="")
+        assert "STATUS" in result.stdout
+        assert "resolved" in result.stdout and "dead" in result.stdout
 
     def test_filters_combine(self, cli: Cli) -> None:
         """Topic, error type, tenant and version filters narrow the listing together."""
@@ -159,10 +183,23 @@ class TestGlobal:
 
     def test_missing_store_directory_fails_cleanly(self, cli: Cli) -> None:
         """A store in a directory that does not exist fails with exit 1 and no traceback."""
-        result = cli("--store", "sqlite:////nonexistent/dir/x.db", "stats")
+        result = cli("--store", "sqlite:////nonexistent/dir/x.db", "resolve", "some-id")
         assert result.exit_code == 1
         assert "no directory" in result.stderr
         assert "Traceback" not in result.output
+
+    def test_read_commands_refuse_a_store_that_does_not_exist(self, cli: Cli) -> None:
+        """stats on a mistyped SQLite path says there is no store and creates none."""
+        for command in (["stats"], ["list"], ["groups"], ["audit"], ["show", "x"], ["serve"]):
+            result = cli("--store", "sqlite:///typo.db", *command)
+            assert result.exit_code == 2, command
+            assert result.stderr.startswith("error: no store at typo.db"), result.stderr
+        assert not (cli.workdir / "typo.db").exists()
+
+    def test_relative_store_path_hints_at_four_slashes(self, cli: Cli) -> None:
+        """A path that looks absolute but has three slashes gets the sqlite://// hint."""
+        result = cli("--store", "sqlite:///srv/app/x.db", "stats")
+        assert "sqlite:////srv/app/x.db" in result.stderr
 
     def test_real_script_reports_not_found(self, cli: Cli) -> None:
         """Through the installed script, an unknown id exits 3 with a one-line error."""
@@ -177,7 +214,7 @@ class TestAudit:
         """A change made with --actor shows in the audit trail with its count."""
         records = cli.seed(2)
         cli("resolve", *(r.id for r in records), "--actor", "alice")
-        entries = json.loads(cli("audit", "--json").stdout)
+        entries = json.loads(cli("audit", "--json").stdout)["items"]
         assert (entries[0]["actor"], entries[0]["action"], entries[0]["count"]) == (
             "alice",
             "resolve",
@@ -190,4 +227,4 @@ class TestAudit:
 
         (record,) = cli.seed(1)
         cli("discard", record.id)
-        assert json.loads(cli("audit", "--json").stdout)[0]["actor"] == getpass.getuser()
+        assert json.loads(cli("audit", "--json").stdout)["items"][0]["actor"] == getpass.getuser()

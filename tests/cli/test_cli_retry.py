@@ -130,7 +130,7 @@ def test_patch_is_in_the_audit_trail(cli: Cli) -> None:
     """The audit entry of a patched replay has the patch and the original payloads."""
     (record,) = cli.seed(1, payload={"amount": "x"})
     cli("retry", record.id, "--patch", '{"amount": 1}')
-    detail = json.loads(cli("audit", "--json").stdout)[0]["detail"]
+    detail = json.loads(cli("audit", "--json").stdout)["items"][0]["detail"]
     assert detail["patch"] == {"amount": 1}
     assert detail["original_payloads"] == {record.id: {"amount": "x"}}
 
@@ -176,7 +176,9 @@ def test_audit_masks_redacted_original_payloads(cli: Cli) -> None:
     config = cli.workdir / "redrive.toml"
     config.write_text('redact = ["password"]\n')
     cli("--config", str(config), "retry", record.id, "--patch", '{"amount": 1}')
-    detail = json.loads(cli("--config", str(config), "audit", "--json").stdout)[0]["detail"]
+    detail = json.loads(cli("--config", str(config), "audit", "--json").stdout)["items"][0][
+        "detail"
+    ]
     assert detail["original_payloads"][record.id] == {"password": "***", "amount": "x"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -58,17 +59,29 @@ def test_worker_runs_replays_without_the_app(cli: Cli, worker: subprocess.Popen[
 
 
 def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]) -> None:
-    """The poison payload, patched, is replayed by the worker and resolved."""
+    """The poison payload, patched, is replayed by the worker and resolved; the worker is
+    listed by ``redrive workers`` while it runs and prints what it ran when it stops."""
     assert cli.run("demo").returncode == 0
     poison = json.loads(cli.run("list", "--topic", "payments.captured", "--json").stdout)
     record_id = poison["items"][0]["id"]
     assert cli.run("retry", record_id, "--patch", '{"amount": 12}').returncode == 0
 
-    def resolved() -> bool:
+    def is_resolved() -> bool:
         shown = json.loads(cli.run("show", record_id, "--json").stdout)
         return bool(shown["status"] == "resolved")
 
-    wait_for(resolved, timeout=30, what="the patched record to be resolved")
+    wait_for(is_resolved, timeout=30, what="the patched record to be resolved")
+    workers = json.loads(cli.run("workers", "--json").stdout)
+    assert [w["kind"] for w in workers["items"]] == ["worker"] and workers["items"][0]["live"]
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    summary = re.search(
+        r"worker stopped; ran (\d+): (\d+) resolved, (\d+) dead, (\d+) to retry", stderr
+    )
+    assert summary is not None, stderr
+    ran, resolved, dead, again = (int(n) for n in summary.groups())
+    assert ran == resolved + dead + again and resolved >= 1
+    assert json.loads(cli.run("workers", "--json").stdout)["items"] == []
 
 
 def test_worker_stops_cleanly_on_sigterm(cli: Cli, worker: subprocess.Popen[str]) -> None:
@@ -106,3 +119,11 @@ def test_worker_applies_retention(cli: Cli) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_demo_says_how_to_call_redrive_off_the_path(cli: Cli) -> None:
+    """When the venv is not active, the demo's "try next" says how to run redrive."""
+    result = cli.run("demo", PATH="/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    assert "`redrive` is not on your PATH" in result.stdout
+    assert "bin/activate" in result.stdout

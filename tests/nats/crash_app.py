@@ -12,13 +12,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from redrive import Event, RetryPolicy, open_store
 from redrive.transports.nats import JetStreamConsumer
 
 SUBJECT_SUFFIX = "work"
 POLICY = RetryPolicy(max_attempts=1)
-TIMINGS = {"ack_wait": 1.0, "max_deliver": 2, "store_retry_delay": 0.3, "batch": 5}
+TIMINGS: dict[str, Any] = {"ack_wait": 1.0, "max_deliver": 2, "store_retry_delay": 0.3, "batch": 5}
 
 
 async def main(url: str, stream: str, durable: str, db: str, marker: str, mode: str) -> None:

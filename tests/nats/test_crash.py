@@ -96,7 +96,7 @@ async def test_a_crash_loop_is_caught_from_the_advisory_as_worker_lost(
     names = Names(stream=names.stream, subject=names.stream.lower(), durable=names.durable)
     await make_stream(js, names, retention)
     seq = await publish(js, subject(names), {"boom": True})
-    for delivery in range(crash_app.TIMINGS["max_deliver"]):
+    for delivery in range(int(crash_app.TIMINGS["max_deliver"])):
         marker = tmp_path / f"marker{delivery}"
         child = start_child(nats_url, names, db_path, marker, "suicide")
         child.wait(60)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from redrive.stores.sqlite import SQLiteStore
 from tests.helpers import wait_for
 from tests.ops.conftest import Receiver, Workload
 
@@ -149,3 +150,24 @@ async def test_monitor_runs_until_sigterm(
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "monitoring every 60s; sinks: hook" in out
+
+
+async def test_two_monitor_once_runs_fire_then_resolve(
+    workload: Workload,
+    config: Path,
+    receiver: Receiver,
+    tmp_path: Path,
+    sqlite_store: SQLiteStore,
+) -> None:
+    """A ``monitor --once`` gives the replica lock up on exit, so the next run (a cron job's
+    next tick) evaluates at once and sends the ``resolved`` notification."""
+    from redrive.service import DeadLetterQueue, make_filter
+
+    await workload.dead("rfq", 12)
+    first = redrive("--config", str(config), "monitor", "--once", cwd=tmp_path, env=env(receiver))
+    assert "[WARNING] rfq: 12 dead letters" in first.stdout, first.stderr
+    DeadLetterQueue(sqlite_store).resolve(where=make_filter(topic="rfq"))
+    second = redrive("--config", str(config), "monitor", "--once", cwd=tmp_path, env=env(receiver))
+    assert second.returncode == 0, second.stderr
+    assert "RESOLVED" in second.stdout.upper(), second.stdout
+    assert len(receiver.bodies()) == 2

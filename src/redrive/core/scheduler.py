@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from redrive._clock import Clock, SystemClock
 from redrive._ids import owner_id
 from redrive.core.engine import Engine, HandlerSpec
+from redrive.core.presence import Presence
 from redrive.models import DeadLetter
 from redrive.stores.base import Listener, Store
 
@@ -69,6 +70,7 @@ class Scheduler:
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
         self._unlisten: Callable[[], None] | None = None
+        self.presence = Presence(store, self.clock, self.owner, self._handler_names)
 
     # -- control -----------------------------------------------------------------------
     def start(self) -> None:
@@ -88,6 +90,7 @@ class Scheduler:
                 self._unlisten = self.store.listen(wake)
             self._task = asyncio.create_task(self._loop(), name="redrive-scheduler")
             self._heartbeat = asyncio.create_task(self._beat(), name="redrive-heartbeat")
+            self.presence.start()
 
     async def stop(self) -> None:
         """Stop claiming, and wait for the records in flight to finish."""
@@ -106,6 +109,7 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
+        await self.presence.stop()
 
     def wake(self) -> None:
         """Look for due records now (something was just scheduled)."""
@@ -115,7 +119,9 @@ class Scheduler:
     async def run_once(self) -> int:
         """Claim one batch of due records and run them to the end; return how many."""
         claimed = await self._claim(self._batch)
+        self.presence.claimed(len(claimed))
         await asyncio.gather(*(self._run(record) for record in claimed))
+        self.presence.ran(len(claimed))
         return len(claimed)
 
     async def _loop(self) -> None:
@@ -126,6 +132,7 @@ class Scheduler:
                     await self._sleep(self._poll)
                     continue
                 claimed = await self._claim(min(self._batch, free))
+                self.presence.claimed(len(claimed))
                 for record in claimed:
                     task = asyncio.create_task(self._run(record))
                     self._running.add(task)
@@ -139,7 +146,12 @@ class Scheduler:
 
     def _done(self, task: asyncio.Task[DeadLetter | None]) -> None:
         self._running.discard(task)
+        self.presence.finished(task)
         self._wake.set()
+
+    def _handler_names(self) -> list[str]:
+        """``topic/handler`` for each handler this scheduler runs (for its heartbeat)."""
+        return [f"{topic}/{name}" for topic, name in self._handlers()]
 
     async def _claim(self, limit: int) -> list[DeadLetter]:
         """Claim due records under a token of this claim's own (``owner/n``): the fencing

@@ -28,6 +28,7 @@ from redrive.service import DeadLetterQueue
 
 TOKENS = "tokens"
 SESSIONS = "sessions"
+LAST_USED_EVERY = timedelta(minutes=1)
 PREFIX = "rdv_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -57,6 +58,7 @@ class TokenInfo:
     name: str
     role: Role
     created_at: datetime | None
+    last_used_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the token's public fields."""
@@ -65,6 +67,7 @@ class TokenInfo:
             "name": self.name,
             "role": self.role.value,
             "created_at": format_time(self.created_at),
+            "last_used_at": format_time(self.last_used_at),
         }
 
 
@@ -148,7 +151,18 @@ class Tokens:
         expected = str(stored.get("hash", "0" * 64))
         if not hmac.compare_digest(_digest(token), expected) or not stored or not token_id:
             return None
+        assert found is not None
+        self._touch(token_id, stored, found[1])
         return _info(token_id, stored)
+
+    def _touch(self, token_id: str, stored: dict[str, Any], version: int) -> None:
+        """Note when the token was last used (at most once a minute: a write per request
+        would load the store; a lost race just skips one update)."""
+        now = self._clock.now()
+        last = parse_time(stored.get("last_used_at"))
+        if last is None or now - last >= LAST_USED_EVERY:
+            value = {**stored, "last_used_at": format_time(now)}
+            self._store.meta_put(TOKENS, token_id, value, version=version)
 
     def get(self, token_id: str) -> TokenInfo | None:
         """The token with that id, if it still exists."""
@@ -222,4 +236,5 @@ def _info(token_id: str, value: Any) -> TokenInfo:
         name=str(data.get("name", "?")),
         role=Role(data.get("role", "viewer")),
         created_at=parse_time(data.get("created_at")),
+        last_used_at=parse_time(data.get("last_used_at")),
     )

@@ -231,7 +231,28 @@ class DeadLetterCollector(Collector):
             age = (now - dead_at).total_seconds() if dead_at is not None else 0.0
             oldest.add_metric([topic], max(age, 0.0))
             last_hour.add_metric([topic], stats.new_dead_last_hour.get(topic, 0))
-        return [up, counts, oldest, last_hour]
+        return [up, counts, oldest, last_hour, *self._liveness()]
+
+    def _liveness(self) -> list[Metric]:
+        """Live schedulers, and scheduled records stalled for lack of one."""
+        live = GaugeMetricFamily(
+            "redrive_workers_live", "Schedulers (apps, workers, outbox) with a recent heartbeat."
+        )
+        stalled = GaugeMetricFamily(
+            "redrive_stalled_records",
+            "Scheduled records overdue with no live worker for their handler.",
+            labels=["topic", "handler"],
+        )
+        try:
+            workers = self._service.workers()
+            found = self._service.stalled()
+        except Exception as exc:  # liveness is advisory: the other gauges still answer
+            logger.warning("metrics: cannot read worker heartbeats: %s", type(exc).__name__)
+            return []
+        live.add_metric([], sum(1 for w in workers if w.get("live")))
+        for item in found:
+            stalled.add_metric([item.topic, item.handler], item.count)
+        return [live, stalled]
 
 
 class MonitorCollector(Collector):

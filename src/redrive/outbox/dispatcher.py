@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from redrive._clock import Clock, SystemClock
 from redrive._ids import owner_id
+from redrive.core.presence import Presence
 from redrive.exceptions import ConfigError, StoreError
 from redrive.models import JSON, Event
 from redrive.outbox.add import insert
@@ -277,12 +278,17 @@ class Outbox(OutboxRepository):
             self._backend.listen, lambda: loop.call_soon_threadsafe(self._wake.set)
         )
         watcher = asyncio.create_task(self._watch(stop)) if stop is not None else None
+        presence = self._presence()
+        presence.start()
         try:
             while not self._stopping:
                 self._wake.clear()
                 try:
                     began = self.clock.now()
-                    if await self.dispatch() >= self.batch_size:
+                    handled = await self.dispatch()
+                    presence.claimed(handled)
+                    presence.ran(handled)
+                    if handled >= self.batch_size:
                         continue  # a full batch: more may be waiting
                     wait = await self._next_wait(began)
                 except StoreError as exc:
@@ -293,7 +299,14 @@ class Outbox(OutboxRepository):
         finally:
             if watcher is not None:
                 watcher.cancel()
+            await presence.stop()
             await asyncio.to_thread(unlisten)
+
+    def _presence(self) -> Presence:
+        """This dispatcher's heartbeat in the store (``redrive workers`` lists it)."""
+        return Presence(
+            self.store, self.clock, self.owner, lambda: [f"outbox/{self.name}"], kind="outbox"
+        )
 
     def stop(self) -> None:
         """Make :meth:`run` return after the batch in flight."""

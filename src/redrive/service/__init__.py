@@ -21,18 +21,21 @@ from redrive._batch import chunks
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
 from redrive._json import check_text
+from redrive.core.presence import Stalled
 from redrive.exceptions import FormatError, InvalidInput, NotFound
 from redrive.hooks import Hook, Hooks
 from redrive.models import JSON, Attempt, DeadLetter, Status
 from redrive.redact import MASK, Redactor, keep_masked
 from redrive.service import archive as archives
 from redrive.service import formats, selection
+from redrive.service.audit import AuditQuery
 from redrive.service.formats import redacted
 from redrive.service.replay import (
     ReplayOptions,
     ReplayPlan,
     ReplayReport,
     ReplayRun,
+    ReplayWatch,
     plan_replay,
 )
 from redrive.service.selection import (
@@ -52,6 +55,7 @@ __all__ = [
     "REPLAYABLE",
     "RESOLVABLE",
     "AuditEntry",
+    "AuditQuery",
     "DeadLetterQueue",
     "Filter",
     "FormatError",
@@ -61,11 +65,18 @@ __all__ = [
     "ReplayPlan",
     "ReplayReport",
     "Result",
+    "Stalled",
     "Stats",
     "filter_to_dict",
     "make_filter",
     "redacted",
 ]
+
+AUDIT_IDS = 100
+"""Ids an audit entry names (more are counted, not listed)."""
+
+STALLED_AFTER = timedelta(minutes=5)
+"""A scheduled record overdue this long with no live worker for its handler is stalled."""
 
 TIMELINE_KEPT = timedelta(days=8)
 """How far back the per-minute dead-letter timeline (charts, rates) is kept."""
@@ -249,6 +260,26 @@ class DeadLetterQueue:
         """Records that became dead per minute over the last ``since``."""
         return self.store.dead_timeline(self.clock.now() - since, topic=topic)
 
+    def workers(self) -> builtins.list[dict[str, Any]]:
+        """The schedulers that write a heartbeat (apps, ``redrive worker``, the outbox
+        dispatcher), newest first, each with ``live``."""
+        from redrive.core.presence import workers
+
+        return workers(self.store, self.clock.now())
+
+    def live_handlers(self) -> set[str]:
+        """The ``topic/handler`` names some live scheduler runs now."""
+        from redrive.core.presence import live_handlers
+
+        return live_handlers(self.workers())
+
+    def stalled(self, older_than: timedelta = STALLED_AFTER) -> builtins.list[Stalled]:
+        """Handlers whose scheduled records are overdue by ``older_than`` while no live
+        worker runs them."""
+        from redrive.core.presence import stalled
+
+        return stalled(self.store, self.clock.now(), older_than=older_than)
+
     def iter_ids(self, where: Filter, *, batch: int = BATCH) -> Iterator[builtins.list[str]]:
         """Matching ids in ascending batches: bounded memory over any number of records."""
         return selection.iter_ids(self.store, self.searchable(where), batch=batch)
@@ -336,12 +367,19 @@ class DeadLetterQueue:
         progress: Progress | None = None,
     ) -> Result:
         """Delete records for good, whatever their status."""
-        tally = _Tally()
-        with self._audited("delete", tally, where, ids, actor, note):
+        result = Result(0, 0, 0)
+        try:
             for batch, missing in self._batches(ids, where, progress):
                 deleted = self.store.delete(batch)
-                tally.result += Result(len(batch), deleted, len(batch) - deleted, missing)
-        return tally.result
+                result += Result(len(batch), deleted, len(batch) - deleted, missing, tuple(batch))
+        except BaseException as exc:  # audit what was deleted before a later batch failed
+            if result.matched or result.missing:
+                self._audit_failure("delete", result, where, None, actor, note, exc)
+            raise
+        # The one change that cannot be undone names what it deleted, even by filter.
+        extra: dict[str, JSON] = {"ids": list(result.ids[:AUDIT_IDS]), "deleted": result.changed}
+        self._audit("delete", result, where, None, actor, note, extra)
+        return result
 
     def purge(
         self,
@@ -366,6 +404,15 @@ class DeadLetterQueue:
     def audit(self, *, limit: int = 50, cursor: str | None = None) -> builtins.list[AuditEntry]:
         """The audit trail, newest first."""
         return self.store.list_audit(limit=limit, cursor=cursor)
+
+    def audit_page(
+        self, query: AuditQuery, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[builtins.list[AuditEntry], str | None]:
+        """Audit entries matching ``query`` (action, actor, time), newest first, and the
+        cursor of the next page (None at the end)."""
+        from redrive.service.audit import audit_page
+
+        return audit_page(self, query, limit=limit, cursor=cursor)
 
     def apply_retention(
         self, retention: Mapping[str, timedelta], *, actor: str | None = None
@@ -416,6 +463,7 @@ class DeadLetterQueue:
         actor: str | None = None,
         note: str | None = None,
         progress: Progress | None = None,
+        watch: ReplayWatch | None = None,
     ) -> ReplayReport:
         """Schedule dead letters for replay, safely, and record one audit entry.
 
@@ -424,6 +472,8 @@ class DeadLetterQueue:
         :param patch: an RFC 7386 JSON merge patch applied to each payload first; each
             record's history keeps the patch and its original payload.
         :param progress: called with the number of records handled after each wave.
+        :param watch: told of each wave, and asked whether to stop (a replay run kept in
+            the store: ``redrive.service.runs``).
         """
         actor = actor or self.actor
         wanted = None if ids is None else builtins.list(dict.fromkeys(ids))
@@ -437,7 +487,7 @@ class DeadLetterQueue:
             self.store, self.clock, wanted, where, patch=patch, delay=delay, actor=actor, note=note
         )
         try:
-            report = run.execute(options or ReplayOptions(), progress)
+            report = run.execute(options or ReplayOptions(), progress, watch)
         except BaseException as exc:
             if run.tally.matched or run.tally.missing:
                 self._audit_failure("retry", run.tally, where, wanted, actor, note, exc)
@@ -650,7 +700,7 @@ class DeadLetterQueue:
         detail.update(extra or {})
         if where is not None:
             detail["filter"] = filter_to_dict(where)
-        if ids is not None and result.matched <= 100:
+        if ids is not None and result.matched <= AUDIT_IDS:
             detail["ids"] = list(result.ids) if result.ids else None
         if note:
             detail["note"] = note

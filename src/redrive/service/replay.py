@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
+from typing import Protocol
 
 from redrive._batch import chunks
 from redrive._clock import Clock
@@ -122,6 +123,16 @@ class _Outcomes:
         return self.failed / self.settled if self.settled else 0.0
 
 
+class ReplayWatch(Protocol):
+    """Follows a replay as it runs, and may stop it (a replay run kept in the store)."""
+
+    def on_wave(self, result: Result) -> None:
+        """A wave was scheduled (``result.ids`` are the records it replayed)."""
+
+    def stop_reason(self) -> str | None:
+        """Why the replay must stop now (say, an operator pressed Stop), or None."""
+
+
 class SafeReplay:
     """Replays in waves, paced and watched. Built by ``DeadLetterQueue.replay``."""
 
@@ -134,8 +145,10 @@ class SafeReplay:
         progress: Callable[[int], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        watch: ReplayWatch | None = None,
     ) -> None:
         self.store = store
+        self._hook = watch
         self.options = options
         self._schedule = schedule
         self._progress = progress
@@ -149,7 +162,9 @@ class SafeReplay:
         started = self._monotonic()
         aborted: str | None = None
         for number, wave in enumerate(self._waves(batches)):
-            self._pace(started, done)
+            aborted = self._pace(started, done)
+            if aborted:
+                break
             result = self._schedule(wave)
             scheduled, skipped = scheduled + result.changed, skipped + result.skipped
             missing += result.missing
@@ -158,7 +173,9 @@ class SafeReplay:
                 self.outcomes.open.extend(result.ids)
             if self._progress is not None:
                 self._progress(len(wave))
-            aborted = self._verdict(first=number == 0)
+            if self._hook is not None:
+                self._hook.on_wave(result)
+            aborted = self._stopped() or self._verdict(first=number == 0)
             if aborted:
                 break
         if self.options.watching and not aborted:
@@ -195,12 +212,19 @@ class SafeReplay:
             return WAVE_WHEN_WATCHING
         return BATCH
 
-    def _pace(self, started: float, done: int) -> None:
+    def _stopped(self) -> str | None:
+        return self._hook.stop_reason() if self._hook is not None else None
+
+    def _pace(self, started: float, done: int) -> str | None:
+        """Wait until the next wave is due; a stop asked for meanwhile ends the wait."""
         if not self.options.rate or done == 0:
-            return
-        delay = started + done / self.options.rate - self._monotonic()
-        if delay > 0:
-            self._sleep(delay)
+            return None
+        while (delay := started + done / self.options.rate - self._monotonic()) > 0:
+            stopped = self._stopped()
+            if stopped:
+                return stopped
+            self._sleep(min(delay, 1.0) if self._hook is not None else delay)
+        return None
 
     def _verdict(self, *, first: bool) -> str | None:
         """Decide after a wave whether to go on; None means go on."""
@@ -236,6 +260,8 @@ class SafeReplay:
         deadline = self._monotonic() + self.options.wait.total_seconds()
         self._look()
         while until_settled and self.outcomes.open and self._monotonic() < deadline:
+            if self._stopped():
+                return
             self._sleep(POLL_INTERVAL)
             self._look()
 
@@ -309,7 +335,10 @@ class ReplayRun:
         self.tally = Result(0, 0, 0)
 
     def execute(
-        self, options: ReplayOptions, progress: Callable[[int], None] | None
+        self,
+        options: ReplayOptions,
+        progress: Callable[[int], None] | None,
+        watch: ReplayWatch | None = None,
     ) -> ReplayReport:
         """Replay in waves under ``options``; return the report."""
         if self.ids is not None:
@@ -318,7 +347,9 @@ class ReplayRun:
         else:
             assert self.where is not None
             batches, total = iter_ids(self.store, self.where), self.store.count(self.where)
-        runner = SafeReplay(self.store, options, schedule=self._schedule, progress=progress)
+        runner = SafeReplay(
+            self.store, options, schedule=self._schedule, progress=progress, watch=watch
+        )
         return runner.run(batches, total)
 
     def _schedule(self, wave: list[str]) -> Result:

@@ -34,6 +34,8 @@ class Filter:
     tenant_id: str | None = None
     correlation_id: str | None = None
     version: str | None = None
+    event_id: str | None = None
+    key: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     dead_after: datetime | None = None

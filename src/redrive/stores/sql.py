@@ -296,6 +296,8 @@ _EQUALS = (
     ("tenant_id", "tenant_id"),
     ("correlation_id", "correlation_id"),
     ("version", "version"),
+    ("event_id", "event_id"),
+    ("key", "key"),
 )
 _RANGES: tuple[tuple[str, str, str], ...] = (
     ("created_after", "created_at", ">="),

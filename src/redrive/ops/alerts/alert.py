@@ -1,4 +1,4 @@
-"""The alert a sink receives: seed 004's payload shape, plus the top error groups.
+"""The alert a sink receives: the payload every sink gets, plus the top error groups.
 
 ``alert_id`` is stable for one episode of a rule on a topic (from the first notification
 to the resolved one), so receivers can group an escalation and its resolution.

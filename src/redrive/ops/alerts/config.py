@@ -14,6 +14,7 @@
     rate = false              # new dead letters per rate_window; off by default
     rate_window = "1h"
     expiring = "48h"
+    stalled = "10m"           # scheduled records overdue this long with no live worker
 
     [alerts.sinks.ops]
     type = "webhook"          # log | webhook | slack | email
@@ -49,6 +50,7 @@ _RULE_KEYS = {
     "rate",
     "rate_window",
     "expiring",
+    "stalled",
     "enabled",
 }
 _SEVERITIES = ("warning", "critical")

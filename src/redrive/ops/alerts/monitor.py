@@ -167,6 +167,7 @@ class Monitor:
         topics = set(stats.counts) | set(self.config.topics)
         oldest = {t: (now - at).total_seconds() for t, at in stats.oldest_dead_at.items()}
         new_dead = self._new_dead(topics)
+        stalled = self._stalled(topics, now)
         measured = {}
         for topic in topics:
             dead = stats.counts.get(topic, {}).get(Status.DEAD, 0)
@@ -175,8 +176,26 @@ class Monitor:
                 oldest_age=oldest.get(topic),
                 new_dead=new_dead.get(topic, 0),
                 expiring=self._expiring(topic, dead, now),
+                stalled=stalled.get(topic, 0),
             )
         return measured, oldest
+
+    def _stalled(self, topics: Iterable[str], now: datetime) -> dict[str, int]:
+        """Scheduled records per topic overdue by the topic's ``stalled`` duration with no
+        live worker for their handler (one look at the heartbeats for all topics)."""
+        limits = {}
+        for topic in topics:
+            rules = self.config.rules_for(topic)
+            if rules.enabled and rules.stalled is not None:
+                limits[topic] = rules.stalled
+        if not limits:
+            return {}
+        counts: dict[str, int] = {}
+        for item in self.service.stalled(min(limits.values())):
+            limit = limits.get(item.topic)
+            if limit is not None and now - item.oldest_due_at >= limit:
+                counts[item.topic] = counts.get(item.topic, 0) + item.count
+        return counts
 
     def _new_dead(self, topics: Iterable[str]) -> dict[str, int]:
         """New dead letters per topic within its ``rate_window`` (one query per window)."""
@@ -300,6 +319,11 @@ class Monitor:
                 logger.warning("alert evaluation failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.interval)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give the replica lock up (if this monitor holds it), so the next evaluation,
+        here or in another process, does not wait for it to expire."""
         await asyncio.to_thread(self._state.release, self.owner, self.clock.now())
 
     async def start(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 Severity = Literal["ok", "warning", "critical"]
 
-FAMILIES = ("count", "max_age", "rate", "expiring")
+FAMILIES = ("count", "max_age", "rate", "expiring", "stalled")
 """The rule families, in the order they are evaluated and shown."""
 
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
@@ -41,6 +41,7 @@ class TopicRules:
     rate: int | None = None
     rate_window: timedelta = timedelta(hours=1)
     expiring: timedelta | None = timedelta(hours=48)
+    stalled: timedelta | None = timedelta(minutes=10)
     enabled: bool = True
 
     def replace(self, **changes: Any) -> TopicRules:
@@ -60,6 +61,7 @@ class Measurement:
     oldest_age: float | None = None
     new_dead: int = 0
     expiring: int | None = None
+    stalled: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +88,7 @@ def evaluate(rules: TopicRules, measured: Measurement) -> dict[str, Finding]:
         _above("max_age", measured.oldest_age or 0.0, _seconds(rules.max_age)),
         _above("rate", measured.new_dead, rules.rate),
         _expiring(rules, measured),
+        _above("stalled", measured.stalled, 1 if rules.stalled is not None else None),
     ]
     return {finding.family: finding for finding in findings if finding is not None}
 
@@ -141,28 +144,41 @@ def describe(topic: str, finding: Finding, rules: TopicRules, *, resolved: bool 
         return _resolved(topic, finding)
     if finding.family == "count":
         kind = "critical" if finding.severity == "critical" else "warning"
-        return f"{topic}: {int(value)} dead letters ({kind} threshold {_num(finding.threshold)})"
+        return f"{topic}: {_letters(value)} ({kind} threshold {_num(finding.threshold)})"
     if finding.family == "max_age":
         limit = _duration(finding.threshold or 0)
         return f"{topic}: oldest dead letter is {_duration(value)} old (limit {limit})"
     if finding.family == "rate":
         window = _duration(rules.rate_window.total_seconds())
         return (
-            f"{topic}: {int(value)} new dead letters in the last {window} "
+            f"{topic}: {_letters(value, 'new ')} in the last {window} "
             f"(threshold {_num(finding.threshold)})"
         )
+    if finding.family == "stalled":
+        after = _duration(rules.stalled.total_seconds() if rules.stalled else 0)
+        return (
+            f"{topic}: {int(value):,} scheduled records overdue by over {after} and no live "
+            "worker runs their handler"
+        )
     window = _duration(rules.expiring.total_seconds() if rules.expiring else 0)
-    return f"{topic}: {int(value)} dead letters will be deleted by retention within {window}"
+    return f"{topic}: {_letters(value)} will be deleted by retention within {window}"
 
 
 def _resolved(topic: str, finding: Finding) -> str:
     what = {
-        "count": f"{int(finding.value)} dead letters now, under the thresholds",
+        "count": f"{_letters(finding.value)} now, under the thresholds",
         "max_age": "no dead letter is over the age limit any more",
-        "rate": f"{int(finding.value)} new dead letters in the window, under the threshold",
+        "rate": f"{_letters(finding.value, 'new ')} in the window, under the threshold",
         "expiring": "no dead letter is about to be deleted by retention",
+        "stalled": "a worker runs the overdue records again",
     }.get(finding.family, "back to normal")
     return f"{topic}: resolved: {what}"
+
+
+def _letters(value: float, adjective: str = "") -> str:
+    """``1 dead letter``, ``12 new dead letters``."""
+    n = int(value)
+    return f"{n:,} {adjective}dead letter{'' if n == 1 else 's'}"
 
 
 def _num(value: float | None) -> str:

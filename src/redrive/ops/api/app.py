@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import redrive
 from redrive.config import Settings
-from redrive.ops.api import admin, bulk, files, problems, records
+from redrive.ops.api import admin, bulk, files, problems, records, replays, workers
 from redrive.ops.api.context import Context, get_context
 from redrive.ops.api.inputs import PlainText
 from redrive.ops.api.limits import BodyLimit
@@ -80,11 +80,18 @@ def create_app(
     app.add_middleware(PlainText)
     app.include_router(_health_router())
     api = APIRouter(prefix=API_PREFIX)
-    for module in (bulk, records, admin, files):  # bulk first: /dead-letters/retry is not an id
+    for module in (
+        bulk,
+        records,
+        admin,
+        files,
+        replays,
+        workers,
+    ):  # bulk first: /dead-letters/retry
         api.include_router(module.router)
     app.include_router(api)
-    if metrics:
-        _mount_metrics(app, ctx, monitor)
+    if not (metrics and _mount_metrics(app, ctx, monitor)):
+        _explain_metrics(app, metrics)
     if console:
         from redrive.ops.console import install
 
@@ -95,6 +102,7 @@ def create_app(
 def _lifespan(ctx: Context, owned: bool, monitor: Monitor | None) -> Callable[[FastAPI], Any]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(_recover_runs, ctx, ended=False)
         if monitor is not None:
             await monitor.start()
         try:
@@ -102,10 +110,22 @@ def _lifespan(ctx: Context, owned: bool, monitor: Monitor | None) -> Callable[[F
         finally:
             if monitor is not None:
                 await monitor.stop()
+            await asyncio.to_thread(_recover_runs, ctx, ended=True)
             if owned:  # a store the caller passed in is the caller's to close
                 ctx.service.store.close()
 
     return lifespan
+
+
+def _recover_runs(ctx: Context, *, ended: bool) -> None:
+    """Replay runs that lost their server are marked interrupted (at start); this
+    server's own are too when it stops (their threads end with it)."""
+    from redrive.service.runs import ReplayRuns
+
+    try:
+        ReplayRuns(ctx.service).recover(ended=ended)
+    except Exception as exc:  # the store may be down at start: the app still serves
+        problems.logger.warning("could not check replay runs: %s", type(exc).__name__)
 
 
 def _health_router() -> APIRouter:
@@ -129,19 +149,33 @@ def _health_router() -> APIRouter:
     return router
 
 
-def _mount_metrics(app: FastAPI, ctx: Context, monitor: Monitor | None) -> None:
+def _explain_metrics(app: FastAPI, enabled: bool) -> None:
+    """``/metrics`` says why there are none, rather than a bare 404."""
+    detail = (
+        'metrics need their extra: pip install "redrive[metrics]"'
+        if enabled
+        else "this app serves no metrics (create_app(metrics=False))"
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def no_metrics(request: Request) -> JSONResponse:
+        return problems.problem_response(request, 404, detail)
+
+
+def _mount_metrics(app: FastAPI, ctx: Context, monitor: Monitor | None) -> bool:
     """Mount ``/metrics`` if prometheus_client and the metrics module are there."""
     if importlib.util.find_spec("prometheus_client") is None:
-        return
+        return False
     try:
         from redrive.ops.metrics import metrics_app
     except ImportError:  # an install without the metrics feature
-        return
+        return False
     # A route, not a mount: a mount would redirect /metrics to /metrics/. The endpoint is
     # a class instance, so Starlette treats it as an ASGI app rather than a function.
     scrape = metrics_app(ctx.service, monitor=monitor)
     endpoint = MetricsAuth(scrape, ctx if ctx.options.metrics_auth else None)
     app.router.routes.append(Route("/metrics", endpoint, methods=["GET"], include_in_schema=False))
+    return True
 
 
 class MetricsAuth:

@@ -81,6 +81,8 @@ def _selection(caller: Caller, body: BulkIn) -> tuple[list[str] | None, Filter |
         return list(dict.fromkeys(body.ids)), None
     assert body.filter is not None
     where = caller.ctx.where(body.filter)
+    if not where.statuses:  # the same default as the CLI and the console: dead letters
+        where = where.replace(statuses=(Status.DEAD,))
     return None, caller.service.snapshot(where)
 
 

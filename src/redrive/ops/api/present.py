@@ -101,10 +101,21 @@ def stats(data: Stats) -> dict[str, Any]:
                 "oldest_dead_at": format_time(data.oldest_dead_at.get(topic)),
                 "new_dead_last_hour": data.new_dead_last_hour.get(topic, 0),
                 "new_dead_last_day": data.new_dead_last_day.get(topic, 0),
+                **_redead(data, topic),
             }
             for topic in topics
         ],
     }
+
+
+def _redead(data: Stats, topic: str) -> dict[str, int]:
+    """Replays that died again, counted apart from first deaths, once the store counts
+    them (``Stats.redead_last_hour`` / ``redead_last_day``); nothing before that."""
+    hour = getattr(data, "redead_last_hour", None)
+    day = getattr(data, "redead_last_day", None)
+    if hour is None or day is None:
+        return {}
+    return {"redead_last_hour": hour.get(topic, 0), "redead_last_day": day.get(topic, 0)}
 
 
 def group(item: Group) -> dict[str, Any]:

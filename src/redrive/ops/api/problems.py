@@ -89,6 +89,12 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _message(error: Any) -> str:
+    """Pydantic's message without its "Value error, " prefix (our validators' own text)."""
+    text = str(error.get("msg"))
+    return text.removeprefix("Value error, ")
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn errors into problem documents."""
 
@@ -109,10 +115,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         # The submitted values are left out on purpose: they may hold secrets.
         errors = [
-            {
-                "loc": [str(part) for part in error.get("loc", ())],
-                "msg": str(error.get("msg")).removeprefix("Value error, "),
-            }
+            {"loc": [str(part) for part in error.get("loc", ())], "msg": _message(error)}
             for error in exc.errors()
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}

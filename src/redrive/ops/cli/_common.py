@@ -117,6 +117,31 @@ def service(ctx: typer.Context, actor: str | None = None) -> DeadLetterQueue:
     return dlq
 
 
+def reader(ctx: typer.Context) -> DeadLetterQueue:
+    """The service for a command that only reads: a SQLite store that does not exist is
+    refused (a typo must not leave a new, empty store behind and report it empty)."""
+    problem = missing_store(state_of(ctx).settings.store_url)
+    if problem:
+        raise BadInput(problem)
+    return service(ctx)
+
+
+def missing_store(url: str) -> str | None:
+    """Why ``url`` names a SQLite file that does not exist (with a hint), or None."""
+    from pathlib import Path
+
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
+        return None
+    path = url[len(prefix) :]
+    if Path(path).expanduser().exists():
+        return None
+    hint = "pass --store (or REDRIVE_STORE_URL) or run from the app's directory"
+    if not path.startswith("/"):
+        hint += f"; for an absolute path use four slashes: sqlite:////{path.lstrip('./')}"
+    return f"no store at {path}: {hint}"
+
+
 def redactor(ctx: typer.Context) -> Redactor:
     """Masks the fields the config's top-level ``redact = [...]`` list names."""
     return state_of(ctx).settings.redactor()

@@ -1,7 +1,8 @@
 """Plain-text rendering of records, stats, groups and the audit trail.
 
-Tables fit the terminal (80 columns when the output is not a terminal): long text cells
-are cut with an ellipsis, ids never (operators copy them). Plain text renders in a few
+Tables fit the terminal: long text cells are cut with an ellipsis, ids never (operators
+copy them). When stdout is not a terminal (``| grep``, ``| less``, CI logs) nothing is cut,
+as ``kubectl get`` does; ``COLUMNS`` sets a width anyway. Plain text renders in a few
 milliseconds and pipes cleanly into grep and less. Everything goes out through ``Out``,
 which shows control characters from records as ``\\xNN`` (``_common.printable``).
 """
@@ -9,7 +10,9 @@ which shows control characters from records as ``\\xNN`` (``_common.printable``)
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,11 +35,22 @@ STATUS_HEADERS = {
 }
 
 
+UNCUT = 1_000_000
+"""The width of a table when stdout is not a terminal: no cell is cut."""
+
+
+def output_width() -> int:
+    """The terminal's width; ``COLUMNS`` if set; no limit when stdout is not a terminal."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return UNCUT
+
+
 class Out:
-    """Where tables and text go: stdout, at the terminal's width (80 when piped)."""
+    """Where tables and text go: stdout, at the terminal's width (uncut when piped)."""
 
     def __init__(self, width: int | None = None) -> None:
-        self.width = width or shutil.get_terminal_size((80, 24)).columns
+        self.width = width or output_width()
 
     def print(self, item: Grid | str = "") -> None:
         """Print a line of text, or a table laid out to the width. Control characters are
@@ -138,16 +152,19 @@ def _short(dotted: str) -> str:
     return dotted.rsplit(".", 1)[-1]
 
 
-def records_table(records: Sequence[DeadLetter]) -> Grid:
-    """id, topic, handler, error, attempts, age: one line per record."""
-    grid = table("ID!", "TOPIC", "HANDLER", "ERROR", "ATT>", "AGE>", flexible=3)
+def records_table(records: Sequence[DeadLetter], *, with_status: bool = False) -> Grid:
+    """id, (status,) topic, handler, error, attempts, age: one line per record. Handler
+    names are printed whole: they are what ``--handler`` takes."""
+    headers = ("ID!", *(("STATUS",) if with_status else ()), "TOPIC", "HANDLER", "ERROR")
+    grid = table(*headers, "ATT>", "AGE>", flexible=len(headers) - 1)
     now = utcnow()
     for record in records:
         error = f"{_short(record.error_type)}: {record.error_message}"
         grid.add_row(
             record.id,
+            *((record.status.value,) if with_status else ()),
             record.topic,
-            _short(record.handler),
+            record.handler,
             error,
             str(record.attempts),
             age(record.created_at, now),
@@ -254,7 +271,7 @@ def groups_table(groups: Sequence[Group]) -> Grid:
             group.fingerprint,
             f"{group.count:,}",
             group.topic,
-            _short(group.handler),
+            group.handler,
             f"{_short(group.error_type)}: {group.sample_message}",
             age(group.first_seen, now),
             age(group.last_seen, now),

@@ -12,7 +12,7 @@ import typer
 from redrive.ops.cli._state import EXIT_NOT_FOUND, CliState, fail
 
 if TYPE_CHECKING:
-    from redrive.ops.alerts import Monitor, RuleStatus
+    from redrive.ops.alerts import Alert, Monitor, RuleStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +50,10 @@ def monitor(
     if not logging.getLogger().handlers:  # the log sink and sink failures must show
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
-        alerts = asyncio.run(mon.evaluate_once())
+        try:
+            alerts = asyncio.run(_once(mon))
+        except asyncio.CancelledError:
+            raise fail("stopped by SIGTERM before the evaluation finished", 143) from None
         if ctx.obj.json:
             typer.echo(json.dumps([alert.to_dict() for alert in alerts], indent=2))
         for alert in [] if ctx.obj.json else alerts:
@@ -70,6 +73,21 @@ def monitor(
     finally:
         if server is not None:
             server.close()
+
+
+async def _once(mon: Monitor) -> list[Alert]:
+    """One evaluation that gives the replica lock up when it ends, even on SIGTERM: a cron
+    job's next ``--once`` must not find the lock still held and evaluate nothing."""
+    import asyncio
+    import signal
+
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await mon.evaluate_once()
+    finally:
+        await mon.release()
 
 
 async def _run(mon: Monitor) -> None:
@@ -121,9 +139,23 @@ def status(ctx: typer.Context) -> None:
 
 
 def _row_text(row: RuleStatus) -> tuple[str, ...]:
-    threshold = "-" if row.threshold is None else f"{row.threshold:g}"
+    from redrive.ops.alerts.rules import _duration
+
+    def shown(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return _duration(value) if row.family == "max_age" else f"{value:g}"
+
     sent = row.last_sent_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_sent_at else "-"
-    return (row.topic, row.family, row.severity, f"{row.value:g}", threshold, row.notified, sent)
+    return (
+        row.topic,
+        row.family,
+        row.severity,
+        shown(row.value),
+        shown(row.threshold),
+        row.notified,
+        sent,
+    )
 
 
 def _row_json(row: RuleStatus) -> dict[str, object]:

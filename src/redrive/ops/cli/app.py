@@ -19,6 +19,8 @@ from redrive.ops.cli._state import CliState, exit_code
 COMMAND_MODULES: tuple[str, ...] = (
     "redrive.ops.cli.reads",
     "redrive.ops.cli.replay",
+    "redrive.ops.cli.replays",
+    "redrive.ops.cli.workers",
     "redrive.ops.cli.manage",
     "redrive.ops.cli.files",
     "redrive.ops.cli.policy",

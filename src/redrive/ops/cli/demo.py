@@ -88,6 +88,27 @@ def _wait_settled(dlq: DeadLetterQueue, run: str) -> None:
         time.sleep(0.05)
 
 
+def _program() -> str:
+    """``redrive`` if the shell finds this very script by that name, else its path."""
+    import os
+    import shutil
+    import sys
+
+    script = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    found = shutil.which("redrive")
+    if found and (not script.endswith("redrive") or os.path.realpath(found) == script):
+        return "redrive"
+    if script.endswith("redrive"):
+        return os.path.relpath(script) if not os.path.relpath(script).startswith("..") else script
+    return "redrive"
+
+
+def _venv() -> str:
+    import os
+
+    return os.path.join(os.path.dirname(_program()), "activate")
+
+
 def _report(dlq: DeadLetterQueue, run: str, url: str) -> None:
     resolved = dlq.count(correlation_id=run, status="resolved")
     dead = dlq.count(correlation_id=run, status="dead")
@@ -103,6 +124,8 @@ def _report(dlq: DeadLetterQueue, run: str, url: str) -> None:
             f"    {group.count:>4} x {group.error_type} in {group.handler}: {group.sample_message}"
         )
     echo("\ntry next:")
+    if _program() != "redrive":
+        echo(f"  (`redrive` is not on your PATH: run {_program()}, or first `source {_venv()}`)")
     echo("  redrive stats                          # what failed, where, since when")
     echo("  redrive groups                         # one line per cause")
     if poison:

@@ -35,6 +35,7 @@ from redrive.ops.cli._common import (
     parse_age,
     plural,
     progress_bar,
+    reader,
     redactor,
     service,
     wants_json,
@@ -90,6 +91,7 @@ def export(
         until=until,
         search=search,
     )
+    reader(ctx)  # refuses a SQLite store that does not exist
     dlq, mask = service(ctx, actor), redactor(ctx)
     where = dlq.snapshot(where)
     total = dlq.count(where) if sys.stderr.isatty() else 0  # counted only for the bar

@@ -196,6 +196,7 @@ def purge(
 ) -> None:
     """Delete old records: resolved and discarded ones by default.
 
+    \b
     Example: redrive purge --older-than 30d
              redrive purge --apply-retention --yes
     """

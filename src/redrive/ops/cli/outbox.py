@@ -154,6 +154,11 @@ def dead(
     if wants_json(ctx, json_output):
         echo_json({"items": [e.to_dict() for e in page.items], "next_cursor": page.next_cursor})
         return
+    if not page.items:
+        typer.echo(
+            "no dead outbox events" + (" match" if since or aggregate_type or event_type else "")
+        )
+        return
     for e in page.items:
         aggregate = f"{e.aggregate_type or '-'}:{e.aggregate_id or '-'}"
         line = f"{e.id}\t{e.topic}\t{aggregate}\t{e.attempts}\t{e.last_error or ''}"

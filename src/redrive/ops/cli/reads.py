@@ -22,8 +22,8 @@ from redrive.ops.cli._common import (
     build_filter,
     echo_json,
     handle_errors,
+    reader,
     redactor,
-    service,
     wants_json,
 )
 
@@ -80,7 +80,7 @@ def list_records(
         until=until,
         search=search,
     )
-    page = service(ctx).list(where, limit=limit, cursor=cursor)
+    page = reader(ctx).list(where, limit=limit, cursor=cursor)
     shown = [redactor(ctx).mask(record) for record in page.items]
     if wants_json(ctx, json_output):
         items = [record.to_dict() for record in shown]
@@ -92,7 +92,7 @@ def list_records(
     if not shown:
         out.print("no records match")
         return
-    out.print(records_table(shown))
+    out.print(records_table(shown, with_status=len(where.statuses) != 1))
     if page.next_cursor:
         out.print(f"more: --cursor {page.next_cursor}")
 
@@ -107,7 +107,7 @@ def show(
 
     Example: redrive show 0193a0c4-7f1e-7c3a-9d52-5b1e2f3a4b5c
     """
-    record = redactor(ctx).mask(service(ctx).get(record_id))
+    record = redactor(ctx).mask(reader(ctx).get(record_id))
     if wants_json(ctx, json_output):
         echo_json(record.to_dict())
         return
@@ -122,7 +122,7 @@ def stats(ctx: typer.Context, json_output: JsonOpt = False) -> None:
 
     Example: redrive stats --json
     """
-    result = service(ctx).stats()
+    result = reader(ctx).stats()
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
@@ -172,7 +172,7 @@ def groups(
         until=until,
         search=search,
     )
-    found = service(ctx).groups(where, limit=limit)
+    found = reader(ctx).groups(where, limit=limit)
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
@@ -206,42 +206,65 @@ def groups(
 @handle_errors
 def audit(
     ctx: typer.Context,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="retry, resolve, discard, delete, purge, token, ..."),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Only what this actor did.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="At or after: 2h, 3d or an ISO time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Before: 30m, 1d or an ISO time.")
+    ] = None,
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Who did what, when, to how many records: every change made through redrive.
 
+    \b
     Example: redrive audit --limit 50
+             redrive audit --action delete --since 7d --by alice
     """
-    entries = service(ctx).audit(limit=limit, cursor=cursor)
+    from redrive.models import utcnow
+    from redrive.ops.cli._common import parse_when
+    from redrive.service import AuditQuery
+
+    now = utcnow()
+    query = AuditQuery(
+        action=action,
+        actor=by,
+        since=parse_when(since, "--since", now) if since else None,
+        until=parse_when(until, "--until", now) if until else None,
+    )
+    entries, next_cursor = reader(ctx).audit_page(query, limit=limit, cursor=cursor)
     if wants_json(ctx, json_output):
         from redrive.models import format_time
 
         mask = redactor(ctx)
-        echo_json(
-            [
-                {
-                    "id": e.id,
-                    "at": format_time(e.at),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "count": e.count,
-                    "detail": _masked(dict(e.detail), mask),
-                }
-                for e in entries
-            ]
-        )
+        items = [
+            {
+                "id": e.id,
+                "at": format_time(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "count": e.count,
+                "detail": _masked(dict(e.detail), mask),
+            }
+            for e in entries
+        ]
+        echo_json({"items": items, "next_cursor": next_cursor})
         return
     from redrive.ops.cli._render import audit_table, console
 
     out = console()
     if not entries:
-        out.print("no audit entries")
+        out.print("no audit entries" + (" match" if action or by or since or until else ""))
         return
     out.print(audit_table(entries))
-    if len(entries) == limit:
-        out.print(f"more: --cursor {entries[-1].id}")
+    if next_cursor:
+        out.print(f"more: --cursor {next_cursor}")
 
 
 def _masked(detail: dict[str, Any], mask: Redactor) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from redrive.ops.cli._common import (
     service,
     wants_json,
 )
-from redrive.ops.cli._state import EXIT_FAILED, EXIT_NOT_FOUND
+from redrive.ops.cli._state import EXIT_FAILED, EXIT_NOT_FOUND, fail
 
 if TYPE_CHECKING:
     from redrive.service import ReplayOptions, ReplayReport
@@ -126,6 +126,7 @@ def retry(
     Records that are not dead are skipped (so a retry is idempotent), and bulk replays
     skip records replayed max_replays times already unless --force.
 
+    \b
     Example: redrive retry --group 3f2a9c1d0b7e4a55 --dry-run
              redrive retry --all --topic orders.created --canary 10 --rate 50
     """
@@ -163,6 +164,9 @@ def retry(
         if dry_run:
             _print_plan(plan, as_json)
             return
+        if plan.count == 0 and not plan.guarded and bulk is not None:
+            what = f"in group {group}" if group else "match these filters"
+            raise fail(f"nothing matched: no dead letters {what}", EXIT_NOT_FOUND)
         if plan.count == 0:
             _finish(_empty(plan.guarded), as_json)
             return

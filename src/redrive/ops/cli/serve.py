@@ -28,6 +28,7 @@ def serve(
 ) -> None:
     """Serve the REST API (/api/v1), the web console (/), /metrics and health checks.
 
+    \b
     Example: redrive --store postgresql://app@db/app serve --host 0.0.0.0 --monitor
     """
     try:
@@ -38,6 +39,11 @@ def serve(
         message = 'the server needs its extra: pip install "redrive[server]"'
         raise fail(message, EXIT_USAGE) from None
     state: CliState = ctx.obj
+    from redrive.ops.cli._common import missing_store
+
+    problem = missing_store(state.settings.store_url)
+    if problem:
+        raise fail(problem, EXIT_USAGE)
     service = state.service()
     alerts = None
     if monitor:

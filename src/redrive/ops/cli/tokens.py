@@ -51,7 +51,7 @@ def create(
 
 
 def list_tokens(ctx: typer.Context) -> None:
-    """List tokens: name, role, creation time (never the secret)."""
+    """List tokens: name, role, id, when created and last used (never the secret)."""
     from redrive.ops.auth import Tokens
 
     state: CliState = ctx.obj
@@ -62,10 +62,19 @@ def list_tokens(ctx: typer.Context) -> None:
     if not infos:
         typer.echo("no tokens; create one with: redrive token create NAME --role viewer")
         return
-    width = max(len(info.name) for info in infos)
+    from redrive.ops.cli._render import console, table
+
+    grid = table("NAME", "ROLE", "ID!", "CREATED!", "LAST USED!")
     for info in infos:
-        created = info.to_dict()["created_at"] or "-"
-        typer.echo(f"{info.name:<{width}}  {info.role.value:<8}  {info.id}  {created}")
+        data = info.to_dict()
+        grid.add_row(
+            info.name,
+            info.role.value,
+            info.id,
+            (data["created_at"] or "-")[:19].replace("T", " "),
+            (data["last_used_at"] or "never")[:19].replace("T", " "),
+        )
+    console().print(grid)
 
 
 def revoke(

@@ -77,6 +77,8 @@ async def _serve(bus: Any, settings: Settings, every: timedelta) -> None:
             loop.add_signal_handler(signum, stop.set)
     retention = {t: s.retention for t, s in settings.topics.items() if s.retention is not None}
     dlq = DeadLetterQueue(bus.store, actor="redrive worker")
+    presence = bus.scheduler.presence
+    presence.kind, presence.version = "worker", settings.version
     async with bus:
         names = sorted({f"{spec.topic}/{spec.name}" for spec in bus.handlers()})
         typer.echo(f"worker ready: {len(names)} handlers on {bus.store.url}", err=True)
@@ -84,7 +86,7 @@ async def _serve(bus: Any, settings: Settings, every: timedelta) -> None:
             await asyncio.to_thread(_apply_retention, dlq, retention)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every.total_seconds())
-    typer.echo("worker stopped", err=True)
+    typer.echo(f"worker stopped; {presence.summary()}", err=True)
 
 
 def _apply_retention(dlq: Any, retention: dict[str, timedelta]) -> None:

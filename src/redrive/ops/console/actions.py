@@ -8,6 +8,7 @@ the script they redirect back with a flash message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -127,11 +128,11 @@ def act(
     except NotJSON as exc:
         return _answer(request, record_id, False, f"{exc}.", status=422)
     note = note or None
+    patch: Any = None
     if action == "delete":
         service.delete([record.id], actor=actor, note=note)
         return _answer(request, record.id, True, "Deleted.", deleted=True)
     if action == "retry":
-        patch = None
         if payload is not None and payload.strip():
             try:  # NaN, Infinity, lone surrogates, NULs and deep nesting are refused too
                 edited = loads(payload, "The payload")
@@ -151,7 +152,26 @@ def act(
     if not changed:
         message = f"Not {VERBS[action]}: the record is {after.status.value}."
         return _answer(request, record.id, False, message, status=409, record=after)
-    return _answer(request, record.id, True, f"The record was {VERBS[action]}.", record=after)
+    message = f"The record was {VERBS[action]}."
+    if action == "retry" and patch:
+        shown = present.full(record, ctx.redactor)["payload"]
+        message = (
+            "The record was scheduled for replay with an edited payload "
+            f"(changed: {_changed(shown, json.loads(payload or 'null'))})."
+        )
+    if action == "retry":
+        message += _worker_note(service, after)
+    return _answer(request, record.id, True, message, record=after)
+
+
+def _worker_note(service: Any, record: Any) -> str:
+    """Say so when no live worker runs the record's handler: nothing will replay it."""
+    if f"{record.topic}/{record.handler}" in service.live_handlers():
+        return ""
+    return (
+        f" No live worker runs {record.handler} now: it runs once the app or "
+        "`redrive worker` is up."
+    )
 
 
 @router.post("/bulk")
@@ -192,13 +212,14 @@ def bulk(
     return response
 
 
-@router.post("/groups/retry")
-def retry_group(
+@router.post("/groups/{action}")
+def group_action(
     request: Request,
+    action: str = Path(pattern="^(retry|resolve|discard)$"),
     csrf: str = Form("", max_length=100),
     fingerprint: str = Form(..., max_length=500),
 ) -> RedirectResponse:
-    """Replay every dead letter of one error group (the loop guard applies)."""
+    """Replay (the loop guard applies), resolve or discard every dead letter of a group."""
     ctx, session = current(request)
     check(session, csrf, Role.OPERATOR)
     response = RedirectResponse(f"{base_path(request)}/groups", status_code=303)
@@ -208,13 +229,26 @@ def retry_group(
         set_flash(request, response, f"{exc}.")
         return response
     where = Filter(fingerprint=fingerprint, statuses=(Status.DEAD,))
-    result = ctx.service.retry(where=where, actor=session.token.name)
+    method: dict[str, Callable[..., Result]] = {
+        "retry": ctx.service.retry,
+        "resolve": ctx.service.resolve,
+        "discard": ctx.service.discard,
+    }
+    result = method[action](where=where, actor=session.token.name)
     set_flash(
         request,
         response,
-        f"{result.changed} records of the group scheduled for replay; {result.skipped} skipped.",
+        f"{result.changed:,} records of the group {VERBS[action]}; {result.skipped:,} skipped.",
     )
     return response
+
+
+def _changed(shown: Any, edited: Any) -> str:
+    """The top-level fields an operator edited (as they saw the payload: masked)."""
+    if not (isinstance(shown, dict) and isinstance(edited, dict)):
+        return "the whole payload"
+    keys = sorted(k for k in {*shown, *edited} if shown.get(k) != edited.get(k))
+    return ", ".join(keys) or "nothing"
 
 
 def denied_response(request: Request, exc: Exception) -> Response:

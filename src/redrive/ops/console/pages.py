@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from redrive.exceptions import InvalidInput, NotFound
 from redrive.models import Status
 from redrive.ops.api import present
 from redrive.ops.api.problems import Problem
-from redrive.ops.api.schemas import FilterIn
-from redrive.ops.console import chart
+from redrive.ops.console import chart, lists
+from redrive.ops.console.replays import filter_in
 from redrive.ops.console.web import (
     SIGNIN_COOKIE,
     actions_for,
+    base_path,
     cookie_path,
     current,
     new_signin_value,
@@ -54,10 +55,14 @@ def overview(request: Request, range: str = Query("24h", pattern="^(24h|7d)$")) 
     span = chart.RANGES[range][0]
     drawing = chart.build(service.timeline(span), service.clock.now(), range)
     groups = [present.group(g) for g in service.groups(limit=5)]
+    workers = service.workers()
     return render(
         request,
         "overview.html",
         session,
+        workers=workers,
+        live=[w for w in workers if w.get("live")],
+        stalled=service.stalled(),
         stats=stats,
         chart=drawing,
         range=range,
@@ -69,41 +74,43 @@ def overview(request: Request, range: str = Query("24h", pattern="^(24h|7d)$")) 
 @router.get("/dead-letters")
 def dead_letters(
     request: Request,
-    status: str | None = Query(None, max_length=20),
+    status: str = Query("dead", max_length=20),
     topic: str | None = Query(None, max_length=500),
     handler: str | None = Query(None, max_length=500),
     error_type: str | None = Query(None, max_length=500),
     group: str | None = Query(None, max_length=500),
     q: str | None = Query(None, max_length=500),
     since: str | None = Query(None, max_length=64),
+    correlation_id: str | None = Query(None, max_length=500),
+    event_id: str | None = Query(None, max_length=500),
+    key: str | None = Query(None, max_length=500),
     cursor: str | None = Query(None, max_length=64),
+    trail: str = Query("", max_length=8000),
 ) -> HTMLResponse:
-    """The filterable, searchable, paginated table with bulk actions."""
+    """The filterable, searchable, paginated table with bulk actions (dead letters unless
+    the status filter says otherwise; ``any`` for every status)."""
     ctx, session = current(request)
+    known = lists.known_values(ctx.service)
+    error_type = lists.match_case(error_type, known["error_types"])
     form = {
-        "status": status or "",
+        "status": status or "dead",
         "topic": topic or "",
         "handler": handler or "",
         "error_type": error_type or "",
         "group": group or "",
         "q": q or "",
         "since": since or "",
+        "correlation_id": correlation_id or "",
+        "event_id": event_id or "",
+        "key": key or "",
     }
-    error = None
+    error, total = None, 0
     try:
-        chosen = [Status(status)] if status else None
-        data = FilterIn(
-            status=chosen,
-            topic=topic,
-            handler=handler,
-            error_type=error_type,
-            group=group,
-            q=q,
-            since=since,
-        )
-        page = ctx.service.list(ctx.where(data), limit=PAGE, cursor=cursor)
+        where = ctx.where(filter_in(form)).replace(event_id=event_id or None, key=key or None)
+        page = ctx.service.list(where, limit=PAGE, cursor=cursor)
         rows = [present.summary(r, ctx.redactor) for r in page.items]
         next_cursor = page.next_cursor
+        total = ctx.service.count(where)
     except (ValueError, Problem, InvalidInput) as exc:
         if isinstance(exc, Problem):
             error = exc.detail
@@ -112,7 +119,7 @@ def dead_letters(
         else:
             error = f"status: unknown status {status!r}"
         rows, next_cursor = [], None
-    query = urlencode({k: v for k, v in form.items() if v})
+    query = urlencode({k: v for k, v in form.items() if v and (k, v) != ("status", "dead")})
     return render(
         request,
         "list.html",
@@ -120,11 +127,32 @@ def dead_letters(
         rows=rows,
         form=form,
         statuses=STATUSES,
-        next_cursor=next_cursor,
-        cursor=cursor,
+        known=known,
+        total=total,
+        pages=lists.pager(cursor, next_cursor, trail, total, PAGE),
         query=query,
         error=error,
+        payload_search=not ctx.redactor,
         can_act=session.token.role != "viewer",
+    )
+
+
+@router.get("/dead-letters/jump")
+def jump(request: Request, to: str = Query("", max_length=500)) -> Response:
+    """Go straight to a record by its id, event id, key or correlation id."""
+    ctx, session = current(request)
+    target = lists.find(ctx.service, to.strip())
+    base = base_path(request)
+    if target is None:
+        message = f"No record has the id, event id, key or correlation id {to.strip()!r}."
+        return render(
+            request, "error.html", session, status=404, title="Not found", message=message
+        )
+    kind, value = target
+    if kind == "record":
+        return RedirectResponse(f"{base}/dead-letters/{quote(value)}", status_code=303)
+    return RedirectResponse(
+        f"{base}/dead-letters?{urlencode({'status': 'any', kind: value})}", status_code=303
     )
 
 
@@ -162,16 +190,4 @@ def groups(request: Request, status: str = Query("dead", pattern=STATUS_PATTERN)
         shown=status,
         statuses=STATUSES,
         can_act=session.token.role != "viewer",
-    )
-
-
-@router.get("/audit")
-def audit(request: Request, cursor: str | None = Query(None, max_length=64)) -> HTMLResponse:
-    """The audit trail: who did what, to how many records."""
-    ctx, session = current(request)
-    entries = ctx.service.audit(limit=PAGE + 1, cursor=cursor)
-    items = [present.audit(entry, ctx.redactor) for entry in entries[:PAGE]]
-    next_cursor = items[-1]["id"] if len(entries) > PAGE else None
-    return render(
-        request, "audit.html", session, items=items, next_cursor=next_cursor, cursor=cursor
     )

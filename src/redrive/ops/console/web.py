@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -104,6 +105,26 @@ def render(
     return response
 
 
+def error_page(request: Request, problem: Response) -> HTMLResponse:
+    """The HTML page for an error the API would answer with ``problem`` (problem+json)."""
+    try:
+        body = json.loads(bytes(problem.body))
+        status, detail = int(body["status"]), str(body["detail"])
+    except (ValueError, KeyError, TypeError):
+        status, detail = problem.status_code, "the request failed"
+    session = None
+    try:
+        session = get_context(request).sessions.get(request.cookies.get(SESSION_COOKIE))
+    except Exception:  # the error page must render even when the store is down
+        session = None
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    response = render(request, "error.html", session, status=status, title=title, message=detail)
+    for name in ("www-authenticate", "retry-after"):
+        if name in problem.headers:
+            response.headers[name] = problem.headers[name]
+    return response
+
+
 def set_flash(request: Request, response: Response, message: str) -> None:
     """Show ``message`` on the next page (one request only)."""
     response.set_cookie(
@@ -157,7 +178,7 @@ def _ago(value: str | datetime | None) -> str:
 def _when(value: str | datetime | None) -> str:
     if isinstance(value, datetime):
         value = format_time(value)
-    return (value or "-")[:19].replace("T", " ")
+    return value[:19].replace("T", " ") + " UTC" if value else "-"
 
 
 def _pretty(value: Any) -> str:
@@ -176,4 +197,11 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(ago=_ago, when=_when, pretty=_pretty, unquote=_unquote)
+
+
+def _num(value: Any) -> str:
+    """Thousands separators: ``50000`` -> ``50,000``."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+ENV.filters.update(ago=_ago, when=_when, pretty=_pretty, unquote=_unquote, num=_num)

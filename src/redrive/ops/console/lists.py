@@ -1,0 +1,81 @@
+"""Orientation on the dead-letters page: known values for the filters, a case-insensitive
+error type, first/previous/next paging with a position, and the jump box."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from redrive.stores.base import Filter
+
+if TYPE_CHECKING:
+    from redrive.service import DeadLetterQueue
+
+KNOWN_GROUPS = 500
+"""Groups read to learn the known handlers and error types (the biggest ones)."""
+
+
+def known_values(service: DeadLetterQueue) -> dict[str, list[str]]:
+    """The topics, handlers and error types the store has, for the filters' datalists."""
+    topics = sorted(service.stats().counts)
+    groups = service.store.groups(Filter(), limit=KNOWN_GROUPS)
+    return {
+        "topics": topics,
+        "handlers": sorted({g.handler for g in groups}),
+        "error_types": sorted({g.error_type for g in groups}),
+    }
+
+
+def match_case(value: str | None, known: list[str]) -> str | None:
+    """``attributeerror`` -> ``AttributeError`` when the store knows that error type (the
+    store matches exactly; operators type names in any case)."""
+    if not value:
+        return value
+    if value in known:
+        return value
+    matches = [name for name in known if name.lower() == value.strip().lower()]
+    return matches[0] if len(matches) == 1 else value
+
+
+def pager(
+    cursor: str | None, next_cursor: str | None, trail: str, total: int, size: int
+) -> dict[str, Any]:
+    """First / previous / next links (the cursors seen so far ride along in ``trail``)
+    and the position: page N of M."""
+    seen = [c for c in trail.split(",") if c] if cursor else []
+    number = len(seen) + (2 if cursor else 1)
+    previous = None
+    if cursor:
+        before = seen[:-1]
+        previous = {"cursor": seen[-1] if seen else "", "trail": ",".join(before)}
+    forward = None
+    if next_cursor:
+        forward = {"cursor": next_cursor, "trail": ",".join([*seen, cursor] if cursor else [])}
+    return {
+        "number": number,
+        "of": max(1, math.ceil(total / size)),
+        "previous": previous,
+        "next": forward,
+        "first": bool(cursor),
+    }
+
+
+def find(service: DeadLetterQueue, text: str) -> tuple[str, str] | None:
+    """Where the jump box goes: ``("record", id)``, or a list filter ``(field, value)``
+    when several records share an event id, key or correlation id."""
+    if not text:
+        return None
+    if service.count(Filter(ids=(text,))):
+        return ("record", text)
+    choices = {
+        "event_id": Filter(event_id=text),
+        "key": Filter(key=text),
+        "correlation_id": Filter(correlation_id=text),
+    }
+    for field, where in choices.items():
+        found = service.list(where, limit=2).items
+        if len(found) == 1:
+            return ("record", found[0].id)
+        if found:
+            return (field, text)
+    return None
