@@ -64,6 +64,7 @@ class Presence:
         self.records_run = 0
         self.outcomes: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def claimed(self, count: int) -> None:
         """Note a claim of ``count`` records (nothing when the claim found none)."""
@@ -121,14 +122,16 @@ class Presence:
     def start(self) -> None:
         """Beat every ``interval`` in a task of the running loop."""
         if self._task is None:
+            self._stop = asyncio.Event()
             self._task = asyncio.create_task(self._loop(), name="redrive-presence")
 
     async def stop(self) -> None:
         """Stop beating and delete the entry (a clean stop is not a dead worker)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not cancel(): a beat already in its thread would go on writing while the
+            # store closes (a SQLite connection used while it is closed crashes the process).
+            self._stop.set()
+            await self._task
             self._task = None
         try:
             await asyncio.to_thread(self.store.meta_delete, NAMESPACE, self.owner)
@@ -136,9 +139,10 @@ class Presence:
             logger.warning("could not remove the worker heartbeat: %s", type(exc).__name__)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             await asyncio.to_thread(self.beat)
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval)
 
 
 def workers(store: Store, now: datetime) -> list[dict[str, Any]]:
