@@ -145,3 +145,10 @@ def test_console_payload_editor_refuses_what_no_store_keeps(api: Api) -> None:
             assert response.status_code == 422, (field, value, response.text)
             assert len(response.json()["message"]) > 10
             assert api.service.get(record.id) == record
+
+
+def test_deleting_an_unknown_id_writes_nothing(api: Api) -> None:
+    """A DELETE of an id that does not exist is a 404 and leaves no audit entry."""
+    before = len(api.service.audit())
+    problem(api.admin.delete("/api/v1/dead-letters/no-such-id"), 404)
+    assert len(api.service.audit()) == before

@@ -93,6 +93,7 @@ def discard_dead_letter(
 )
 def delete_dead_letter(record_id: str = RecordId, caller: Caller = admin) -> Response:
     """Delete a record for good (admins only)."""
+    caller.service.get(record_id)  # 404 before anything is written (not even an audit entry)
     result = caller.service.delete([record_id], actor=caller.actor)
     if result.changed == 0:
         raise Problem(404, f"no dead letter with id {record_id!r}")
