@@ -135,7 +135,7 @@ async def publish(url: str, logs: Path, seed: int, first: int, count: int) -> No
         print("ready", flush=True)
         for n in range(first, first + count):
             body = payload(seed, n)
-            event = await bus.publish(TOPIC, body)  # type: ignore[arg-type]  # JSON dict
+            event = await bus.publish(TOPIC, body)
             out.write(f"P {event.id} {n} {body['a']} {body['b']}\n")
         print("published", flush=True)
         await _until_term()
@@ -156,7 +156,7 @@ def outbox_add(url: str, logs: Path, seed: int, first: int, count: int) -> None:
         body = payload(seed, n)
         for attempt in range(200):  # a PostgreSQL restart: reconnect and add it again
             try:
-                event_id = outbox.add(conn, TOPIC, body)  # type: ignore[arg-type]
+                event_id = outbox.add(conn, TOPIC, body)
                 conn.commit()  # type: ignore[attr-defined]
                 break
             except Exception:
