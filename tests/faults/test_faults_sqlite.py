@@ -271,7 +271,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
                 break
         else:
             returned.append(n)
-    stored = sorted(r.event.payload["n"] for r in all_records(store))  # type: ignore[index]
+    stored = sorted(r.event.payload["n"] for r in all_records(store))
     (small_disk / "filler").unlink()
     await bus.publish("t", {"n": 10_000})
     after = store.count(Filter())

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from redrive import Event, EventBus, Hook, RetryPolicy, open_store
+from redrive.exceptions import StoreError
 from redrive.models import DeadLetter
 from redrive.outbox import Outbox
 from redrive.stores.base import Store
@@ -135,7 +136,13 @@ async def publish(url: str, logs: Path, seed: int, first: int, count: int) -> No
         print("ready", flush=True)
         for n in range(first, first + count):
             body = payload(seed, n)
-            event = await bus.publish(TOPIC, body)
+            for attempt in range(100):
+                try:
+                    event = await bus.publish(TOPIC, body)
+                    break
+                except StoreError:  # the server restarts: this event is not promised; again
+                    if attempt == 99:
+                        raise
             out.write(f"P {event.id} {n} {body['a']} {body['b']}\n")
         print("published", flush=True)
         await _until_term()
