@@ -16,6 +16,12 @@ from tests.pg_server import PG_BIN, PgServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
+LEASE = 5.0
+"""Leases of the PostgreSQL runs: longer than an immediate restart *and* the connection
+pool's reconnect backoff after it (psycopg_pool waits 1 s, then 2 s, ... between failed
+reconnects). With 2 s leases a live worker's lease lapsed across a 0.25 s restart: see
+``test_short_leases_across_a_restart_are_fenced``."""
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PgServer]:
@@ -61,7 +67,7 @@ def test_bus_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: Pat
     seed = seed_for("pg-bus")
     url = server.create_database()
     store = open_store(url)
-    run = Run("pg-bus", url, tmp_path / "logs", seed)
+    run = Run("pg-bus", url, tmp_path / "logs", seed, lease=LEASE)
     with running(run):
         chaos(
             run,
@@ -75,8 +81,8 @@ def test_bus_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: Pat
         )
         run.stop_all()
         run.drain("worker", lambda: unsettled(store) == 0)
-    report = check(store, run.logs)
-    record_run("postgres bus, 2 publishers + 3 workers, lease 2 s", seed, run.faults, report)
+    report = check(store, run.logs, lease=run.lease)
+    record_run("postgres bus: 2 publishers, 3 workers", seed, run.faults, report, lease=LEASE)
     store.close()
     server.drop_database(url)
     assert report.violations == []
@@ -90,7 +96,7 @@ def test_outbox_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: 
     seed = seed_for("pg-outbox")
     url = server.create_database()
     store = open_store(url)
-    run = Run("pg-outbox", url, tmp_path / "logs", seed)
+    run = Run("pg-outbox", url, tmp_path / "logs", seed, lease=LEASE)
     with running(run):
         chaos(
             run,
@@ -109,8 +115,37 @@ def test_outbox_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: 
             return not pending and unsettled(store) == 0
 
         run.drain("dispatcher", settled)
-    report = check(store, run.logs, outbox_rows=_outbox_rows(url))
-    record_run("postgres outbox, 1 app + 2 dispatchers, lease 2 s", seed, run.faults, report)
+    report = check(store, run.logs, lease=run.lease, outbox_rows=_outbox_rows(url))
+    record_run("postgres outbox: 1 app, 2 dispatchers", seed, run.faults, report, lease=LEASE)
+    store.close()
+    server.drop_database(url)
+    assert report.violations == []
+    assert report.published > 0 and report.records > 0
+
+
+def test_short_leases_across_a_restart_are_fenced(server: PgServer, tmp_path: Path) -> None:
+    """With 2 s leases a crash-restart can stall a live worker's heartbeat past its lease,
+    so another worker runs the attempt again: the stale outcome is refused (fenced), and
+    still nothing is lost, recorded twice or left retrying, and the counts agree."""
+    seed = seed_for("pg-short-lease")
+    url = server.create_database()
+    store = open_store(url)
+    run = Run("pg-short-lease", url, tmp_path / "logs", seed, lease=2)
+    with running(run):
+        chaos(
+            run,
+            publisher="publish",
+            publishers=1,
+            events=40,
+            consumer="worker",
+            consumers=2,
+            kills=2,
+            midway=lambda: crash_restart(server, run),
+        )
+        run.stop_all()
+        run.drain("worker", lambda: unsettled(store) == 0)
+    report = check(store, run.logs, lease=run.lease, refusals_expected=True)
+    record_run("postgres bus: 1 publisher, 2 workers", seed, run.faults, report, lease=2)
     store.close()
     server.drop_database(url)
     assert report.violations == []

@@ -57,7 +57,7 @@ def test_bus_publishers_and_racing_workers_killed_at_random(tmp_path: Path) -> N
         run.stop_all()
         run.drain("worker", lambda: unsettled(store) == 0)
     report = check(store, run.logs)
-    record_run("sqlite bus, 2 publishers + 3 workers, lease 2 s", seed, run.faults, report)
+    record_run("sqlite bus: 2 publishers, 3 workers", seed, run.faults, report)
     store.close()
     assert report.violations == []
     assert report.published > 0 and report.records > 0
@@ -94,7 +94,7 @@ def test_outbox_dispatchers_killed_mid_batch(tmp_path: Path) -> None:
 
         run.drain("dispatcher", settled)
     report = check(store, run.logs, outbox_rows=_outbox_rows(db))
-    record_run("sqlite outbox, 1 app + 2 dispatchers, lease 2 s", seed, run.faults, report)
+    record_run("sqlite outbox: 1 app, 2 dispatchers", seed, run.faults, report)
     store.close()
     assert report.violations == []
     assert report.published > 0 and report.records > 0
@@ -143,7 +143,7 @@ async def test_clock_step_during_attempt_is_not_claimed_by_its_own_scheduler(
     (record,) = store.find(Filter(), limit=5).items
     refused = caplog.text.count("was lost")
     record_run(
-        "clock step 61 s during a retry, lease 60 s, 1 scheduler",
+        "clock step during a retry, 1 scheduler",
         seed,
         Counter({"wall-clock step +61 s": 1}),
         Report(
@@ -154,6 +154,7 @@ async def test_clock_step_during_attempt_is_not_claimed_by_its_own_scheduler(
             refused=refused,
             by_status=Counter([record.status.value]),
         ),
+        lease=60,
     )
     await bus.stop()
     store.close()
@@ -188,7 +189,7 @@ async def test_clock_step_hands_the_attempt_over_and_fences_the_stale_run(
     (record,) = store.find(Filter(), limit=5).items
     refused = caplog.text.count("was lost")
     record_run(
-        "clock step 61 s during a retry, lease 60 s, 2 schedulers",
+        "clock step during a retry, 2 schedulers",
         seed,
         Counter({"wall-clock step +61 s": 1}),
         Report(
@@ -199,6 +200,7 @@ async def test_clock_step_hands_the_attempt_over_and_fences_the_stale_run(
             refused=refused,
             by_status=Counter([record.status.value]),
         ),
+        lease=60,
     )
     for bus in (first, second):
         await bus.stop()
@@ -283,7 +285,9 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     )
     if not all(isinstance(e, StoreError) for e in errors):
         report.fail(f"raw errors on a full disk: {[type(e).__name__ for e in errors]}")
-    record_run("SQLite on a 3 MB tmpfs that fills", seed, Counter({"disk full (tmpfs)": 1}), report)
+    record_run(
+        "sqlite on a 3 MB tmpfs that fills", seed, Counter({"disk full": 1}), report, lease="-"
+    )
     await bus.stop()
     with sqlite3.connect(small_disk / "redrive.db") as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]

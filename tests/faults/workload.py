@@ -1,6 +1,7 @@
 """The workload of the fault suite: a child process the fault runner starts and kills.
 
 Usage: ``python -m tests.faults.workload ROLE STORE_URL LOG_DIR SEED [FIRST COUNT]``
+(``REDRIVE_FAULT_LEASE``: the lease of workers and dispatchers in seconds, default 2).
 
 Roles:
 - ``publish``: publish events ``FIRST .. FIRST+COUNT-1`` through an ``EventBus`` (which
@@ -13,7 +14,9 @@ Roles:
 Every event has two handlers, ``a`` and ``b``; what each does is drawn from the seed and
 the event's number (:func:`kinds`): ``ok`` succeeds, ``transient`` fails its first run and
 succeeds on any later one (a marker file remembers the first run across processes),
-``poison`` always fails and goes dead once its attempts are spent. Logs, one file per
+``poison`` always fails and goes dead once its attempts are spent, ``slow`` is a
+transient whose retry takes longer than the lease (only heartbeats keep it from being
+claimed again). Logs, one file per
 process (a process killed mid-line leaves at most one partial last line):
 ``published-<pid>.log`` (``P event_id n kind_a kind_b``), ``hooks-<pid>.log`` (the
 outcomes the store accepted: ``S``/``F``/``D``, see :class:`LogHook`),
@@ -30,6 +33,7 @@ import random
 import signal
 import sqlite3
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -42,9 +46,10 @@ from redrive.stores.base import Store
 
 TOPIC = "orders"
 HANDLERS = ("a", "b")
-KINDS = ("ok", "transient", "poison")
-WEIGHTS = (5, 3, 2)
-LEASE = timedelta(seconds=2)
+KINDS = ("ok", "transient", "poison", "slow")
+WEIGHTS = (5, 3, 2, 1)
+LEASE = timedelta(seconds=float(os.environ.get("REDRIVE_FAULT_LEASE", "2")))
+SLOW = LEASE * 1.5  # how long the retry of a "slow" event takes: longer than its lease
 POLICY = RetryPolicy(
     max_attempts=4,
     initial_delay=0.05,
@@ -107,10 +112,12 @@ def make_bus(store: Store, logs: Path, seed: int) -> EventBus:
             runs.write(f"R {event.id} {name}\n")
             assert isinstance(event.payload, dict)
             kind = event.payload[name]
-            if kind == "transient":
+            if kind in ("transient", "slow"):
                 try:  # the first run anywhere creates the marker and fails
                     os.close(os.open(marks / f"{event.id}.{name}", os.O_CREAT | os.O_EXCL))
                 except FileExistsError:
+                    if kind == "slow":  # a retry longer than the lease: heartbeats must hold it
+                        time.sleep(SLOW.total_seconds())
                     return
                 raise ConnectionError(f"downstream unavailable for {event.payload['n']}")
             if kind == "poison":
@@ -182,8 +189,6 @@ def outbox_add(url: str, logs: Path, seed: int, first: int, count: int) -> None:
 
 
 def _reconnect_wait() -> None:
-    import time
-
     time.sleep(0.1)  # back-off before reconnecting to a restarting server, not a sync
 
 
