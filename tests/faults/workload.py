@@ -49,7 +49,7 @@ HANDLERS = ("a", "b")
 KINDS = ("ok", "transient", "poison", "slow")
 WEIGHTS = (5, 3, 2, 1)
 LEASE = timedelta(seconds=float(os.environ.get("REDRIVE_FAULT_LEASE", "2")))
-SLOW = LEASE * 1.5  # how long the retry of a "slow" event takes: longer than its lease
+SLOW = LEASE * 1.25  # how long the retry of a "slow" event takes: longer than its lease
 POLICY = RetryPolicy(
     max_attempts=4,
     initial_delay=0.05,
