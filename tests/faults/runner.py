@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from redrive.exceptions import StoreError
 from redrive.models import DeadLetter, Status, utcnow
 from redrive.stores.base import Filter, Store
 from tests.faults.workload import HANDLERS
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+GRACE = timedelta(seconds=5)
 TABLE: list[dict[str, object]] = []  # one row per run, printed at the end of the session
 
 
@@ -47,6 +49,7 @@ class Run:
         self.rng = random.Random(seed)
         self.procs: list[subprocess.Popen[str]] = []
         self.faults: Counter[str] = Counter()
+        self.stale: list[str] = []  # records seen retrying long past their lease, mid-run
         self._block = 0
         logs.mkdir(parents=True, exist_ok=True)
 
@@ -78,6 +81,19 @@ class Run:
     def pause(self, low: float, high: float) -> None:
         """Let the processes run for a random while (the random point of the next fault)."""
         time.sleep(self.rng.uniform(low, high))  # the fault's timing, not a synchronisation
+
+    def sample(self, store: Store) -> None:
+        """Look, mid-run, for records still ``retrying`` well past their lease (``GRACE``
+        after it: time for a live worker to notice and claim them again)."""
+        try:
+            held = store.find(Filter(statuses=(Status.RETRYING,)), limit=1000).items
+        except StoreError:  # the server is restarting: look at the next fault
+            return
+        now = utcnow()
+        for record in held:
+            expires = record.lease_expires_at
+            if expires is not None and expires < now - self.lease - GRACE:
+                self.stale.append(f"{record.id} retrying {now - expires} past its lease")
 
     def stop_all(self) -> None:
         """SIGKILL whatever still runs and close the pipes."""
@@ -162,6 +178,7 @@ def check(
     lease: timedelta = timedelta(seconds=2),
     outbox_rows: dict[str, str] | None = None,
     refusals_expected: bool = False,
+    stale: list[str] | None = None,
 ) -> Report:
     """Check the promises of a finished (drained) run against its logs and its rows.
 
@@ -172,6 +189,8 @@ def check(
     the store's reconnect time): a refused outcome is then counted, not a violation.
     """
     report = Report()
+    for seen in stale or ():
+        report.fail(f"mid-run: {seen}")
     published = {p[1]: dict(zip(HANDLERS, p[3:5], strict=True)) for p in _lines(logs, "published")}
     hooks = _lines(logs, "hooks")
     report.published = len(published)
@@ -320,10 +339,12 @@ def chaos(
     consumers: int,
     kills: int,
     midway: Callable[[], None] | None = None,
+    store: Store | None = None,
 ) -> None:
     """Start the publishers and consumers, SIGKILL a random one ``kills`` times at random
     points (restarting one of its role; a publisher gets fresh events), call ``midway``
-    (another fault) halfway, and wait for the publishers alive at the end to finish."""
+    (another fault) halfway, and wait for the publishers alive at the end to finish.
+    With ``store``, look for stale leases (:meth:`Run.sample`) before each fault."""
     live: dict[subprocess.Popen[str], tuple[str, int]] = {}
     for _ in range(publishers):
         live[run.spawn(publisher, events)] = (publisher, events)
@@ -334,6 +355,8 @@ def chaos(
             run.pause(0.3, 1.0)
             midway()
         run.pause(0.4, 1.4)
+        if store is not None:
+            run.sample(store)
         running = [proc for proc in live if proc.poll() is None]
         victim = run.rng.choice(running)
         role, count = live.pop(victim)

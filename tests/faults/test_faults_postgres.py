@@ -83,11 +83,12 @@ def test_bus_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: Pat
             consumer="worker",
             consumers=3,
             kills=4,
+            store=store,
             midway=lambda: crash_restart(server, run),
         )
         run.stop_all()
         run.drain("worker", lambda: unsettled(store) == 0)
-    report = check(store, run.logs, lease=run.lease)
+    report = check(store, run.logs, stale=run.stale, lease=run.lease)
     record_run("postgres bus: 2 publishers, 3 workers", seed, run.faults, report, lease=LEASE)
     store.close()
     server.drop_database(url)
@@ -112,6 +113,7 @@ def test_outbox_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: 
             consumer="dispatcher",
             consumers=2,
             kills=5,
+            store=store,
             midway=lambda: crash_restart(server, run),
         )
         run.stop_all()
@@ -121,7 +123,7 @@ def test_outbox_with_kills_and_an_immediate_restart(server: PgServer, tmp_path: 
             return not pending and unsettled(store) == 0
 
         run.drain("dispatcher", settled)
-    report = check(store, run.logs, lease=run.lease, outbox_rows=_outbox_rows(url))
+    report = check(store, run.logs, stale=run.stale, lease=run.lease, outbox_rows=_outbox_rows(url))
     record_run("postgres outbox: 1 app, 2 dispatchers", seed, run.faults, report, lease=LEASE)
     store.close()
     server.drop_database(url)
@@ -147,11 +149,12 @@ def test_short_leases_across_a_restart_are_fenced(server: PgServer, tmp_path: Pa
             consumer="worker",
             consumers=2,
             kills=2,
+            store=store,
             midway=lambda: crash_restart(server, run),
         )
         run.stop_all()
         run.drain("worker", lambda: unsettled(store) == 0)
-    report = check(store, run.logs, lease=run.lease, refusals_expected=True)
+    report = check(store, run.logs, stale=run.stale, lease=run.lease, refusals_expected=True)
     record_run("postgres bus: 1 publisher, 2 workers", seed, run.faults, report, lease=2)
     store.close()
     server.drop_database(url)

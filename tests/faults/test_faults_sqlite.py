@@ -53,10 +53,11 @@ def test_bus_publishers_and_racing_workers_killed_at_random(tmp_path: Path) -> N
             consumer="worker",
             consumers=3,
             kills=5,
+            store=store,
         )
         run.stop_all()
         run.drain("worker", lambda: unsettled(store) == 0)
-    report = check(store, run.logs)
+    report = check(store, run.logs, stale=run.stale)
     record_run("sqlite bus: 2 publishers, 3 workers", seed, run.faults, report)
     store.close()
     assert report.violations == []
@@ -85,6 +86,7 @@ def test_outbox_dispatchers_killed_mid_batch(tmp_path: Path) -> None:
             consumer="dispatcher",
             consumers=2,
             kills=5,
+            store=store,
         )
         run.stop_all()
 
@@ -93,7 +95,7 @@ def test_outbox_dispatchers_killed_mid_batch(tmp_path: Path) -> None:
             return not pending and unsettled(store) == 0
 
         run.drain("dispatcher", settled)
-    report = check(store, run.logs, outbox_rows=_outbox_rows(db))
+    report = check(store, run.logs, stale=run.stale, outbox_rows=_outbox_rows(db))
     record_run("sqlite outbox: 1 app, 2 dispatchers", seed, run.faults, report)
     store.close()
     assert report.violations == []
