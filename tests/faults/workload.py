@@ -27,6 +27,7 @@ library's warnings, where a refused save says "lease on ... was lost").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -96,7 +97,7 @@ class LogHook(Hook):
         self.log.write(f"D {record.event.id} {record.handler} {record.id} {record.attempts}\n")
 
 
-def make_bus(store: Store, logs: Path, seed: int) -> EventBus:
+def make_bus(store: Store, logs: Path) -> EventBus:
     """A bus with the two handlers of the workload and the logging hook."""
     pid = os.getpid()
     hooks = LogHook(_line_log(logs / f"hooks-{pid}.log"))
@@ -107,7 +108,7 @@ def make_bus(store: Store, logs: Path, seed: int) -> EventBus:
         store, hooks=[hooks], poll_interval=0.1, concurrency=8, lease=LEASE, service="faults"
     )
 
-    def behaviour(name: str, index: int) -> None:
+    def behaviour(name: str) -> None:
         def handle(event: Event) -> None:
             runs.write(f"R {event.id} {name}\n")
             assert isinstance(event.payload, dict)
@@ -125,8 +126,8 @@ def make_bus(store: Store, logs: Path, seed: int) -> EventBus:
 
         bus.subscribe(TOPIC, handle, name=name, policy=POLICY)
 
-    for index, name in enumerate(HANDLERS):
-        behaviour(name, index)
+    for name in HANDLERS:
+        behaviour(name)
     return bus
 
 
@@ -137,7 +138,7 @@ def payload(seed: int, n: int) -> dict[str, object]:
 
 async def publish(url: str, logs: Path, seed: int, first: int, count: int) -> None:
     store = open_store(url)
-    bus = make_bus(store, logs, seed)
+    bus = make_bus(store, logs)
     out = _line_log(logs / f"published-{os.getpid()}.log")
     async with bus:
         print("ready", flush=True)
@@ -176,6 +177,8 @@ def outbox_add(url: str, logs: Path, seed: int, first: int, count: int) -> None:
             except Exception:
                 if attempt == 199:
                     raise
+                with contextlib.suppress(Exception):  # nothing half-added stays pending
+                    conn.rollback()  # type: ignore[attr-defined]
                 _reconnect_wait()
                 if not url.startswith("sqlite"):
                     import psycopg
@@ -192,15 +195,15 @@ def _reconnect_wait() -> None:
     time.sleep(0.1)  # back-off before reconnecting to a restarting server, not a sync
 
 
-async def work(url: str, logs: Path, seed: int) -> None:
-    async with make_bus(open_store(url), logs, seed):
+async def work(url: str, logs: Path) -> None:
+    async with make_bus(open_store(url), logs):
         print("ready", flush=True)
         await _until_term()
 
 
-async def dispatch(url: str, logs: Path, seed: int) -> None:
+async def dispatch(url: str, logs: Path) -> None:
     store = open_store(url)
-    bus = make_bus(store, logs, seed)
+    bus = make_bus(store, logs)
     outbox = Outbox(
         store, bus=bus, lease=LEASE, poll_interval=0.1, batch_size=20, policy=OUTBOX_POLICY
     )
@@ -229,9 +232,9 @@ def main(argv: list[str]) -> None:
     elif role == "outbox-add":
         outbox_add(url, log_dir, seed, int(argv[4]), int(argv[5]))
     elif role == "worker":
-        asyncio.run(work(url, log_dir, seed))
+        asyncio.run(work(url, log_dir))
     elif role == "dispatcher":
-        asyncio.run(dispatch(url, log_dir, seed))
+        asyncio.run(dispatch(url, log_dir))
     else:
         raise SystemExit(f"unknown role {role!r}")
 
