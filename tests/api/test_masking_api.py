@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.api.conftest import Api
-from tests.hardening.leaky import SECRET, leaky_record
+from tests.leaky import SECRET, leaky_record
 
 
 def _console(api: Api, client: httpx.Client) -> httpx.Client:

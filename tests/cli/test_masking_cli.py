@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.cli_support import Cli
-from tests.hardening.leaky import SECRET, leaky_record
+from tests.leaky import SECRET, leaky_record
 
 
 def _config(cli: Cli) -> str:

@@ -10,7 +10,7 @@ from redrive.redact import Redactor
 from redrive.service import DeadLetterQueue
 from redrive.stores.base import Filter, Store
 from tests.factories import make_record
-from tests.hardening.leaky import leaky_record
+from tests.leaky import leaky_record
 
 
 def test_masked_search_pages_through_every_match(sqlite_store: Store) -> None:
