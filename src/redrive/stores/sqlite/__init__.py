@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from redrive._batch import chunks
+from redrive.exceptions import StoreError
 from redrive.models import JSON, DeadLetter, Status
 from redrive.stores.base import Change, Filter, Group, Stats
 from redrive.stores.sql import (
@@ -35,6 +36,7 @@ from redrive.stores.sqlite.connections import SQLiteConnections, migrations
 __all__ = ["SQLiteStore", "migrations"]
 
 _INSERT = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_INSERT_OR_IGNORE = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO")
 _UPDATE_ALL = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = ?' for c in COLUMNS[1:])} "
     "WHERE id = ? AND status = 'retrying' AND lease_owner = ?"
@@ -88,27 +90,26 @@ class SQLiteStore(SQLStore):
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
         rows = [record_to_row(record, self.dialect) for record in records]
         with self.connections.write() as conn:
-            stored = self._open_records(conn, records)
-            if not stored and len({(r.event.id, r.handler) for r in records}) == len(records):
-                # The common case: every failure is the first of its pair.
-                conn.executemany(_INSERT, rows)
+            # The common case in one statement: every failure is the first of its pair.
+            # OR IGNORE skips a row whose pair has an open record (or whose id is there);
+            # the count of rows written says whether any was skipped.
+            if conn.executemany(_INSERT_OR_IGNORE, rows).rowcount == len(rows):
                 return [record.id for record in records]
-            ids: list[str] = []
-            fresh: list[tuple[Any, ...]] = []
-            merges: list[tuple[str, DeadLetter]] = []
-            for record, row in zip(records, rows, strict=True):
-                key = (record.event.id, record.handler)
-                if key in stored:
-                    if stored[key] != record.id:  # its own id: written already, nothing to do
-                        merges.append((stored[key], record))
-                else:
-                    stored[key] = record.id
-                    fresh.append(row)
-                ids.append(stored[key])
-            conn.executemany(_INSERT, fresh)
-            for target, record in merges:
+            return self._join_open(conn, records)
+
+    def _join_open(self, conn: sqlite3.Connection, records: Sequence[DeadLetter]) -> list[str]:
+        """After a group insert skipped some rows: merge each skipped failure into the open
+        record of its pair, and return the id every record is stored under."""
+        stored = self._open_records(conn, records)
+        ids: list[str] = []
+        for record in records:
+            target = stored.get((record.event.id, record.handler))
+            if target is None:  # skipped, yet no open record: its id is a closed record's
+                raise StoreError(f"{self.url}: a record with id {record.id} exists already")
+            if target != record.id:  # its own id: written now (or before), nothing to join
                 self._merge(conn, target, record)
-            return ids
+            ids.append(target)
+        return ids
 
     def _open_records(
         self, conn: sqlite3.Connection, records: Sequence[DeadLetter]
@@ -376,7 +377,7 @@ class SQLiteStore(SQLStore):
         with self.connections.write() as conn:
             there = {row[0] for row in conn.execute(present, ids)}
             # OR IGNORE: ids already present, and pairs that have an open record already.
-            conn.executemany(_INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO"), rows)
+            conn.executemany(_INSERT_OR_IGNORE, rows)
             now_there = {row[0] for row in conn.execute(present, ids)}
             added = [r for r in records if r.id in now_there and r.id not in there]
             # An imported dead letter did not die now: take it out of the timeline again.
