@@ -57,6 +57,12 @@ def check_json(
         (``MAX_DEPTH`` when not given).
     """
     limit = (max_depth or MAX_DEPTH) if strict else max_depth
+    if not strict:
+        try:
+            if _plain(value, 0, limit):  # the common case, on publish's hot path: no paths
+                return
+        except RecursionError:  # deeper than the stack: the walk below says where
+            pass
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -69,6 +75,28 @@ def check_json(
         if problem is not None:
             where = f"{what} at {path}" if path else what
             raise NotJSON(f"{where} {problem}")
+
+
+def _plain(value: Any, depth: int, limit: int | None) -> bool:
+    """Whether ``value`` is plain JSON (exact built-in types only), without building the
+    paths an error message needs: anything else goes to the walk that names the problem."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is not dict and kind is not list:
+        return False
+    if limit is not None and depth >= limit:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) is not str and not _plain(item, depth + 1, limit):
+                return False
+        return True
+    return all(type(item) is str or _plain(item, depth + 1, limit) for item in value)
 
 
 def _children(
@@ -114,13 +142,21 @@ def check_event(topic: Any, payload: Any, headers: Mapping[Any, Any] | None, **f
     ``correlation_id``, ...) that are strings or None. Refused with ``NotJSON``."""
     if not isinstance(topic, str) or not topic:
         raise NotJSON(f"an event needs a non-empty topic, got {topic!r}")
-    check_json(payload, f"the payload of {topic!r}")
+    if not _plain(payload, 0, None):  # the walk names the problem (or allows a subclass)
+        check_json(payload, f"the payload of {topic!r}")
     for name, value in (headers or {}).items():
         if not (isinstance(name, str) and isinstance(value, str)):
             raise NotJSON(
                 f"the headers of {topic!r} must map strings to strings; {name!r} is "
                 f"{type(value).__name__} {value!r:.40} (use str() if you mean the text)"
             )
+    if fields:
+        check_fields(topic, **fields)
+
+
+def check_fields(topic: str, **fields: Any) -> None:
+    """Raise ``NotJSON`` unless each of ``fields`` (``key``, ``correlation_id``, ...) is a
+    string or None."""
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             raise NotJSON(f"{name} of {topic!r} must be a string or None, got {value!r:.40}")

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from redrive._clock import Clock, SystemClock
-from redrive._json import check_event
+from redrive._json import check_event, check_fields
 from redrive.config import Settings
 from redrive.core.engine import Engine, HandlerFn, HandlerSpec, handler_name
 from redrive.core.scheduler import HandlerKey, Scheduler
@@ -180,15 +180,16 @@ class EventBus:
                 source=event.source,
             )
         else:
-            check_event(
-                topic,
-                payload,
-                headers,
-                key=key,
-                correlation_id=correlation_id,
-                tenant_id=tenant_id,
-                source=source,
-            )
+            check_event(topic, payload, headers)
+            named = (key, correlation_id, tenant_id, source)
+            if named != (None, None, None, None):  # a tuple compare: cheap on every publish
+                check_fields(
+                    topic,
+                    key=key,
+                    correlation_id=correlation_id,
+                    tenant_id=tenant_id,
+                    source=source,
+                )
             event = Event(
                 topic=topic,
                 payload=payload,
