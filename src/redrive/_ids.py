@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import socket
 import threading
 import time
 import uuid
+from datetime import datetime
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -43,3 +45,14 @@ def owner_id() -> str:
     """``host:pid:random`` naming one scheduler, dispatcher or monitor: the holder of leases
     and locks, unique even for two of them in one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def derived_id(at: datetime, key: str) -> str:
+    """A UUIDv7-shaped id fixed by ``key`` (the same on every call) and ordered by ``at``: for
+    records imported from a broker's DLQ, so a second import finds the first one's ids."""
+    ms = int(at.timestamp() * 1000) & ((1 << 48) - 1)
+    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=10).digest(), "big")
+    rand_a, rand_b = (digest >> 62) & 0xFFF, digest & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from redrive.core.failures import normalise_message
-from redrive.models import JSON, Attempt, DeadLetter, Event, Status
+from redrive._ids import derived_id
+from redrive.models import JSON, DeadLetter, Event
 from redrive.stores.base import Store
+from redrive.transports._imported import imported_dead_letter
 from redrive.transports.kafka.client import Consumer, Message, TopicPartition, consumer_config
 from redrive.transports.kafka.dlq import RECORD_ID_HEADER, REDRIVE_HEADERS, DlqMessage
 from redrive.transports.kafka.envelope import decode_key, decode_value, event_id, timestamp_of
@@ -319,47 +319,24 @@ def _dead_letter(
     attempts: int = 1,
     fingerprint: str | None = None,
 ) -> DeadLetter:
-    entry = Attempt(
-        kind="attempt",
-        at=at,
-        error_type=error_type,
-        error_message=message,
-        detail={"decision": "imported"},
-    )
-    return DeadLetter(
-        id=record_id,
-        event=event,
-        handler=handler,
-        status=Status.DEAD,
+    return imported_dead_letter(
+        record_id,
+        event,
+        handler,
+        error_type,
+        message,
+        traceback,
+        at,
+        origin,
         attempts=attempts,
-        max_attempts=attempts,
-        error_type=error_type,
-        error_message=message,
-        traceback=traceback,
-        fingerprint=fingerprint or _fingerprint(event.topic, handler, error_type, message),
-        created_at=at,
-        updated_at=at,
-        history=(entry,),
-        origin=dict(origin),
-        dead_at=at,
+        fingerprint_=fingerprint,
     )
-
-
-def _fingerprint(topic: str, handler: str, error_type: str, message: str) -> str:
-    parts = (topic, handler, error_type, normalise_message(message), "")
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
 def _derived_id(message: Message, at: datetime) -> str:
-    """A UUIDv7-shaped id fixed by (DLQ topic, partition, offset): the same on every run,
-    ordered by the DLQ record's time."""
-    where = f"{message.topic()}\x1f{message.partition()}\x1f{message.offset()}"
-    digest = int.from_bytes(hashlib.blake2b(where.encode(), digest_size=10).digest(), "big")
-    ms = int(at.timestamp() * 1000) & ((1 << 48) - 1)
-    rand_a, rand_b = (digest >> 62) & 0xFFF, digest & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """An id fixed by (DLQ topic, partition, offset): the same on every run, ordered by the
+    DLQ record's time."""
+    return derived_id(at, f"{message.topic()}\x1f{message.partition()}\x1f{message.offset()}")
 
 
 def _where(message: Message, kind: str) -> dict[str, JSON]:

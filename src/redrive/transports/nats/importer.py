@@ -17,14 +17,14 @@ time, so importing the same stream twice adds nothing the second time.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from redrive.core.failures import normalise_message
-from redrive.models import JSON, Attempt, DeadLetter, Event, Status, parse_time
+from redrive._ids import derived_id
+from redrive.models import JSON, Attempt, DeadLetter, Event, parse_time
+from redrive.transports._imported import imported_dead_letter
 from redrive.transports.nats import dlq as h
 from redrive.transports.nats.envelope import (
     UndecodableMessage,
@@ -218,32 +218,18 @@ def _record(
     }
     if raw is not None:
         origin["body_base64"] = base64.b64encode(raw).decode("ascii")
-    if not history:
-        history = (
-            Attempt(
-                kind="attempt",
-                at=when,
-                error_type=error_type,
-                error_message=message,
-                detail={"decision": "imported"},
-            ),
-        )
-    return DeadLetter(
-        id=record_id,
-        event=event,
-        handler=handler,
-        status=Status.DEAD,
+    return imported_dead_letter(
+        record_id,
+        event,
+        handler,
+        error_type,
+        message,
+        traceback,
+        when,
+        origin,
         attempts=attempts,
-        max_attempts=attempts,
-        error_type=error_type,
-        error_message=message,
-        traceback=traceback,
-        fingerprint=fingerprint or _fingerprint(event.topic, handler, error_type, message),
-        created_at=when,
-        updated_at=when,
-        dead_at=when,
+        fingerprint_=fingerprint,
         history=history,
-        origin=origin,
     )
 
 
@@ -254,21 +240,10 @@ def _payload(data: bytes) -> tuple[JSON, bytes | None]:
         return undecodable_payload(data), data
 
 
-def _fingerprint(topic: str, handler: str, error_type: str, message: str) -> str:
-    parts = (topic, handler, error_type, normalise_message(message), "")
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
-
-
 def _stable_id(stored: StoredMessage) -> str:
-    """A UUIDv7-shaped id: the message's time, then a hash of (stream, sequence)."""
-    ms = int((stored.time or datetime(2000, 1, 1, tzinfo=UTC)).timestamp() * 1000)
-    digest = int.from_bytes(
-        hashlib.blake2b(f"{stored.stream}:{stored.sequence}".encode(), digest_size=10).digest()
-    )
-    rand_a, rand_b = digest >> 68, digest & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | ((rand_a & 0xFFF) << 64) | (0b10 << 62) | rand_b
-    x = f"{value:032x}"
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    """An id fixed by (stream, sequence), ordered by the message's time."""
+    at = stored.time or datetime(2000, 1, 1, tzinfo=UTC)
+    return derived_id(at, f"{stored.stream}:{stored.sequence}")
 
 
 def _norm(name: str) -> str:
