@@ -367,19 +367,19 @@ class DeadLetterQueue:
         progress: Progress | None = None,
     ) -> Result:
         """Delete records for good, whatever their status."""
-        result = Result(0, 0, 0)
-        try:
+        tally = _Tally()
+
+        def deleted_ids(result: Result) -> dict[str, JSON]:
+            # The one change that cannot be undone names what it deleted, even by filter.
+            return {"ids": list(result.ids[:AUDIT_IDS]), "deleted": result.changed}
+
+        with self._audited("delete", tally, where, None, actor, note, extra=deleted_ids):
             for batch, missing in self._batches(ids, where, progress):
                 deleted = self.store.delete(batch)
-                result += Result(len(batch), deleted, len(batch) - deleted, missing, tuple(batch))
-        except BaseException as exc:  # audit what was deleted before a later batch failed
-            if result.matched or result.missing:
-                self._audit_failure("delete", result, where, None, actor, note, exc)
-            raise
-        # The one change that cannot be undone names what it deleted, even by filter.
-        extra: dict[str, JSON] = {"ids": list(result.ids[:AUDIT_IDS]), "deleted": result.changed}
-        self._audit("delete", result, where, None, actor, note, extra)
-        return result
+                tally.result += Result(
+                    len(batch), deleted, len(batch) - deleted, missing, tuple(batch)
+                )
+        return tally.result
 
     def purge(
         self,
@@ -613,17 +613,21 @@ class DeadLetterQueue:
         ids: Iterable[str] | None,
         actor: str | None,
         note: str | None,
+        *,
+        extra: Callable[[Result], Mapping[str, JSON]] | None = None,
     ) -> Iterator[None]:
         """Audit a bulk change when it ends, also when a later batch fails (or the operator
         interrupts it): the entry then counts what did change and says why it stopped.
-        Nothing is changed, or audited, when the request is refused up front."""
+        Nothing is changed, or audited, when the request is refused up front. ``extra``
+        adds to the entry of a change that ended."""
         try:
             yield
         except BaseException as exc:
             if tally.result.matched or tally.result.missing:
                 self._audit_failure(action, tally.result, where, ids, actor, note, exc)
             raise
-        self._audit(action, tally.result, where, ids, actor, note)
+        more = extra(tally.result) if extra is not None else None
+        self._audit(action, tally.result, where, ids, actor, note, more)
 
     def _audit_failure(
         self,
