@@ -68,9 +68,9 @@ async def _nats_pending(url: str, stream: str, durable: str) -> int:
 @pytest.mark.nats
 def test_nats_consumers_killed_at_random(nats_server: NatsServer, tmp_path: Path) -> None:
     """Two publishers into a stream and three consumers of one durable (2 s ack wait, 2 s
-    leases for the store's retries), SIGKILLed at random: every acknowledged message is
-    handled or recorded once per (stream, sequence, handler), the durable ends with nothing
-    pending, and the counts agree."""
+    leases for the store's retries), the consumers SIGKILLed at random: every acknowledged
+    message is handled or recorded once per (stream, sequence, handler), the durable ends
+    with nothing pending, and the counts agree."""
     seed = seed_for("nats")
     stream, subject, durable = f"FAULTS{seed}", f"faults{seed}.orders", f"faults{seed}"
     asyncio.run(_add_stream(nats_server.url, stream, subject))
@@ -94,6 +94,7 @@ def test_nats_consumers_killed_at_random(nats_server: NatsServer, tmp_path: Path
             consumers=3,
             kills=5,
             store=store,
+            consumers_only=True,
         )
         run.stop_all()
 
@@ -113,7 +114,8 @@ def test_nats_consumers_killed_at_random(nats_server: NatsServer, tmp_path: Path
 @pytest.mark.kafka
 def test_kafka_consumers_killed_at_random(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
     """A publisher into a 4-partition topic and two consumers of one group (2 s leases for
-    the store's retries), SIGKILLed at random so the group rebalances again and again:
+    the store's retries), the consumers SIGKILLed at random so the group rebalances again
+    and again:
     every acknowledged record is handled or recorded once per (topic, partition, offset,
     handler), the group commits every partition to its end, and the counts agree."""
     seed = seed_for("kafka")
@@ -140,6 +142,7 @@ def test_kafka_consumers_killed_at_random(broker: Broker, tmp_path: Path) -> Non
             kills=4,
             store=store,
             every=(1.5, 3.0),  # a group join takes about 3 s: kill members that got work
+            consumers_only=True,
         )
         run.stop_all()
 

@@ -250,7 +250,12 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
                 lambda: watch.count(Filter(statuses=(Status.RESOLVED,))) == 1, timeout=30
             )
     (record,) = watch.find(Filter(), limit=2).items
-    accepted = [line for log in logs for line in log.getvalue().splitlines() if line[0] == "S"]
+    accepted = [
+        line
+        for log in logs
+        for line in log.getvalue().splitlines()
+        if line[0] in "SF" and line.endswith(" claim")
+    ]
     refused = caplog.text.count("was lost")
     record_run(
         "postgres: a live retry across a 3 s crash-stop",

@@ -118,7 +118,7 @@ def _accepted_retries(logs: list[io.StringIO]) -> list[str]:
         line
         for log in logs
         for line in log.getvalue().splitlines()
-        if line[0] in "SF" and line.split()[3] != "-" and line.split()[4] != "1"
+        if line[0] in "SF" and line.split()[-1] == "claim"
     ]
 
 

@@ -76,8 +76,10 @@ def line_log(path: Path) -> IO[str]:
 class LogHook(Hook):
     """Logs each outcome the store accepted, so the runner can count runs per schedule.
 
-    ``S event handler record_id attempts`` (``record_id`` is ``-`` on a first attempt),
-    ``F event handler record_id attempts status``, ``D event handler record_id attempts``.
+    ``S event handler record_id attempts via`` (``record_id`` is ``-`` on a first attempt),
+    ``F event handler record_id attempts status via``, ``D event handler record_id attempts
+    via``; ``via`` is ``claim`` for the outcome of a scheduler's claim (a retry) and
+    ``first`` for a delivery's own attempts (a bus's publish, a broker's (re)delivery).
     """
 
     def __init__(self, log: IO[str]) -> None:
@@ -87,16 +89,29 @@ class LogHook(Hook):
         self, event: Event, handler: str, duration: float, record: DeadLetter | None
     ) -> None:
         rid, attempts = (record.id, record.attempts) if record else ("-", 0)
-        self.log.write(f"S {event.id} {handler} {rid} {attempts}\n")
+        self.log.write(f"S {event.id} {handler} {rid} {attempts} {_via()}\n")
 
     def on_failure(self, record: DeadLetter, error: BaseException, duration: float) -> None:
         self.log.write(
             f"F {record.event.id} {record.handler} {record.id} {record.attempts} "
-            f"{record.status.value}\n"
+            f"{record.status.value} {_via()}\n"
         )
 
     def on_dead(self, record: DeadLetter) -> None:
-        self.log.write(f"D {record.event.id} {record.handler} {record.id} {record.attempts}\n")
+        self.log.write(
+            f"D {record.event.id} {record.handler} {record.id} {record.attempts} {_via()}\n"
+        )
+
+
+def _via() -> str:
+    """``claim`` inside a scheduler's run of a claimed record, else ``first``: the task
+    calling the hook tells (hooks are called in the task that ran the attempt)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not a scheduler
+        return "first"
+    name = getattr(task.get_coro(), "__qualname__", "") if task else ""
+    return "claim" if name == "Scheduler._run" else "first"
 
 
 def make_bus(store: Store, logs: Path) -> EventBus:
