@@ -8,6 +8,7 @@ nothing left to deliver, and the counts agree with the rows."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import pytest
 from nats.js import api
 
 from redrive import open_store
+from redrive.models import Status
+from redrive.stores.base import Store
+from redrive.transports.nats.dlq import RECORD_ID
 from tests.faults.runner import (
+    Report,
     Run,
     chaos,
     check,
@@ -29,6 +34,7 @@ from tests.faults.runner import (
 from tests.kafka.conftest import Broker, broker  # noqa: F401 - the Tansu fixture, reused
 from tests.kafka.support import committed, create_topic, depth
 from tests.nats.conftest import NatsServer, running_server
+from tests.nats.support import dlq_messages
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +71,34 @@ async def _nats_pending(url: str, stream: str, durable: str) -> int:
         await nc.close()
 
 
+async def _dlq_record_ids(url: str, stream: str) -> list[str]:
+    """The record id each copy in the DLQ stream names."""
+    nc = await nats.connect(url)
+    try:
+        copies = await dlq_messages(nc.jetstream(), f"{stream}_DLQ")
+        return [str((copy.headers or {}).get(RECORD_ID)) for copy in copies]
+    finally:
+        await nc.close()
+
+
+def check_dlq_copies(report: Report, store: Store, copied: list[str]) -> None:
+    """Each DLQ copy names a dead record, and no record is copied twice (a copy sent again
+    after a kill has the same ``Nats-Msg-Id``, which the DLQ stream deduplicates)."""
+    for record_id, n in Counter(copied).items():
+        record = store.get(record_id)
+        if record is None or record.status != Status.DEAD:
+            state = "no record" if record is None else record.status.value
+            report.fail(f"DLQ copy of {record_id}: {state}, not dead")
+        if n > 1:
+            report.fail(f"record {record_id} copied to the DLQ {n} times")
+
+
 @pytest.mark.nats
 def test_nats_consumers_killed_at_random(nats_server: NatsServer, tmp_path: Path) -> None:
     """Two publishers into a stream and three consumers of one durable (2 s ack wait, 2 s
     leases for the store's retries), the consumers SIGKILLed at random: every acknowledged
     message is handled or recorded once per (stream, sequence, handler), the durable ends
-    with nothing pending, and the counts agree."""
+    with nothing pending, each DLQ copy names a dead record once, and the counts agree."""
     seed = seed_for("nats")
     stream, subject, durable = f"FAULTS{seed}", f"faults{seed}.orders", f"faults{seed}"
     asyncio.run(_add_stream(nats_server.url, stream, subject))
@@ -105,6 +133,9 @@ def test_nats_consumers_killed_at_random(nats_server: NatsServer, tmp_path: Path
         run.drain("nats-consume", settled)
     report = check(store, run.logs, at_least_once=True, stale=run.stale, lease=run.lease)
     check_origins(report, store, ("stream", "sequence"))
+    copied = asyncio.run(_dlq_record_ids(nats_server.url, stream))
+    print(f"[faults] nats: {len(copied)} DLQ copies, {report.by_status['dead']} dead records")
+    check_dlq_copies(report, store, copied)
     record_run("nats: 2 publishers, 3 consumers", seed, run.faults, report)
     store.close()
     assert report.violations == []
