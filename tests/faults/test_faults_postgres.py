@@ -280,3 +280,90 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
         pytest.skip(f"the restart took {down[0]:.1f} s, past the {lease} lease: not a check")
     assert runs == ["first", "first"]  # no double run: the second worker never got it
     assert refused == 0
+
+
+async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
+    server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another transaction holds the record's row for 3.6 s, longer than its 3 s lease: the
+    heartbeat waiting for the lock gets it first, but writes the lease it computed when it
+    started, nearly over by then; the scheduler renews again at once (a slow extension is
+    followed by another), so a second worker polling for the record never finds its lease
+    lapsed: one run, its outcome accepted."""
+    seed = seed_for("pg-heartbeat-behind-a-lock")
+    url = server.create_database()
+    lease = timedelta(seconds=3)
+    first, second, watch = open_store(url), open_store(url), open_store(url)
+    logs = [io.StringIO(), io.StringIO()]
+    buses = [
+        EventBus(store, lease=lease, poll_interval=0.1, hooks=[LogHook(log)])
+        for store, log in zip((first, second), logs, strict=True)
+    ]
+    runs: list[str] = []
+    holding, released = asyncio.Event(), asyncio.Event()
+
+    def leased() -> datetime:
+        (record,) = watch.find(Filter(), limit=2).items
+        return record.lease_expires_at or datetime.min.replace(tzinfo=UTC)
+
+    def hold_the_row(record_id: str) -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "SELECT 1 FROM redrive.redrive_dead_letters WHERE id = %s FOR UPDATE", (record_id,)
+            )
+            time.sleep(lease.total_seconds() * 1.2)  # the lock's length: the fault itself
+        # the transaction ends here: the waiting heartbeat gets through
+
+    def handler(who: str) -> Callable[[Event], Awaitable[None]]:
+        async def handle(event: Event) -> None:
+            runs.append(who)
+            if len(runs) == 1:
+                raise ConnectionError("the first run fails")
+            if who == "first" and len(runs) == 2:
+                claimed = await asyncio.to_thread(leased)
+                await eventually(lambda: leased() > claimed, timeout=10)  # just after a beat
+                (record,) = await asyncio.to_thread(lambda: watch.find(Filter(), limit=2).items)
+                holding.set()
+                await asyncio.to_thread(hold_the_row, record.id)
+                released.set()
+                await asyncio.sleep(lease.total_seconds())  # the attempt outlasts its lease
+
+        return handle
+
+    for bus, who in zip(buses, ("first", "second"), strict=True):
+        bus.subscribe("t", handler(who), name="h", policy=RetryPolicy(initial_delay=0.05))
+    async with buses[0]:
+        await buses[0].publish("t", {"n": 1})
+        await holding.wait()
+        async with buses[1]:  # a second worker, racing for the record from now on
+            await released.wait()
+            await eventually(
+                lambda: watch.count(Filter(statuses=(Status.RESOLVED,))) == 1, timeout=30
+            )
+    (record,) = watch.find(Filter(), limit=2).items
+    accepted = [
+        line
+        for log in logs
+        for line in log.getvalue().splitlines()
+        if line[0] in "SF" and line.endswith(" claim")
+    ]
+    refused = caplog.text.count("was lost")
+    record_run(
+        "postgres: a heartbeat 3.6 s behind a row lock",
+        seed,
+        Counter({"row lock on the record for 3.6 s": 1}),
+        Report(
+            published=1,
+            records=1,
+            runs=len(runs),
+            retries_accepted=len(accepted),
+            refused=refused,
+            by_status=Counter([record.status.value]),
+        ),
+        lease=lease.total_seconds(),
+    )
+    for store in (first, second, watch):
+        store.close()
+    server.drop_database(url)
+    assert runs == ["first", "first"]  # no double run: the second worker never got it
+    assert refused == 0 and record.status == Status.RESOLVED and len(accepted) == 1
