@@ -29,40 +29,63 @@ TP = ("orders", 0)
 
 
 class TestCommitTracker:
-    def test_commits_only_below_the_lowest_unfinished_offset(self) -> None:
-        """Offsets finished out of order commit only up to the first gap."""
+    def test_commits_only_below_the_lowest_held_offset(self) -> None:
+        """Work finished out of order commits only up to the first offset still held."""
         tracker = CommitTracker()
+        offsets = tracker.reset(TP)
         for offset in range(5):
-            tracker.received(TP, offset)
-        tracker.finished(TP, 1)
-        tracker.finished(TP, 2)
+            offsets.hold(offset)
+        assert tracker.committable() == {TP: 0}  # the first held offset: nothing passes it
+        offsets.release(1)
+        offsets.release(2)
         assert tracker.committable() == {}
-        tracker.finished(TP, 0)
+        offsets.release(0)
         assert tracker.committable() == {TP: 3}
         assert tracker.committable() == {}  # handed out once
-        tracker.finished(TP, 4)
-        assert tracker.lowest_unfinished(TP) == 3
-        tracker.finished(TP, 3)
+        offsets.release(4)
+        assert offsets.next_offset == 3
+        assert offsets.unfinished == 1
+        offsets.release(3)
         assert tracker.committable() == {TP: 5}
 
-    def test_forgotten_partitions_ignore_late_finishes(self) -> None:
-        """After a revocation, a message that finishes late commits nothing."""
+    def test_passed_messages_commit_up_to_a_held_one(self) -> None:
+        """Messages finished at once move the commit point, but not past a held one."""
         tracker = CommitTracker()
-        tracker.received(TP, 7)
+        offsets = tracker.reset(TP)
+        offsets.passed(10)
+        assert tracker.committable() == {TP: 11}
+        offsets.hold(11)
+        offsets.passed(12)
+        offsets.passed(14)  # offsets may skip (compaction, transaction markers)
+        assert tracker.committable() == {}
+        offsets.release(11)
+        assert tracker.committable() == {TP: 15}
+
+    def test_forgotten_partitions_ignore_late_finishes(self) -> None:
+        """After a revocation, a message that finishes late commits nothing, and a new
+        assignment of the partition starts afresh."""
+        tracker = CommitTracker()
+        old = tracker.reset(TP)
+        old.hold(7)
         tracker.forget([TP])
-        tracker.finished(TP, 7)
+        old.release(7)
         assert tracker.committable() == {}
         assert tracker.safe_offsets([TP]) == {}
+        new = tracker.reset(TP)
+        old.passed(9)
+        assert tracker.committable() == {}
+        new.passed(3)
+        assert tracker.committable() == {TP: 4}
 
     def test_safe_offsets_give_the_finished_prefix_again(self) -> None:
         """A revocation commits the finished prefix even if it was handed out before."""
         tracker = CommitTracker()
-        tracker.received(TP, 0)
-        tracker.received(TP, 1)
-        tracker.finished(TP, 0)
+        offsets = tracker.reset(TP)
+        offsets.passed(0)
         assert tracker.committable() == {TP: 1}
+        offsets.hold(1)
         assert tracker.safe_offsets([TP]) == {TP: 1}
-        assert tracker.unfinished(TP) == 1
+        assert offsets.unfinished == 1
 
 
 class TestKafkaSettings:

@@ -46,8 +46,8 @@ from redrive.transports.kafka.client import (
     admin_config,
     base_config,
 )
-from redrive.transports.kafka.envelope import Envelope, envelope
-from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
+from redrive.transports.kafka.envelope import Envelope, PartitionDecoder
+from redrive.transports.kafka.offsets import CommitTracker, PartitionOffsets, TopicPartitionKey
 from redrive.transports.kafka.ordering import KeyOrder, WaitingBehind
 from redrive.transports.kafka.publisher import DlqPublisher
 from redrive.transports.kafka.settings import KafkaSettings
@@ -60,12 +60,17 @@ Ordering = Literal["partition", "key"]
 
 
 class _Partition:
-    """The backlog of one assigned partition and the task that drains it."""
+    """One assignment of a partition: its backlog, the task that drains it, its offsets
+    (a new object per assignment, so a late finish of an old one commits nothing) and
+    the decoder of its records."""
 
-    __slots__ = ("paused", "queue", "revoked", "tails", "task")
+    __slots__ = ("decode", "key", "offsets", "paused", "queue", "revoked", "tails", "task")
 
-    def __init__(self) -> None:
-        self.queue: deque[tuple[Message, int]] = deque()
+    def __init__(self, key: TopicPartitionKey, offsets: PartitionOffsets) -> None:
+        self.key = key
+        self.offsets = offsets
+        self.decode = PartitionDecoder(*key)
+        self.queue: deque[Message] = deque()
         self.task: asyncio.Task[None] | None = None
         self.tails: set[asyncio.Task[None]] = set()
         self.paused = False
@@ -311,15 +316,7 @@ class KafkaConsumer:
                 logger.exception("polling failed; polling again")
                 await asyncio.sleep(0.5)
                 continue
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if not error.retriable() and error.fatal():
-                        logger.error("consumer failed: %s", error)
-                    else:
-                        logger.debug("consumer: %s", error)
-                    continue
-                self._route(message)
+            self._route(messages)
 
     def _round(
         self,
@@ -365,15 +362,23 @@ class KafkaConsumer:
                 resume.append(TopicPartition(topic, partition))
         return pause, resume
 
-    def _route(self, message: Message) -> None:
-        tp, offset = _where(message)
-        part = self._partitions.get(tp)
-        if part is None or part.revoked:
-            return
-        self._tracker.received(tp, offset)
-        part.queue.append((message, offset))
-        if part.task is None:
-            part.task = asyncio.create_task(self._drain(tp, part))
+    def _route(self, messages: list[Message]) -> None:
+        """Queue each message on its partition; start the partition's drain if idle."""
+        partitions = self._partitions
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if not error.retriable() and error.fatal():
+                    logger.error("consumer failed: %s", error)
+                else:
+                    logger.debug("consumer: %s", error)
+                continue
+            part = partitions.get((message.topic(), message.partition()))  # type: ignore[arg-type]
+            if part is None or part.revoked:
+                continue
+            part.queue.append(message)
+            if part.task is None:
+                part.task = asyncio.create_task(self._drain(part))
 
     # -- rebalances (called from the consumer thread, run on the loop) ---------------------
     async def _on_assign(self, partitions: list[TopicPartition]) -> None:
@@ -381,8 +386,7 @@ class KafkaConsumer:
         self.member = self._consumer.member_id or self.member
         for tp in partitions:
             key = (tp.topic, tp.partition)
-            self._tracker.reset(key)
-            self._partitions[key] = _Partition()
+            self._partitions[key] = _Partition(key, self._tracker.reset(key))
         if self._order is not None:
             await self._order.load()
         logger.info("assigned %s", _names(partitions))
@@ -407,39 +411,46 @@ class KafkaConsumer:
         return [TopicPartition(t, p, o) for (t, p), o in safe.items()]
 
     # -- processing --------------------------------------------------------------------
-    async def _drain(self, tp: TopicPartitionKey, part: _Partition) -> None:
+    async def _drain(self, part: _Partition) -> None:
         """Run the partition's messages in order. A message's handlers run one message
         after another; its durable tail (the store write, the DLQ produce) overlaps the
-        next messages, and the tracker lets no commit pass it until it is done."""
-        fast = self._fast
+        next messages, and the partition's offsets let no commit pass it until it is done."""
+        queue, decode, offsets = part.queue, part.decode, part.offsets
+        fast = self._fast.get(part.key[0])  # one async handler, no timeout: the common case
+        hooks = self.bus.engine.hooks if self._user_hooks else None
         try:
-            while part.queue and not part.revoked:
-                message, offset = part.queue.popleft()
-                env = envelope(message)
-                spec = fast.get(tp[0]) if env.error is None else None
-                if spec is not None:  # one async handler, no timeout: the common case
+            while queue and not part.revoked:
+                message = queue.popleft()
+                offset: int = message.offset()  # type: ignore[assignment]
+                event, error = decode(message, offset)
+                if fast is not None and error is None:
                     start = time.perf_counter()
                     try:
-                        await spec.fn(env.event)
-                        tails = []
-                        if self._user_hooks:
-                            self.bus.engine.hooks.on_success(
-                                env.event, spec.name, time.perf_counter() - start, None
-                            )
-                    except Exception as error:
-                        failed = Outcome(spec, error, time.perf_counter() - start)
-                        tail = await self._attempts(env, spec, failed)
+                        await fast.fn(event)
+                    except Exception as exc:
+                        failed = Outcome(fast, exc, time.perf_counter() - start)
+                        env = Envelope(message, event, error)
+                        tail = await self._attempts(env, fast, failed)
                         tails = [] if tail is None else [tail]
+                    else:
+                        if hooks is not None:
+                            hooks.on_success(event, fast.name, time.perf_counter() - start, None)
+                        offsets.passed(offset)
+                        self._finished_since_commit += 1
+                        continue
                 else:
-                    tails = await self._run_handlers(env)
+                    tails = await self._run_handlers(Envelope(message, event, error))
                 if not tails:
-                    self._finish(tp, part, offset)
-                elif self._order is not None or self._dlq.transactional:
+                    offsets.passed(offset)
+                    self._finished_since_commit += 1
+                    continue
+                offsets.hold(offset)
+                if self._order is not None or self._dlq.transactional:
                     # A key's chain is written before the next message; a transaction
                     # commits the offset after this one, so everything below must be done.
-                    await self._complete(tp, part, offset, tails)
+                    await self._complete(part, offset, tails)
                 else:
-                    task = asyncio.create_task(self._complete(tp, part, offset, tails))
+                    task = asyncio.create_task(self._complete(part, offset, tails))
                     part.tails.add(task)
                     task.add_done_callback(part.tails.discard)
                     if len(part.tails) >= self._max_pending:
@@ -447,19 +458,10 @@ class KafkaConsumer:
         finally:
             part.task = None
 
-    def _finish(self, tp: TopicPartitionKey, part: _Partition, offset: int) -> None:
-        # Counted while this assignment lasts, revoked or not: a revocation waits for the
-        # running work and commits what finished within the grace. Not once the partition
-        # is gone, or assigned again (a new delivery of the offset runs then).
-        if self._partitions.get(tp) is part:
-            self._tracker.finished(tp, offset)
-        self._finished_since_commit += 1
-
-    async def _complete(
-        self, tp: TopicPartitionKey, part: _Partition, offset: int, tails: list[_Tail]
-    ) -> None:
-        """Make a message's failures durable, then count it finished. A store or broker
-        outage is retried: the offset stays unfinished, nothing past it is committed."""
+    async def _complete(self, part: _Partition, offset: int, tails: list[_Tail]) -> None:
+        """Make a message's failures durable, then release its offset. A store or broker
+        outage is retried: the offset stays held, nothing past it is committed."""
+        tp = part.key
         for tail in tails:
             delay = 0.5
             while True:
@@ -475,7 +477,11 @@ class KafkaConsumer:
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
-        self._finish(tp, part, offset)
+        # Released on this assignment's offsets, revoked or not: a revocation waits for
+        # the running work and commits what finished within the grace. Once the
+        # partition is gone or assigned again, these offsets are nobody's any more.
+        part.offsets.release(offset)
+        self._finished_since_commit += 1
 
     async def _run_handlers(self, env: Envelope) -> list[_Tail]:
         specs = self.bus.handlers(env.event.topic)
@@ -609,15 +615,6 @@ class _DeadHook(Hook):
             if task is not None:
                 self._consumer._background.add(task)
                 task.add_done_callback(self._consumer._background.discard)
-
-
-def _where(message: Message) -> tuple[TopicPartitionKey, int]:
-    """(topic, partition) and offset of a consumed message (never None once consumed)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None
-    assert partition is not None
-    assert offset is not None
-    return (topic, partition), offset
 
 
 def _names(partitions: list[TopicPartition]) -> str:
