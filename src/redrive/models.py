@@ -147,6 +147,36 @@ _set_tenant_id = _setter("tenant_id")
 _set_occurred_at = _setter("occurred_at")
 
 
+def build_event(
+    topic: str,
+    payload: JSON,
+    id: str,
+    key: str | None,
+    headers: Mapping[str, str],
+    correlation_id: str | None,
+    source: str | None,
+    tenant_id: str | None,
+    occurred_at: datetime,
+) -> Event:
+    """An ``Event`` from every field, positionally and without defaults: for a hot path
+    that has them all at hand (a transport's decoder, once per message), about twice as
+    fast as the keyword constructor. The result is an ordinary ``Event``."""
+    event: Event = _new(Event)
+    _set_topic(event, topic)
+    _set_payload(event, payload)
+    _set_id(event, id)
+    _set_key(event, key)
+    _set_headers(event, headers)
+    _set_correlation_id(event, correlation_id)
+    _set_source(event, source)
+    _set_tenant_id(event, tenant_id)
+    _set_occurred_at(event, occurred_at)
+    return event
+
+
+_new = object.__new__
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Attempt:
     """One entry of a dead letter's history.

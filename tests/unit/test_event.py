@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from redrive.models import Event
+from redrive.models import Event, build_event
 
 
 def full_event() -> Event:
@@ -61,3 +61,22 @@ def test_frozen_replace_pickle_and_json_round_trip() -> None:
     assert (changed.key, changed.id, changed.topic) == ("other", "e-1", "orders")
     assert pickle.loads(pickle.dumps(event)) == event
     assert Event.from_dict(event.to_dict()) == event
+
+
+def test_build_event_is_the_same_event() -> None:
+    """The positional hot-path builder makes an Event equal to the keyword one."""
+    event = full_event()
+    built = build_event(
+        event.topic,
+        event.payload,
+        event.id,
+        event.key,
+        event.headers,
+        event.correlation_id,
+        event.source,
+        event.tenant_id,
+        event.occurred_at,
+    )
+    assert type(built) is Event
+    assert built == event
+    assert built.to_dict() == event.to_dict()

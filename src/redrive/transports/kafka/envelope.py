@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redrive.exceptions import NonRetriableError
-from redrive.models import JSON, Event, utcnow
+from redrive.models import JSON, Event, build_event, utcnow
 
 EVENT_ID_HEADER = "redrive-event-id"
 _CORRELATION = ("correlation-id", "correlation_id", "x-correlation-id", "correlationId")
@@ -198,16 +198,8 @@ class PartitionDecoder:
         else:
             occurred = self._at = datetime.fromtimestamp(millis / 1000, UTC)
             self._millis = millis
-        event = Event(
-            id=id,
-            topic=self.topic,
-            payload=payload,
-            key=key,
-            headers=headers,
-            correlation_id=correlation,
-            tenant_id=tenant,
-            source=self.source,
-            occurred_at=occurred,
+        event = build_event(
+            self.topic, payload, id, key, headers, correlation, self.source, tenant, occurred
         )
         return event, error
 
