@@ -113,6 +113,35 @@ class TestKafkaSettings:
         )
         assert kafka.dlq_spec("trade").name == "trade.dlq"
 
+    def test_depth_thresholds_are_the_alert_rules(self) -> None:
+        """`redrive kafka depth` reads the dlq_depth rule's thresholds: a topic's alerts
+        table over [alerts.defaults]; false turns one off."""
+        settings = from_mapping(
+            {
+                "kafka": {"bootstrap_servers": "b:9092"},
+                "alerts": {"defaults": {"dlq_depth_warn": 10, "dlq_depth_critical": 50}},
+                "topics": {
+                    "rfq": {"alerts": {"dlq_depth_critical": 20}},
+                    "trade": {"alerts": {"dlq_depth_warn": False}},
+                    "quiet": {"alerts": {"enabled": False}},
+                },
+            }
+        )
+        kafka = KafkaSettings.of(settings)
+        specs = {t: kafka.dlq_spec(t) for t in ("rfq", "trade", "quiet", "other")}
+        assert {t: (s.warn, s.critical) for t, s in specs.items()} == {
+            "rfq": (10, 20),
+            "trade": (None, 50),
+            "quiet": (None, None),
+            "other": (10, 50),
+        }
+
+    def test_old_depth_keys_point_to_the_alert_rules(self) -> None:
+        """warn/critical under [kafka.dlq.topics] name the alert keys that replace them."""
+        data = {"kafka": {"dlq": {"topics": {"rfq": {"critical": 5}}}}}
+        with pytest.raises(ConfigError, match="dlq_depth_critical"):
+            KafkaSettings.of(from_mapping(data, source="redrive.toml"))
+
     @pytest.mark.parametrize(
         ("data", "key"),
         [
