@@ -9,6 +9,7 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import Message
 
 from redrive.config import from_mapping
 from redrive.exceptions import ConfigError
@@ -17,7 +18,7 @@ from redrive.stores.base import Change
 from redrive.stores.sqlite import SQLiteStore
 from redrive.transports.kafka import KafkaConsumer
 from redrive.transports.kafka.dlq import DlqMessage, original_key
-from redrive.transports.kafka.envelope import decode_headers, decode_value
+from redrive.transports.kafka.envelope import PartitionDecoder, decode_headers, decode_value
 from redrive.transports.kafka.importer import _number
 from redrive.transports.kafka.offsets import CommitTracker
 from redrive.transports.kafka.ordering import KeyOrder
@@ -86,6 +87,55 @@ class TestCommitTracker:
         offsets.hold(1)
         assert tracker.safe_offsets([TP]) == {TP: 1}
         assert offsets.unfinished == 1
+
+
+class TestPartitionDecoder:
+    def test_builds_the_event_of_a_record(self) -> None:
+        """Id from (topic, partition, offset) or the redrive-event-id header; key, headers,
+        correlation and tenant ids, source and timestamp; the JSON value as payload."""
+        decode = PartitionDecoder("orders", 2)
+        plain = Message(
+            topic="orders",
+            partition=2,
+            offset=7,
+            key=b"k",
+            value=b'{"n": 1}',
+            timestamp=(1, 1_700_000_000_123),
+        )
+        event, error = decode(plain, 7)
+        assert error is None
+        assert (event.id, event.topic, event.key, event.payload) == (
+            "kafka:orders:2:7",
+            "orders",
+            "k",
+            {"n": 1},
+        )
+        assert (event.source, event.headers) == ("kafka:orders", {})
+        assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+        headed = Message(
+            topic="orders",
+            partition=2,
+            offset=8,
+            key=b"\xff",
+            value=None,
+            headers=[("redrive-event-id", b"e-1"), ("correlation-id", b"c"), ("tenant_id", b"t")],
+            timestamp=(1, 1_700_000_000_124),
+        )
+        event, error = decode(headed, 8)
+        assert (event.id, event.correlation_id, event.tenant_id) == ("e-1", "c", "t")
+        assert (event.payload, error, event.key) == (
+            None,
+            None,
+            "\\xff",
+        )  # a tombstone; a lossy key
+        assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 124000, tzinfo=UTC)
+
+    def test_a_value_that_is_not_json_is_the_error(self) -> None:
+        bad = Message(topic="t", partition=0, offset=0, value=b"\xffnot json", timestamp=(0, -1))
+        event, error = PartitionDecoder("t", 0)(bad, 0)
+        assert error is not None and "not UTF-8" in str(error)
+        assert event.payload is None
+        assert event.occurred_at.tzinfo is UTC  # no timestamp: now
 
 
 class TestKafkaSettings:

@@ -204,13 +204,6 @@ class PartitionDecoder:
         return event, error
 
 
-def envelope(message: Any) -> Envelope:
-    """The envelope of one consumed ``confluent_kafka.Message`` (outside the consumer's
-    hot path, which keeps a ``PartitionDecoder`` per partition)."""
-    event, error = PartitionDecoder(message.topic(), message.partition())(message, message.offset())
-    return Envelope(message, event, error)
-
-
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         if name in headers:
