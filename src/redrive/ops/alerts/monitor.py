@@ -137,7 +137,7 @@ class Monitor:
         found = evaluate(rules, measured)
         for family in FAMILIES:  # a rule turned off (or a topic gone) resolves its alert
             if family == "dlq_depth" and rules.watches_dlq_depth:
-                continue  # on, but the broker could not be asked: nothing is known
+                continue  # on: measured, or the broker could not be asked (keep the state)
             if family not in found and state_key(topic, family) in snapshot:
                 found[family] = Finding(
                     family=family, severity="ok", rule=family, value=0, threshold=None
