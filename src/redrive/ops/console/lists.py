@@ -1,12 +1,13 @@
 """Orientation on the dead-letters page: known values for the filters, a case-insensitive
-error type, first/previous/next paging with a position, and the jump box."""
+error type, sortable columns, first/previous/next paging with a position, and the jump box."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from redrive.stores.base import Filter
+from redrive.stores.base import DEFAULT_SORT, SORTS, Filter
 
 if TYPE_CHECKING:
     from redrive.service import DeadLetterQueue
@@ -35,6 +36,33 @@ def match_case(value: str | None, known: list[str]) -> str | None:
         return value
     matches = [name for name in known if name.lower() == value.strip().lower()]
     return matches[0] if len(matches) == 1 else value
+
+
+SORT_LABELS = {
+    "-created": "newest first",
+    "created": "oldest first",
+    "-dead": "latest death first",
+    "dead": "earliest death first",
+    "-attempts": "most attempts first",
+    "attempts": "fewest attempts first",
+}
+"""What each sort is called in the sort menu (the phone's way to sort: no headers there)."""
+
+
+def sorting(query: str, sort: str) -> dict[str, Any]:
+    """The sort state of the list page: ``listing`` (the filters plus the sort, for the
+    pager and the way back from a bulk action), and per column (``created``, ``dead``,
+    ``attempts``) the link a header goes to and its ``aria-sort``. A header sorts its
+    column descending first; a second click reverses it. The filters always ride along."""
+    extra = "" if sort == DEFAULT_SORT or sort not in SORTS else f"sort={quote(sort)}"
+    joined = "&".join(part for part in (query, extra) if part)
+    columns: dict[str, dict[str, str]] = {}
+    for name in ("created", "dead", "attempts"):
+        target = name if sort == f"-{name}" else f"-{name}"
+        state = {f"-{name}": "descending", name: "ascending"}.get(sort, "none")
+        link = "&".join(p for p in (query, "" if target == DEFAULT_SORT else f"sort={target}") if p)
+        columns[name] = {"href": link, "aria": state}
+    return {"listing": joined, "columns": columns, "current": sort, "labels": SORT_LABELS}
 
 
 def pager(
