@@ -129,11 +129,13 @@ def test_console_pages_forward_and_back_under_a_sort(api: Api, sort: str) -> Non
         response = client.get(href)
     assert [i for page in pages for i in page] == expected(records, sort)
     assert len(pages) == 3
+    assert "page 3 of 3" in response.text
     for number in (1, 0):
         href = link(response.text, 'rel="prev"')
         assert f"sort={sort}" in href
         response = client.get(href)
         assert row_ids(response.text) == pages[number]
+        assert f"page {number + 1} of 3" in response.text
     assert 'rel="prev"' not in response.text
 
 
@@ -144,3 +146,33 @@ def test_console_unknown_sort_is_a_message_not_a_500(api: Api) -> None:
     page = client.get("/dead-letters", params={"sort": "size"})
     assert page.status_code == 200
     assert "sort: expected one of" in page.text
+
+
+def test_the_pager_walks_any_depth_within_its_link_budget() -> None:
+    """400 pages deep with sort cursors: the page number counts on, the Previous trail never
+    outgrows what the route accepts, Previous returns the page before while it is
+    remembered, and goes to the first page past that."""
+    from redrive.ops.console.lists import TRAIL_BUDGET, pager
+
+    cursor: str | None = None
+    trail, number = "", None
+    cursors: list[str] = []
+    for step in range(1, 401):
+        following = f"2026-12-01T10:00:00.{step:06d}Z~{'0' * 36}"
+        pages = pager(cursor, following, trail, total=50 * 500, size=50, number=number)
+        assert pages["number"] == step
+        assert len(pages["next"]["trail"]) <= TRAIL_BUDGET < 12_000
+        if cursor is not None and step > 2:
+            assert pages["previous"]["cursor"] == cursors[-2]
+            assert pages["previous"]["page"] == str(step - 1)
+        cursors.append(following)
+        cursor, trail = following, pages["next"]["trail"]
+        number = int(pages["next"]["page"])
+    oldest = pager(cursor, None, trail, total=50 * 500, size=50, number=number)
+    assert oldest["number"] == 401
+    remembered = len([c for c in trail.split(",") if c])
+    assert 100 < remembered < 400  # the oldest cursors were dropped
+    # Walk Previous back to the oldest remembered page: then it leads to the first page.
+    seen = [c for c in trail.split(",") if c]
+    back = pager(seen[0], None, "", total=50 * 500, size=50, number=401 - remembered)
+    assert back["previous"] == {"cursor": "", "trail": "", "page": "1"}

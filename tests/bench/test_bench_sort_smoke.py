@@ -12,9 +12,9 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 def test_sort_benchmark_runs_on_a_small_store() -> None:
     """Writes and pages at 3,000 records: a line per sort and filter, both write variants."""
+    small = ["--rows", "3000", "--writes", "300", "--rounds", "1", "--calls", "3"]
     result = subprocess.run(
-        [sys.executable, "bench_sort.py", "--rows", "3000", "--writes", "300", "--rounds", "1"]
-        + ["--calls", "2"],
+        [sys.executable, "bench_sort.py", *small],
         cwd=BENCH,
         capture_output=True,
         text=True,

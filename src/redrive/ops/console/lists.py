@@ -65,20 +65,36 @@ def sorting(query: str, sort: str) -> dict[str, Any]:
     return {"listing": joined, "columns": columns, "current": sort, "labels": SORT_LABELS}
 
 
+TRAIL_BUDGET = 10_000
+"""Characters of cursors a page link carries for Previous (the route accepts 12,000)."""
+
+
 def pager(
-    cursor: str | None, next_cursor: str | None, trail: str, total: int, size: int
+    cursor: str | None,
+    next_cursor: str | None,
+    trail: str,
+    total: int,
+    size: int,
+    number: int | None = None,
 ) -> dict[str, Any]:
-    """First / previous / next links (the cursors seen so far ride along in ``trail``)
-    and the position: page N of M."""
+    """First / previous / next links and the position: page N of M.
+
+    The cursors of the pages before this one ride along in ``trail`` so that Previous shows
+    exactly the page seen before; the page number rides along too. Past ``TRAIL_BUDGET``
+    the oldest cursors are dropped: Next keeps working at any depth, and Previous at the
+    oldest remembered page goes to the first page."""
     seen = [c for c in trail.split(",") if c] if cursor else []
-    number = len(seen) + (2 if cursor else 1)
+    number = number if number and cursor else len(seen) + (2 if cursor else 1)
     previous = None
     if cursor:
-        before = seen[:-1]
-        previous = {"cursor": seen[-1] if seen else "", "trail": ",".join(before)}
+        previous = {"cursor": seen[-1] if seen else "", "trail": ",".join(seen[:-1])}
+        previous["page"] = str(number - 1 if seen else 1)
     forward = None
     if next_cursor:
-        forward = {"cursor": next_cursor, "trail": ",".join([*seen, cursor] if cursor else [])}
+        kept = [*seen, cursor] if cursor else []
+        while kept and sum(len(c) + 1 for c in kept) > TRAIL_BUDGET:
+            kept.pop(0)
+        forward = {"cursor": next_cursor, "trail": ",".join(kept), "page": str(number + 1)}
     return {
         "number": number,
         "of": max(1, math.ceil(total / size)),

@@ -88,6 +88,7 @@ def dead_letters(
     cursor: str | None = Query(None, max_length=100),
     trail: str = Query("", max_length=12000),
     sort: str = Query(DEFAULT_SORT, max_length=20),
+    page_number: int | None = Query(None, alias="page", ge=1, le=10**9),
 ) -> HTMLResponse:
     """The filterable, searchable, paginated table with bulk actions (dead letters unless
     the status filter says otherwise; ``any`` for every status), newest first or in the
@@ -133,7 +134,7 @@ def dead_letters(
         statuses=STATUSES,
         known=known,
         total=total,
-        pages=lists.pager(cursor, next_cursor, trail, total, PAGE),
+        pages=lists.pager(cursor, next_cursor, trail, total, PAGE, page_number),
         query=query,
         listing=sorting["listing"],
         sorting=sorting,
