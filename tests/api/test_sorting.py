@@ -54,6 +54,16 @@ def test_a_cursor_of_another_sort_is_a_422(api: Api) -> None:
     assert body["detail"].startswith("cursor:")
 
 
+@on_postgres_too
+def test_a_cursor_no_store_can_compare_is_a_422(api: Api) -> None:
+    """A NUL in a cursor, or an attempts key beyond any integer column, is refused before
+    the store is asked (SQLite would overflow binding the number: a 500)."""
+    api.add(2)
+    for sort, cursor in (("-created", "a\x00b"), ("attempts", "9" * 40 + "~x")):
+        response = api.viewer.get("/api/v1/dead-letters", params={"sort": sort, "cursor": cursor})
+        assert "cursor" in problem(response, 422)["detail"], (sort, cursor)
+
+
 def test_the_openapi_document_lists_the_sorts(api: Api) -> None:
     """Clients generated from the OpenAPI document know every sort and the default."""
     spec = api.anonymous.get("/openapi.json").json()

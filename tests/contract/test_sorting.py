@@ -90,10 +90,27 @@ def test_a_sort_keeps_the_filter(store: Store, sort: str, statuses: tuple[Status
 
 @pytest.mark.parametrize(
     ("sort", "cursor"),
-    [("-dead", "not-a-time~x"), ("attempts", "three~x"), ("dead", "no-separator"), ("-x", None)],
+    [
+        ("-dead", "not-a-time~x"),
+        ("attempts", "three~x"),
+        ("attempts", f"{2**70}~x"),  # bigger than any store's integers compare
+        ("dead", "no-separator"),
+        ("-x", None),
+    ],
 )
 def test_a_bad_sort_or_cursor_is_refused(store: Store, sort: str, cursor: str | None) -> None:
     """An unknown sort, or a cursor made for another sort, is InvalidInput naming it."""
     store.add([make_record()])
     with pytest.raises(InvalidInput, match=r"^(cursor|sort): "):
         store.find(Filter(), limit=5, cursor=cursor, sort=sort)
+
+
+def test_the_service_refuses_a_cursor_no_store_can_keep(store: Store) -> None:
+    """A lone surrogate or a NUL in a cursor is InvalidInput from the service (the CLI and
+    Python callers go through it), never a store error."""
+    from redrive.service import DeadLetterQueue
+
+    store.add([make_record()])
+    for cursor in ("\ud800~x", "a\x00b"):
+        with pytest.raises(InvalidInput, match=r"^cursor: "):
+            DeadLetterQueue(store).list(cursor=cursor, sort="dead")

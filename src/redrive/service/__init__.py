@@ -154,6 +154,8 @@ class DeadLetterQueue:
         where = make_filter(where, **criteria)
         _check_criteria(where)
         check_sort(sort)
+        if cursor is not None:
+            check_text(cursor, "cursor")
         if self.redactor and where.search:
             return self._search_page(where.replace(search_payload=False), limit, cursor, sort)
         return self.store.find(where, limit=limit, cursor=cursor, sort=sort)

@@ -103,7 +103,10 @@ def _parse(name: str, sort: str, cursor: str | None) -> tuple[Any, str]:
         raise problem
     try:
         if name == "attempts":
-            return int(key), after
+            attempts = int(key)
+            if not 0 <= attempts < 2**31:  # what every store's INTEGER column can compare
+                raise ValueError(key)
+            return attempts, after
         return (parse_time(key) if key else None), after
     except (ValueError, OverflowError):
         raise problem from None
