@@ -27,8 +27,8 @@ def redrive(tmp_path: Path, config: str, *args: str) -> Any:
 
 def test_provision_then_depth_then_import(broker: Broker, tmp_path: Path, names: Any) -> None:
     """provision creates the configured DLQ topic and then has nothing to change; depth
-    counts its records against the thresholds (and as a Prometheus gauge); import reads
-    them into the store once."""
+    counts its records against the dlq_depth alert thresholds (and as a Prometheus gauge);
+    import reads them into the store once."""
     config = f"""
 [kafka]
 bootstrap_servers = "{broker.bootstrap}"
@@ -38,9 +38,9 @@ topics = ["{names.topic}"]
 partitions = 2
 "retention.ms" = 604800000
 
-[kafka.dlq.topics."{names.topic}"]
-warn = 1
-critical = 2
+[topics."{names.topic}".alerts]
+dlq_depth_warn = 1
+dlq_depth_critical = 2
 """
     first = redrive(tmp_path, config, "kafka", "provision")
     assert first.exit_code == 0, first.output

@@ -96,7 +96,7 @@ def test_bash_blocks_run(broker: Broker, tmp_path: Path) -> None:
             result = CliRunner().invoke(app, ["--store", store, "--config", str(config), *args[1:]])
             assert result.exit_code == 0, f"{line}: {result.output}"
             ran += 1
-    assert ran == 4
+    assert ran == 5
 
 
 def test_yaml_block_alerts_on_the_exported_gauge(broker: Broker) -> None:

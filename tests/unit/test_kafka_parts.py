@@ -9,6 +9,7 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import Message
 
 from redrive.config import from_mapping
 from redrive.exceptions import ConfigError
@@ -17,7 +18,7 @@ from redrive.stores.base import Change
 from redrive.stores.sqlite import SQLiteStore
 from redrive.transports.kafka import KafkaConsumer
 from redrive.transports.kafka.dlq import DlqMessage, original_key
-from redrive.transports.kafka.envelope import decode_headers, decode_value
+from redrive.transports.kafka.envelope import PartitionDecoder, decode_headers, decode_value
 from redrive.transports.kafka.importer import _number
 from redrive.transports.kafka.offsets import CommitTracker
 from redrive.transports.kafka.ordering import KeyOrder
@@ -29,40 +30,112 @@ TP = ("orders", 0)
 
 
 class TestCommitTracker:
-    def test_commits_only_below_the_lowest_unfinished_offset(self) -> None:
-        """Offsets finished out of order commit only up to the first gap."""
+    def test_commits_only_below_the_lowest_held_offset(self) -> None:
+        """Work finished out of order commits only up to the first offset still held."""
         tracker = CommitTracker()
+        offsets = tracker.reset(TP)
         for offset in range(5):
-            tracker.received(TP, offset)
-        tracker.finished(TP, 1)
-        tracker.finished(TP, 2)
+            offsets.hold(offset)
+        assert tracker.committable() == {TP: 0}  # the first held offset: nothing passes it
+        offsets.release(1)
+        offsets.release(2)
         assert tracker.committable() == {}
-        tracker.finished(TP, 0)
+        offsets.release(0)
         assert tracker.committable() == {TP: 3}
         assert tracker.committable() == {}  # handed out once
-        tracker.finished(TP, 4)
-        assert tracker.lowest_unfinished(TP) == 3
-        tracker.finished(TP, 3)
+        offsets.release(4)
+        assert offsets.next_offset == 3
+        assert offsets.unfinished == 1
+        offsets.release(3)
         assert tracker.committable() == {TP: 5}
 
-    def test_forgotten_partitions_ignore_late_finishes(self) -> None:
-        """After a revocation, a message that finishes late commits nothing."""
+    def test_passed_messages_commit_up_to_a_held_one(self) -> None:
+        """Messages finished at once move the commit point, but not past a held one."""
         tracker = CommitTracker()
-        tracker.received(TP, 7)
+        offsets = tracker.reset(TP)
+        offsets.passed(10)
+        assert tracker.committable() == {TP: 11}
+        offsets.hold(11)
+        offsets.passed(12)
+        offsets.passed(14)  # offsets may skip (compaction, transaction markers)
+        assert tracker.committable() == {}
+        offsets.release(11)
+        assert tracker.committable() == {TP: 15}
+
+    def test_forgotten_partitions_ignore_late_finishes(self) -> None:
+        """After a revocation, a message that finishes late commits nothing, and a new
+        assignment of the partition starts afresh."""
+        tracker = CommitTracker()
+        old = tracker.reset(TP)
+        old.hold(7)
         tracker.forget([TP])
-        tracker.finished(TP, 7)
+        old.release(7)
         assert tracker.committable() == {}
         assert tracker.safe_offsets([TP]) == {}
+        new = tracker.reset(TP)
+        old.passed(9)
+        assert tracker.committable() == {}
+        new.passed(3)
+        assert tracker.committable() == {TP: 4}
 
     def test_safe_offsets_give_the_finished_prefix_again(self) -> None:
         """A revocation commits the finished prefix even if it was handed out before."""
         tracker = CommitTracker()
-        tracker.received(TP, 0)
-        tracker.received(TP, 1)
-        tracker.finished(TP, 0)
+        offsets = tracker.reset(TP)
+        offsets.passed(0)
         assert tracker.committable() == {TP: 1}
+        offsets.hold(1)
         assert tracker.safe_offsets([TP]) == {TP: 1}
-        assert tracker.unfinished(TP) == 1
+        assert offsets.unfinished == 1
+
+
+class TestPartitionDecoder:
+    def test_builds_the_event_of_a_record(self) -> None:
+        """Id from (topic, partition, offset) or the redrive-event-id header; key, headers,
+        correlation and tenant ids, source and timestamp; the JSON value as payload."""
+        decode = PartitionDecoder("orders", 2)
+        plain = Message(
+            topic="orders",
+            partition=2,
+            offset=7,
+            key=b"k",
+            value=b'{"n": 1}',
+            timestamp=(1, 1_700_000_000_123),
+        )
+        event, error = decode(plain, 7)
+        assert error is None
+        assert (event.id, event.topic, event.key, event.payload) == (
+            "kafka:orders:2:7",
+            "orders",
+            "k",
+            {"n": 1},
+        )
+        assert (event.source, event.headers) == ("kafka:orders", {})
+        assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+        headed = Message(
+            topic="orders",
+            partition=2,
+            offset=8,
+            key=b"\xff",
+            value=None,
+            headers=[("redrive-event-id", b"e-1"), ("correlation-id", b"c"), ("tenant_id", b"t")],
+            timestamp=(1, 1_700_000_000_124),
+        )
+        event, error = decode(headed, 8)
+        assert (event.id, event.correlation_id, event.tenant_id) == ("e-1", "c", "t")
+        assert (event.payload, error, event.key) == (
+            None,
+            None,
+            "\\xff",
+        )  # a tombstone; a lossy key
+        assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 124000, tzinfo=UTC)
+
+    def test_a_value_that_is_not_json_is_the_error(self) -> None:
+        bad = Message(topic="t", partition=0, offset=0, value=b"\xffnot json", timestamp=(0, -1))
+        event, error = PartitionDecoder("t", 0)(bad, 0)
+        assert error is not None and "not UTF-8" in str(error)
+        assert event.payload is None
+        assert event.occurred_at.tzinfo is UTC  # no timestamp: now
 
 
 class TestKafkaSettings:
@@ -89,6 +162,35 @@ class TestKafkaSettings:
             {"retention.ms": "1000"},
         )
         assert kafka.dlq_spec("trade").name == "trade.dlq"
+
+    def test_depth_thresholds_are_the_alert_rules(self) -> None:
+        """`redrive kafka depth` reads the dlq_depth rule's thresholds: a topic's alerts
+        table over [alerts.defaults]; false turns one off."""
+        settings = from_mapping(
+            {
+                "kafka": {"bootstrap_servers": "b:9092"},
+                "alerts": {"defaults": {"dlq_depth_warn": 10, "dlq_depth_critical": 50}},
+                "topics": {
+                    "rfq": {"alerts": {"dlq_depth_critical": 20}},
+                    "trade": {"alerts": {"dlq_depth_warn": False}},
+                    "quiet": {"alerts": {"enabled": False}},
+                },
+            }
+        )
+        kafka = KafkaSettings.of(settings)
+        specs = {t: kafka.dlq_spec(t) for t in ("rfq", "trade", "quiet", "other")}
+        assert {t: (s.warn, s.critical) for t, s in specs.items()} == {
+            "rfq": (10, 20),
+            "trade": (None, 50),
+            "quiet": (None, None),
+            "other": (10, 50),
+        }
+
+    def test_old_depth_keys_point_to_the_alert_rules(self) -> None:
+        """warn/critical under [kafka.dlq.topics] name the alert keys that replace them."""
+        data = {"kafka": {"dlq": {"topics": {"rfq": {"critical": 5}}}}}
+        with pytest.raises(ConfigError, match="dlq_depth_critical"):
+            KafkaSettings.of(from_mapping(data, source="redrive.toml"))
 
     @pytest.mark.parametrize(
         ("data", "key"),

@@ -110,8 +110,8 @@ def test_archive_keeps_a_record_replayed_while_it_was_written(
     sqlite_store.add(records)
     original_find = sqlite_store.find
 
-    def find_then_replay(where, *, limit, cursor=None):  # type: ignore[no-untyped-def]
-        page = original_find(where, limit=limit, cursor=cursor)
+    def find_then_replay(where, *, limit, cursor=None, sort="-created"):  # type: ignore[no-untyped-def]
+        page = original_find(where, limit=limit, cursor=cursor, sort=sort)
         if where.ids:  # the archive has read its batch: an operator replays one record now
             replay = Change(
                 to=Status.SCHEDULED, from_statuses=(Status.DEAD,), now=utcnow(), replay=True

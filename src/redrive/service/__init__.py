@@ -47,6 +47,7 @@ from redrive.service.selection import (
     make_filter,
 )
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page, Stats, Store
+from redrive.stores.paging import DEFAULT_SORT, SORTS, check_sort, cursor_of
 
 logger = logging.getLogger("redrive.service")
 
@@ -54,6 +55,7 @@ __all__ = [
     "BATCH",
     "REPLAYABLE",
     "RESOLVABLE",
+    "SORTS",
     "AuditEntry",
     "AuditQuery",
     "DeadLetterQueue",
@@ -139,33 +141,41 @@ class DeadLetterQueue:
         *,
         limit: int = 50,
         cursor: str | None = None,
+        sort: str = DEFAULT_SORT,
         **criteria: Any,
     ) -> Page:
-        """A page of records, newest first. Criteria are ``Filter`` fields, plus ``status``.
+        """A page of records, newest first unless ``sort`` says otherwise (one of
+        ``SORTS``: ``created``, ``dead``, ``attempts``, ``-`` in front for descending).
+        Criteria are ``Filter`` fields, plus ``status``; an unknown sort, or a cursor of
+        another sort, is ``InvalidInput``.
 
         With masked fields and a search, a page may come back short with a ``next_cursor``
         (it looked through ``SEARCH_SCAN`` records): follow the cursor."""
         where = make_filter(where, **criteria)
         _check_criteria(where)
+        check_sort(sort)
+        if cursor is not None:
+            check_text(cursor, "cursor")
         if self.redactor and where.search:
-            return self._search_page(where.replace(search_payload=False), limit, cursor)
-        return self.store.find(where, limit=limit, cursor=cursor)
+            return self._search_page(where.replace(search_payload=False), limit, cursor, sort)
+        return self.store.find(where, limit=limit, cursor=cursor, sort=sort)
 
     def _shows(self, record: DeadLetter, text: str) -> bool:
         """Whether ``text`` is in the record's error message as shown (scrubbed)."""
         return text.casefold() in self.redactor.message_of(record).casefold()
 
-    def _search_page(self, where: Filter, limit: int, cursor: str | None) -> Page:
+    def _search_page(self, where: Filter, limit: int, cursor: str | None, sort: str) -> Page:
         kept: builtins.list[DeadLetter] = []
         scanned = 0
         while True:
-            page = self.store.find(where, limit=min(max(limit, 100), 1000), cursor=cursor)
+            size = min(max(limit, 100), 1000)
+            page = self.store.find(where, limit=size, cursor=cursor, sort=sort)
             for index, record in enumerate(page.items):
                 if self._shows(record, where.search or ""):
                     kept.append(record)
                 if len(kept) == limit:
                     more = index + 1 < len(page.items) or page.next_cursor is not None
-                    return Page(kept, record.id if more else None)
+                    return Page(kept, cursor_of(record, sort) if more else None)
             scanned += len(page.items)
             if page.next_cursor is None:
                 return Page(kept, None)

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from redrive.models import JSON, Attempt, DeadLetter, Status
+from redrive.stores.paging import DEFAULT_SORT as DEFAULT_SORT  # the sorts a listing offers
+from redrive.stores.paging import SORTS as SORTS
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,7 +56,7 @@ class Filter:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a listing, newest first; pass ``next_cursor`` to get the next one."""
+    """One page of a listing, in its sort order; pass ``next_cursor`` to get the next one."""
 
     items: list[DeadLetter]
     next_cursor: str | None
@@ -254,8 +256,12 @@ class Store(AuditLog, MetaStore, Protocol):
     def get(self, record_id: str) -> DeadLetter | None:
         """The record with that id, or None."""
 
-    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
-        """A page of matching records, newest first, by keyset on the id."""
+    def find(
+        self, where: Filter, *, limit: int, cursor: str | None = None, sort: str = DEFAULT_SORT
+    ) -> Page:
+        """A page of matching records in ``sort`` order (one of ``paging.SORTS``; newest
+        first by default), by keyset on the sort key and the id; ``next_cursor`` carries
+        both."""
 
     def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
         """Matching ids in ascending order after ``after``: for batched bulk work."""

@@ -6,6 +6,8 @@ queries are built only from the fixed fragments below plus bound parameters.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -15,6 +17,7 @@ from redrive._batch import chunks
 from redrive.exceptions import StoreError
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status, format_time, parse_time
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page
+from redrive.stores.paging import DEFAULT_SORT, Segment, cursor_of, segments
 
 TABLE = "redrive_dead_letters"
 
@@ -280,12 +283,15 @@ def audit_from_row(row: Sequence[Any], dialect: Dialect) -> AuditEntry:
     )
 
 
-def page_of(rows: Sequence[Sequence[Any]], limit: int, dialect: Dialect) -> Page:
-    """A page from rows selected with ``LIMIT limit + 1``: the extra row says there is more."""
+def page_of(
+    rows: Sequence[Sequence[Any]], limit: int, dialect: Dialect, sort: str = DEFAULT_SORT
+) -> Page:
+    """A page from rows selected with ``LIMIT limit + 1``: the extra row says there is more,
+    and the next cursor carries the last record's sort key."""
     if limit <= 0:
         return Page([], None)
     items = [row_to_record(row, dialect) for row in rows[:limit]]
-    return Page(items, items[-1].id if len(rows) > limit else None)
+    return Page(items, cursor_of(items[-1], sort) if len(rows) > limit else None)
 
 
 _EQUALS = (
@@ -402,14 +408,43 @@ class SQLStore:
         rows = self._rows(f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE id = {p}", (record_id,))
         return row_to_record(rows[0], self.dialect) if rows else None
 
-    def find(self, where: Filter, *, limit: int, cursor: str | None = None) -> Page:
-        p = self.dialect.param
+    def find(
+        self, where: Filter, *, limit: int, cursor: str | None = None, sort: str = DEFAULT_SORT
+    ) -> Page:
         clause, params = self._where(where)
-        if cursor is not None:
-            clause += f" AND id < {p}"
-            params.append(cursor)
-        sql = f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause} ORDER BY id DESC LIMIT {p}"
-        return page_of(self._rows(sql, (*params, max(limit, 0) + 1)), limit, self.dialect)
+        wanted = max(limit, 0) + 1
+        rows: list[Any] = []
+        by_status = sort.lstrip("-") != "created" and len(where.statuses) != 1
+        for part in segments(sort, cursor, self.dialect.param, self.dialect.encode_time):
+            if not by_status:
+                rows += self._segment(clause, params, part, wanted - len(rows))
+            else:
+                rows += self._merged(where, part, wanted - len(rows))
+            if len(rows) >= wanted:
+                break
+        return page_of(rows, limit, self.dialect, sort)
+
+    def _segment(self, clause: str, params: list[Any], part: Segment, n: int) -> list[Any]:
+        p = self.dialect.param
+        sql = (
+            f"SELECT {COLUMN_LIST} FROM {TABLE} WHERE {clause}{part.condition} "
+            f"ORDER BY {part.order} LIMIT {p}"
+        )
+        return self._rows(sql, (*params, *part.params, n))
+
+    def _merged(self, where: Filter, part: Segment, n: int) -> list[Any]:
+        """A sorted range over several statuses (or all): the first ``n`` of each status's
+        own range (an index range scan on (status, key, id)), merged. One query over all
+        statuses would sort every matching row instead (0.5-0.9 s at a million)."""
+        ranges = []
+        for status in where.statuses or tuple(Status):
+            clause, params = self._where(where.replace(statuses=(status,)))
+            ranges.append(self._segment(clause, params, part, n))
+        position = COLUMNS.index(part.column) if part.column else 0
+        merged = heapq.merge(
+            *ranges, key=lambda row: (row[position], row[0]), reverse=part.descending
+        )
+        return list(itertools.islice(merged, n))
 
     def ids(self, where: Filter, *, limit: int, after: str | None = None) -> list[str]:
         p = self.dialect.param

@@ -24,6 +24,8 @@
     [topics.rfq.alerts]
     warn_count = 10
     critical_count = 50
+    dlq_depth_warn = 10       # records held by the Kafka DLQ topic rfq.dlq; off by default
+    dlq_depth_critical = 50   # (needs [kafka] bootstrap_servers and redrive[kafka])
 
 Secrets are given as ``*_env`` (the name of an environment variable) or inline; errors
 name the key, never the value of a secret.
@@ -51,8 +53,11 @@ _RULE_KEYS = {
     "rate_window",
     "expiring",
     "stalled",
+    "dlq_depth_warn",
+    "dlq_depth_critical",
     "enabled",
 }
+_COUNTS = ("warn_count", "critical_count", "rate", "dlq_depth_warn", "dlq_depth_critical")
 _SEVERITIES = ("warning", "critical")
 _COMMON = {"type", "min_severity"}
 _HTTP = _COMMON | {"url", "url_env", "timeout", "retries", "backoff"}
@@ -92,10 +97,16 @@ class AlertsConfig:
     topics: Mapping[str, TopicRules] = dataclasses.field(default_factory=dict)
     retention: Mapping[str, timedelta] = dataclasses.field(default_factory=dict)
     sinks: Mapping[str, Sink] = dataclasses.field(default_factory=dict)
+    kafka: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    dlq_topics: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def rules_for(self, topic: str) -> TopicRules:
         """The rules of ``topic``: its own table over the defaults."""
         return self.topics.get(topic, self.defaults)
+
+    def dlq_topic(self, topic: str) -> str:
+        """The Kafka DLQ topic of ``topic`` (``topics.NAME.dlq_topic``, else ``{topic}.dlq``)."""
+        return self.dlq_topics.get(topic) or f"{topic}.dlq"
 
 
 def load(settings: Settings, environ: Mapping[str, str] | None = None) -> AlertsConfig:
@@ -109,6 +120,12 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Alerts
         for name, topic in settings.topics.items()
         if topic.alerts
     }
+    depth_rules = [
+        (f"topics.{name}.alerts" if name else "alerts.defaults", rules)
+        for name, rules in [("", defaults), *topics.items()]
+        if rules.watches_dlq_depth
+    ]
+    kafka = p.kafka(settings, depth_rules[0][0]) if depth_rules else {}
     sinks_data = p.table(data.get("sinks", {}), "alerts.sinks")
     sinks = {name: p.sink(name, value) for name, value in sinks_data.items()}
     interval = p.seconds(data.get("interval", 60), "alerts.interval", positive=True)
@@ -126,6 +143,8 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Alerts
         topics=topics,
         retention={n: t.retention for n, t in settings.topics.items() if t.retention},
         sinks=sinks or {"log": LogSink("log")},
+        kafka=kafka,
+        dlq_topics={n: t.dlq_topic for n, t in settings.topics.items() if t.dlq_topic},
     )
 
 
@@ -186,17 +205,34 @@ class _Reader:
                 if name == "rate_window":
                     raise self.fail(where, "expected a duration, got false")
                 changes[name] = None
-            elif name in ("warn_count", "critical_count", "rate"):
+            elif name in _COUNTS:
                 changes[name] = self.integer(raw, where, minimum=1)
             else:
                 changes[name] = timedelta(seconds=self.seconds(raw, where, positive=True))
         rules = base.replace(**changes)
-        warn, critical = rules.warn_count, rules.critical_count
-        if warn is not None and critical is not None and critical < warn:
-            raise self.fail(
-                f"{key}.critical_count", f"expected at least warn_count ({warn}), got {critical}"
-            )
+        for prefix in ("", "dlq_depth_"):
+            low, high = ("warn", "critical") if prefix else ("warn_count", "critical_count")
+            warn, critical = getattr(rules, prefix + low), getattr(rules, prefix + high)
+            if warn is not None and critical is not None and critical < warn:
+                raise self.fail(
+                    f"{key}.{prefix}{high}",
+                    f"expected at least {prefix}{low} ({warn}), got {critical}",
+                )
         return rules
+
+    def kafka(self, settings: Settings, key: str) -> dict[str, Any]:
+        """The librdkafka settings the ``dlq_depth`` rules read the watermarks with (from
+        ``[kafka]``); the Kafka code is imported only here, once such a rule is set."""
+        try:
+            from redrive.transports.kafka.settings import KafkaSettings
+        except ImportError as exc:
+            raise self.fail(key, f"the dlq_depth rules read Kafka: {exc}") from None
+        kafka = KafkaSettings.of(settings)
+        if not kafka.bootstrap_servers:
+            raise self.fail(
+                "kafka.bootstrap_servers", f"missing; {key} has a dlq_depth rule, which reads Kafka"
+            )
+        return {**kafka.client, "bootstrap.servers": kafka.bootstrap_servers}
 
     def secret(self, data: Mapping[str, Any], name: str, key: str, *, required: bool) -> str | None:
         if name in data:

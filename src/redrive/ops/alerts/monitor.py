@@ -133,8 +133,11 @@ class Monitor:
     def _findings(
         self, topic: str, measured: Measurement, snapshot: Mapping[str, AlertState]
     ) -> list[Finding]:
-        found = evaluate(self.config.rules_for(topic), measured)
+        rules = self.config.rules_for(topic)
+        found = evaluate(rules, measured)
         for family in FAMILIES:  # a rule turned off (or a topic gone) resolves its alert
+            if family == "dlq_depth" and rules.watches_dlq_depth:
+                continue  # on: measured, or the broker could not be asked (keep the state)
             if family not in found and state_key(topic, family) in snapshot:
                 found[family] = Finding(
                     family=family, severity="ok", rule=family, value=0, threshold=None
@@ -168,6 +171,7 @@ class Monitor:
         oldest = {t: (now - at).total_seconds() for t, at in stats.oldest_dead_at.items()}
         new_dead = self._new_dead(topics)
         stalled = self._stalled(topics, now)
+        depths = self._dlq_depths(topics)
         measured = {}
         for topic in topics:
             dead = stats.counts.get(topic, {}).get(Status.DEAD, 0)
@@ -177,8 +181,30 @@ class Monitor:
                 new_dead=new_dead.get(topic, 0),
                 expiring=self._expiring(topic, dead, now),
                 stalled=stalled.get(topic, 0),
+                dlq_depth=depths.get(topic),
             )
         return measured, oldest
+
+    def _dlq_depths(self, topics: Iterable[str]) -> dict[str, int]:
+        """Records held by the Kafka DLQ topic of each topic with a ``dlq_depth`` rule
+        (a DLQ topic that does not exist holds none). The Kafka code is imported only
+        when such a rule is on; a broker that cannot be asked is logged, and those rules
+        keep their state until the next evaluation."""
+        names = {
+            topic: self.config.dlq_topic(topic)
+            for topic in topics
+            if self.config.rules_for(topic).watches_dlq_depth
+        }
+        if not names:
+            return {}
+        from redrive.transports.kafka.depth import dlq_depth
+
+        try:
+            depths = dlq_depth(self.config.kafka, sorted(set(names.values())))
+        except Exception as exc:  # KafkaException: the broker is down or slow
+            logger.warning("could not read the Kafka DLQ depths: %s", exc)
+            return {}
+        return {topic: depths.get(name) or 0 for topic, name in names.items()}
 
     def _stalled(self, topics: Iterable[str], now: datetime) -> dict[str, int]:
         """Scheduled records per topic overdue by the topic's ``stalled`` duration with no
@@ -240,7 +266,13 @@ class Monitor:
             value=state.value,
             threshold=state.threshold,
         )
-        message = describe(state.topic, finding, rules, resolved=resolved)
+        message = describe(
+            state.topic,
+            finding,
+            rules,
+            resolved=resolved,
+            dlq_topic=self.config.dlq_topic(state.topic),
+        )
         groups = [] if resolved else self._groups(state.topic)
         return Alert(
             alert_id=state.alert_id,
@@ -262,7 +294,8 @@ class Monitor:
         if change.kind != "resolved":
             return change.state.severity
         # a resolution carries the severity of what it ends: read it before it was reset
-        return "critical" if change.state.rule == "critical_count" else "warning"
+        critical = change.state.rule in ("critical_count", "dlq_depth_critical")
+        return "critical" if critical else "warning"
 
     def _groups(self, topic: str) -> list[dict[str, JSON]]:
         if self.config.top_groups <= 0:

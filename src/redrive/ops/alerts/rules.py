@@ -1,12 +1,16 @@
 """Alert rules per topic, and their pure evaluation against what the store holds now.
 
-Four rule families, each one alert per topic:
+Six rule families, each one alert per topic:
 
 - ``count``: dead letters now; ``warning`` at ``warn_count``, ``critical`` at ``critical_count``;
 - ``max_age``: the oldest dead letter is older than ``max_age``;
 - ``rate``: ``rate`` or more records became dead within ``rate_window``;
 - ``expiring``: dead letters that retention will delete within ``expiring`` (warn before
-  the evidence is gone); only for topics with a ``retention``.
+  the evidence is gone); only for topics with a ``retention``;
+- ``stalled``: scheduled records overdue by ``stalled`` with no live worker for them;
+- ``dlq_depth``: records held by the topic's Kafka DLQ topic (``{topic}.dlq``, read from
+  the broker's watermarks); ``warning`` at ``dlq_depth_warn``, ``critical`` at
+  ``dlq_depth_critical``; off unless one of them is set.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Literal
 
 Severity = Literal["ok", "warning", "critical"]
 
-FAMILIES = ("count", "max_age", "rate", "expiring", "stalled")
+FAMILIES = ("count", "max_age", "rate", "expiring", "stalled", "dlq_depth")
 """The rule families, in the order they are evaluated and shown."""
 
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
@@ -42,7 +46,17 @@ class TopicRules:
     rate_window: timedelta = timedelta(hours=1)
     expiring: timedelta | None = timedelta(hours=48)
     stalled: timedelta | None = timedelta(minutes=10)
+    dlq_depth_warn: int | None = None
+    dlq_depth_critical: int | None = None
     enabled: bool = True
+
+    @property
+    def watches_dlq_depth(self) -> bool:
+        """Whether the ``dlq_depth`` rule is on (a threshold is set and the topic's rules
+        are enabled)."""
+        return self.enabled and (
+            self.dlq_depth_warn is not None or self.dlq_depth_critical is not None
+        )
 
     def replace(self, **changes: Any) -> TopicRules:
         """Return a copy with ``changes`` applied."""
@@ -55,6 +69,8 @@ class Measurement:
 
     :param expiring: dead letters retention deletes within the ``expiring`` window, or
         None when the topic has no retention.
+    :param dlq_depth: records held by the topic's Kafka DLQ topic, or None when not read
+        (the rule is off, or the broker could not be asked).
     """
 
     dead: int = 0
@@ -62,6 +78,7 @@ class Measurement:
     new_dead: int = 0
     expiring: int | None = None
     stalled: int = 0
+    dlq_depth: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,7 +86,8 @@ class Finding:
     """The state of one rule family for one topic.
 
     ``rule`` names the threshold crossed (``warn_count``, ``critical_count``, ``max_age``,
-    ``rate``, ``expiring``), or the family when nothing is crossed.
+    ``rate``, ``expiring``, ``stalled``, ``dlq_depth_warn``, ``dlq_depth_critical``), or the
+    family when nothing is crossed.
     """
 
     family: str
@@ -89,32 +107,41 @@ def evaluate(rules: TopicRules, measured: Measurement) -> dict[str, Finding]:
         _above("rate", measured.new_dead, rules.rate),
         _expiring(rules, measured),
         _above("stalled", measured.stalled, 1 if rules.stalled is not None else None),
+        _dlq_depth(rules, measured),
     ]
     return {finding.family: finding for finding in findings if finding is not None}
 
 
 def _count(rules: TopicRules, measured: Measurement) -> Finding | None:
-    if rules.warn_count is None and rules.critical_count is None:
+    warn, critical = ("warn_count", rules.warn_count), ("critical_count", rules.critical_count)
+    return _levels("count", measured.dead, warn, critical)
+
+
+def _dlq_depth(rules: TopicRules, measured: Measurement) -> Finding | None:
+    if measured.dlq_depth is None:
         return None
-    value = measured.dead
-    if rules.critical_count is not None and value >= rules.critical_count:
-        return Finding(
-            family="count",
-            severity="critical",
-            rule="critical_count",
-            value=value,
-            threshold=rules.critical_count,
-        )
-    if rules.warn_count is not None and value >= rules.warn_count:
-        return Finding(
-            family="count",
-            severity="warning",
-            rule="warn_count",
-            value=value,
-            threshold=rules.warn_count,
-        )
-    threshold = rules.warn_count if rules.warn_count is not None else rules.critical_count
-    return Finding(family="count", severity="ok", rule="count", value=value, threshold=threshold)
+    warn = ("dlq_depth_warn", rules.dlq_depth_warn)
+    critical = ("dlq_depth_critical", rules.dlq_depth_critical)
+    return _levels("dlq_depth", measured.dlq_depth, warn, critical)
+
+
+def _levels(
+    family: str, value: float, warn: tuple[str, int | None], critical: tuple[str, int | None]
+) -> Finding | None:
+    """A warning at the ``warn`` threshold, critical at ``critical`` (name, threshold)."""
+    if warn[1] is None and critical[1] is None:
+        return None
+    levels: tuple[tuple[tuple[str, int | None], Severity], ...] = (
+        (critical, "critical"),
+        (warn, "warning"),
+    )
+    for (rule, threshold), severity in levels:
+        if threshold is not None and value >= threshold:
+            return Finding(
+                family=family, severity=severity, rule=rule, value=value, threshold=threshold
+            )
+    threshold = warn[1] if warn[1] is not None else critical[1]
+    return Finding(family=family, severity="ok", rule=family, value=value, threshold=threshold)
 
 
 def _above(family: str, value: float, threshold: float | None) -> Finding | None:
@@ -137,9 +164,23 @@ def _seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
 
 
-def describe(topic: str, finding: Finding, rules: TopicRules, *, resolved: bool = False) -> str:
-    """A one-line human message for a finding that fired (or, ``resolved``, ended)."""
+def describe(
+    topic: str,
+    finding: Finding,
+    rules: TopicRules,
+    *,
+    resolved: bool = False,
+    dlq_topic: str | None = None,
+) -> str:
+    """A one-line human message for a finding that fired (or, ``resolved``, ended);
+    ``dlq_topic`` names the Kafka DLQ topic of a ``dlq_depth`` finding."""
     value = finding.value
+    if finding.family == "dlq_depth":
+        held = f"DLQ topic {dlq_topic or topic + '.dlq'} holds {_records(value)}"
+        if resolved:
+            return f"{topic}: resolved: {held}, under the thresholds"
+        kind = "critical" if finding.severity == "critical" else "warning"
+        return f"{topic}: {held} ({kind} threshold {_num(finding.threshold)})"
     if resolved:
         return _resolved(topic, finding)
     if finding.family == "count":
@@ -179,6 +220,11 @@ def _letters(value: float, adjective: str = "") -> str:
     """``1 dead letter``, ``12 new dead letters``."""
     n = int(value)
     return f"{n:,} {adjective}dead letter{'' if n == 1 else 's'}"
+
+
+def _records(value: float) -> str:
+    n = int(value)
+    return f"{n:,} record{'' if n == 1 else 's'}"
 
 
 def _num(value: float | None) -> str:

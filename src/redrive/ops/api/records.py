@@ -12,12 +12,14 @@ from redrive.ops.api import present
 from redrive.ops.api.context import Caller, admin, operator, viewer
 from redrive.ops.api.filters import filter_query
 from redrive.ops.api.problems import Problem, responses
-from redrive.ops.api.schemas import DeadLetterOut, FilterIn, NoteIn, PageOut, RetryIn
+from redrive.ops.api.schemas import DeadLetterOut, FilterIn, NoteIn, PageOut, RetryIn, Sort
 from redrive.service import Result
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
 NoBody = Body(None)
+CURSOR_LENGTH = 100
+"""A cursor is an id, or a sort key and an id (``2026-01-02T03:04:05.000006Z~<id>``)."""
 RecordId = Path(min_length=1, max_length=64, description="A dead letter's id.")
 
 
@@ -26,12 +28,20 @@ def list_dead_letters(
     caller: Caller = viewer,
     filters: FilterIn = Depends(filter_query),  # noqa: B008
     limit: int = Query(50, ge=1, le=10_000, description="Page size (capped by the server)."),
-    cursor: str | None = Query(None, max_length=64, description="next_cursor of the last page."),
+    cursor: str | None = Query(
+        None, max_length=CURSOR_LENGTH, description="next_cursor of the last page (same sort)."
+    ),
+    sort: Sort = Query(  # noqa: B008
+        Sort.NEWEST,
+        description="created, dead (when it died) or attempts; - in front for descending.",
+    ),
 ) -> JSONResponse:
-    """Dead letters matching the filters, newest first, a page at a time."""
+    """Dead letters matching the filters, a page at a time: newest first, or in ``sort``
+    order (ties by id). Keep the same ``sort`` when you pass a page's ``next_cursor``."""
     ctx = caller.ctx
     where = caller.ctx.where(filters)
-    page = caller.service.list(where, limit=min(limit, ctx.options.max_page), cursor=cursor)
+    size = min(limit, ctx.options.max_page)
+    page = caller.service.list(where, limit=size, cursor=cursor, sort=sort.value)
     items = [present.summary(record, ctx.redactor) for record in page.items]
     return JSONResponse({"items": items, "next_cursor": page.next_cursor})
 

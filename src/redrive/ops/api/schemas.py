@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,19 @@ class _In(BaseModel):
         except NotJSON as exc:
             raise ValueError(str(exc)) from None
         return data
+
+
+class Sort(enum.StrEnum):
+    """The order of a listing: by creation (id order), by the time a record died, or by its
+    attempts; ``-`` in front for descending. Ties go by id; records that never died come
+    last under ``dead`` and ``-dead``."""
+
+    NEWEST = "-created"
+    OLDEST = "created"
+    DIED_LAST = "-dead"
+    DIED_FIRST = "dead"
+    MOST_ATTEMPTS = "-attempts"
+    FEWEST_ATTEMPTS = "attempts"
 
 
 class FilterIn(_In):

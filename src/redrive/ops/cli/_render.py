@@ -152,11 +152,14 @@ def _short(dotted: str) -> str:
     return dotted.rsplit(".", 1)[-1]
 
 
-def records_table(records: Sequence[DeadLetter], *, with_status: bool = False) -> Grid:
-    """id, (status,) topic, handler, error, attempts, age: one line per record. Handler
-    names are printed whole: they are what ``--handler`` takes."""
+def records_table(
+    records: Sequence[DeadLetter], *, with_status: bool = False, died: bool = False
+) -> Grid:
+    """id, (status,) topic, handler, error, attempts, age (or, with ``died``, the time since
+    it died): one line per record. Handler names are printed whole: they are what
+    ``--handler`` takes."""
     headers = ("ID!", *(("STATUS",) if with_status else ()), "TOPIC", "HANDLER", "ERROR")
-    grid = table(*headers, "ATT>", "AGE>", flexible=len(headers) - 1)
+    grid = table(*headers, "ATT>", "DIED>" if died else "AGE>", flexible=len(headers) - 1)
     now = utcnow()
     for record in records:
         error = f"{_short(record.error_type)}: {record.error_message}"
@@ -167,9 +170,13 @@ def records_table(records: Sequence[DeadLetter], *, with_status: bool = False) -
             record.handler,
             error,
             str(record.attempts),
-            age(record.created_at, now),
+            _died(record, now) if died else age(record.created_at, now),
         )
     return grid
+
+
+def _died(record: DeadLetter, now: datetime) -> str:
+    return "-" if record.dead_at is None else age(record.dead_at, now)
 
 
 def show_record(out: Out, record: DeadLetter) -> None:

@@ -53,7 +53,7 @@ def monitor(
         try:
             alerts = asyncio.run(_once(mon))
         except asyncio.CancelledError:
-            raise fail("stopped by SIGTERM before the evaluation finished", 143) from None
+            raise fail("stopped by a second SIGTERM before the evaluation finished", 143) from None
         if ctx.obj.json:
             typer.echo(json.dumps([alert.to_dict() for alert in alerts], indent=2))
         for alert in [] if ctx.obj.json else alerts:
@@ -77,16 +77,33 @@ def monitor(
 
 async def _once(mon: Monitor) -> list[Alert]:
     """One evaluation that gives the replica lock up when it ends, even on SIGTERM: a cron
-    job's next ``--once`` must not find the lock still held and evaluate nothing."""
+    job's next ``--once`` must not find the lock still held and evaluate nothing.
+
+    A first SIGTERM lets the evaluation in progress finish (its notifications are decided
+    and written already; each sink's timeout and retries bound the wait), so none is lost;
+    a second one cancels it at once. Either way the lock is released before exit."""
     import asyncio
     import signal
 
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    task, terms = asyncio.current_task(), 0
+
+    def on_term() -> None:
+        nonlocal terms
+        terms += 1
+        if terms == 1:
+            typer.echo(
+                "SIGTERM: finishing the evaluation in progress (SIGTERM again to stop now)",
+                err=True,
+            )
+        elif task is not None:
+            task.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
         return await mon.evaluate_once()
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         await mon.release()
 
 

@@ -26,6 +26,7 @@ from redrive.ops.cli._common import (
     redactor,
     wants_json,
 )
+from redrive.stores.base import DEFAULT_SORT, SORTS
 
 if TYPE_CHECKING:
     from redrive.redact import Redactor
@@ -33,6 +34,24 @@ if TYPE_CHECKING:
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="Rows to show.")]
 CursorOpt = Annotated[
     str | None, typer.Option("--cursor", help="Where the previous page ended (printed there).")
+]
+
+
+def _sort(value: str) -> str:
+    if value not in SORTS:
+        raise typer.BadParameter(f"expected one of {', '.join(SORTS)}, got {value!r}")
+    return value
+
+
+SortOpt = Annotated[
+    str,
+    typer.Option(
+        "--sort",
+        callback=_sort,
+        metavar="|".join(SORTS),
+        help="created (id order), dead (when it died) or attempts; - in front for descending "
+        "(write --sort=-dead). Ties go by id.",
+    ),
 ]
 
 
@@ -61,11 +80,14 @@ def list_records(
     search: SearchOpt = None,
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
+    sort: SortOpt = DEFAULT_SORT,
     json_output: JsonOpt = False,
 ) -> None:
-    """List dead letters (or other statuses), newest first.
+    """List dead letters (or other statuses), newest first or in --sort order.
 
+    \b
     Example: redrive list --topic orders.created --since 2h --search "timeout"
+             redrive list --status all --sort=-attempts
     """
     where = build_filter(
         status=status,
@@ -80,7 +102,7 @@ def list_records(
         until=until,
         search=search,
     )
-    page = reader(ctx).list(where, limit=limit, cursor=cursor)
+    page = reader(ctx).list(where, limit=limit, cursor=cursor, sort=sort)
     shown = [redactor(ctx).mask(record) for record in page.items]
     if wants_json(ctx, json_output):
         items = [record.to_dict() for record in shown]
@@ -92,9 +114,11 @@ def list_records(
     if not shown:
         out.print("no records match")
         return
-    out.print(records_table(shown, with_status=len(where.statuses) != 1))
+    died = sort.lstrip("-") == "dead"
+    out.print(records_table(shown, with_status=len(where.statuses) != 1, died=died))
     if page.next_cursor:
-        out.print(f"more: --cursor {page.next_cursor}")
+        same = "" if sort == DEFAULT_SORT else f" --sort={sort}"
+        out.print(f"more:{same} --cursor {page.next_cursor}")
 
 
 @handle_errors

@@ -22,6 +22,7 @@ from redrive.ops.console.web import (
     new_signin_value,
     render,
 )
+from redrive.stores.base import DEFAULT_SORT
 
 router = APIRouter(include_in_schema=False)
 
@@ -84,11 +85,14 @@ def dead_letters(
     correlation_id: str | None = Query(None, max_length=500),
     event_id: str | None = Query(None, max_length=500),
     key: str | None = Query(None, max_length=500),
-    cursor: str | None = Query(None, max_length=64),
-    trail: str = Query("", max_length=8000),
+    cursor: str | None = Query(None, max_length=100),
+    trail: str = Query("", max_length=12000),
+    sort: str = Query(DEFAULT_SORT, max_length=20),
+    page_number: int | None = Query(None, alias="page", ge=1, le=10**9),
 ) -> HTMLResponse:
     """The filterable, searchable, paginated table with bulk actions (dead letters unless
-    the status filter says otherwise; ``any`` for every status)."""
+    the status filter says otherwise; ``any`` for every status), newest first or in the
+    order a column header picks."""
     ctx, session = current(request)
     known = lists.known_values(ctx.service)
     error_type = lists.match_case(error_type, known["error_types"])
@@ -107,7 +111,7 @@ def dead_letters(
     error, total = None, 0
     try:
         where = ctx.where(filter_in(form)).replace(event_id=event_id or None, key=key or None)
-        page = ctx.service.list(where, limit=PAGE, cursor=cursor)
+        page = ctx.service.list(where, limit=PAGE, cursor=cursor, sort=sort)
         rows = [present.summary(r, ctx.redactor) for r in page.items]
         next_cursor = page.next_cursor
         total = ctx.service.count(where)
@@ -120,6 +124,7 @@ def dead_letters(
             error = f"status: unknown status {status!r}"
         rows, next_cursor = [], None
     query = urlencode({k: v for k, v in form.items() if v and (k, v) != ("status", "dead")})
+    sorting = lists.sorting(query, sort)
     return render(
         request,
         "list.html",
@@ -129,8 +134,10 @@ def dead_letters(
         statuses=STATUSES,
         known=known,
         total=total,
-        pages=lists.pager(cursor, next_cursor, trail, total, PAGE),
+        pages=lists.pager(cursor, next_cursor, trail, total, PAGE, page_number),
         query=query,
+        listing=sorting["listing"],
+        sorting=sorting,
         error=error,
         payload_search=not ctx.redactor,
         can_act=session.token.role != "viewer",

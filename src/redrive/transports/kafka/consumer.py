@@ -1,15 +1,13 @@
 """``KafkaConsumer``: a consumer group whose handlers have a dead-letter queue behind them.
 
-Each partition's messages run in order, one at a time, while the poll loop keeps polling
-(pausing a partition whose backlog is full), so ``max.poll.interval.ms`` never expires
-however long a handler takes. For each message and handler:
-
-- success: nothing is written;
-- a failure whose next retry is due within ``in_place`` seconds is retried in place;
-- a later retry becomes a ``scheduled`` record in the store, run by the store scheduler of
-  this process (the composed ``EventBus``), so the partition moves on;
-- a non-retriable or exhausted failure becomes a ``dead`` record and, unless the DLQ is
-  off, a DlqMessage on ``{topic}.dlq``.
+This module holds the lifecycle, the poll loop and the rebalances; dispatch.py runs the
+messages through the handlers. Each partition's messages run in order, one at a time,
+while the poll loop keeps polling (pausing a partition whose backlog is full), so
+``max.poll.interval.ms`` never expires however long a handler takes. Success writes
+nothing; short retries run in place; longer ones become ``scheduled`` records run by the
+store scheduler of this process (the composed ``EventBus``); a non-retriable or exhausted
+failure becomes a ``dead`` record and, unless the DLQ is off, a DlqMessage on
+``{topic}.dlq``.
 
 An offset is committed only once every message below it is finished: succeeded, or its
 record durable in the store and its DlqMessage acknowledged. A crash before that
@@ -20,21 +18,18 @@ store records one dead letter per (message, handler).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from redrive.bus import EventBus
 from redrive.config import Settings
-from redrive.core.engine import HandlerFn, HandlerSpec, Outcome
+from redrive.core.engine import HandlerFn, HandlerSpec
 from redrive.exceptions import ConfigError
 from redrive.hooks import Hook
-from redrive.models import DeadLetter, Event, Status
+from redrive.models import DeadLetter
 from redrive.policy import RetryPolicy
 from redrive.stores.base import Store
 from redrive.transports.kafka.client import (
@@ -46,34 +41,16 @@ from redrive.transports.kafka.client import (
     admin_config,
     base_config,
 )
-from redrive.transports.kafka.envelope import Envelope, envelope
+from redrive.transports.kafka.dispatch import DeadHook, Dispatcher, Partition
 from redrive.transports.kafka.offsets import CommitTracker, TopicPartitionKey
-from redrive.transports.kafka.ordering import KeyOrder, WaitingBehind
+from redrive.transports.kafka.ordering import KeyOrder
 from redrive.transports.kafka.publisher import DlqPublisher
 from redrive.transports.kafka.settings import KafkaSettings
 
 logger = logging.getLogger("redrive.kafka")
 
 F = TypeVar("F", bound=HandlerFn)
-_Tail = Callable[[], Awaitable[None]]
 Ordering = Literal["partition", "key"]
-
-
-class _Partition:
-    """The backlog of one assigned partition and the task that drains it."""
-
-    __slots__ = ("paused", "queue", "revoked", "tails", "task")
-
-    def __init__(self) -> None:
-        self.queue: deque[tuple[Message, int]] = deque()
-        self.task: asyncio.Task[None] | None = None
-        self.tails: set[asyncio.Task[None]] = set()
-        self.paused = False
-        self.revoked = False
-
-    def work(self) -> list[asyncio.Task[None]]:
-        """The tasks still running for this partition."""
-        return [*([self.task] if self.task is not None else []), *self.tails]
 
 
 class KafkaConsumer:
@@ -141,7 +118,6 @@ class KafkaConsumer:
         self._commit_every = commit_every
         self._commit_interval = commit_interval
         self._max_buffered = max_buffered
-        self._max_pending = max_pending
         self._poll_batch = poll_batch
         self._revoke_grace = revoke_grace
         self._dlq = DlqPublisher(
@@ -150,29 +126,37 @@ class KafkaConsumer:
             group,
             transactional_id=(transactional_id or self.kafka.transactional_id) if dlq else None,
         )
+        dead_hook = DeadHook()
         self.bus = EventBus(
             store,
             policy=policy,
             settings=self.settings,
-            hooks=[*hooks, _DeadHook(self)],
+            hooks=[*hooks, dead_hook],
             service=service,
             version=version,
             poll_interval=poll_interval,
             concurrency=concurrency,
             lease=lease,
         )
-        self.member = ""
         self._order = KeyOrder(store, group) if ordering == "key" else None
         self._tracker = CommitTracker()
-        self._partitions: dict[TopicPartitionKey, _Partition] = {}
-        self._inline: set[tuple[str, str]] = set()  # (event id, handler) being recorded here
+        self._partitions: dict[TopicPartitionKey, Partition] = {}
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self._consumer: ThreadConsumer | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        self._fast: dict[str, HandlerSpec] = {}  # topics with one plain async handler
-        self._user_hooks = bool(hooks)
-        self._finished_since_commit = 0
+        self._dispatch = Dispatcher(
+            self.bus,
+            self._dlq,
+            dlq_on=dlq,
+            order=self._order,
+            group=group,
+            in_place=in_place,
+            max_pending=max_pending,
+            stopping=self._stopping,
+            group_metadata=self._group_metadata,
+            user_hooks=bool(hooks),
+        )
+        dead_hook.attach(self._dispatch)
         self._last_commit = time.monotonic()
 
     @classmethod
@@ -213,6 +197,11 @@ class KafkaConsumer:
         return self.bus.subscribe(topic, fn, **options)
 
     @property
+    def member(self) -> str:
+        """This consumer's member id in the group ("" until the first assignment)."""
+        return self._dispatch.member
+
+    @property
     def store(self) -> Store:
         """The store of the composed bus."""
         return self.bus.store
@@ -238,12 +227,7 @@ class KafkaConsumer:
     async def _start(self, topics: list[str]) -> None:
         await self.bus.start()
         self._stopping.clear()
-        self._fast = {}
-        for topic in topics:
-            specs = self.bus.handlers(topic)
-            single = len(specs) == 1 and specs[0].is_async and specs[0].timeout is None
-            if single and self._order is None:
-                self._fast[topic] = specs[0]
+        self._dispatch.prepare(topics)
         await self._dlq.start()
         if self.dlq:
             await self._check_dlq_topics(topics)
@@ -286,8 +270,8 @@ class KafkaConsumer:
         if self._consumer is not None:
             await self._consumer.close()  # revokes: the finished offsets are committed
             self._consumer = None
-        if self._background:
-            await asyncio.wait(self._background, timeout=grace)
+        if self._dispatch.background:
+            await asyncio.wait(self._dispatch.background, timeout=grace)
         await self._dlq.close(grace)
         await self.bus.stop()
 
@@ -311,15 +295,7 @@ class KafkaConsumer:
                 logger.exception("polling failed; polling again")
                 await asyncio.sleep(0.5)
                 continue
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if not error.retriable() and error.fatal():
-                        logger.error("consumer failed: %s", error)
-                    else:
-                        logger.debug("consumer: %s", error)
-                    continue
-                self._route(message)
+            self._route(messages)
 
     def _round(
         self,
@@ -345,11 +321,11 @@ class KafkaConsumer:
     def _due_commits(self) -> list[TopicPartition]:
         now = time.monotonic()
         if (
-            self._finished_since_commit < self._commit_every
+            self._dispatch.finished < self._commit_every
             and now - self._last_commit < self._commit_interval
         ):
             return []
-        self._finished_since_commit = 0
+        self._dispatch.finished = 0
         self._last_commit = now
         return [TopicPartition(t, p, o) for (t, p), o in self._tracker.committable().items()]
 
@@ -365,24 +341,31 @@ class KafkaConsumer:
                 resume.append(TopicPartition(topic, partition))
         return pause, resume
 
-    def _route(self, message: Message) -> None:
-        tp, offset = _where(message)
-        part = self._partitions.get(tp)
-        if part is None or part.revoked:
-            return
-        self._tracker.received(tp, offset)
-        part.queue.append((message, offset))
-        if part.task is None:
-            part.task = asyncio.create_task(self._drain(tp, part))
+    def _route(self, messages: list[Message]) -> None:
+        """Queue each message on its partition; start the partition's drain if idle."""
+        partitions, wake = self._partitions, self._dispatch.wake
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if not error.retriable() and error.fatal():
+                    logger.error("consumer failed: %s", error)
+                else:
+                    logger.debug("consumer: %s", error)
+                continue
+            part = partitions.get((message.topic(), message.partition()))  # type: ignore[arg-type]
+            if part is None or part.revoked:
+                continue
+            part.queue.append(message)
+            if part.task is None:
+                wake(part)
 
     # -- rebalances (called from the consumer thread, run on the loop) ---------------------
     async def _on_assign(self, partitions: list[TopicPartition]) -> None:
         assert self._consumer is not None
-        self.member = self._consumer.member_id or self.member
+        self._dispatch.member = self._consumer.member_id or self._dispatch.member
         for tp in partitions:
             key = (tp.topic, tp.partition)
-            self._tracker.reset(key)
-            self._partitions[key] = _Partition()
+            self._partitions[key] = Partition(key, self._tracker.reset(key))
         if self._order is not None:
             await self._order.load()
         logger.info("assigned %s", _names(partitions))
@@ -406,218 +389,14 @@ class KafkaConsumer:
         logger.info("revoked %s", _names(partitions))
         return [TopicPartition(t, p, o) for (t, p), o in safe.items()]
 
-    # -- processing --------------------------------------------------------------------
-    async def _drain(self, tp: TopicPartitionKey, part: _Partition) -> None:
-        """Run the partition's messages in order. A message's handlers run one message
-        after another; its durable tail (the store write, the DLQ produce) overlaps the
-        next messages, and the tracker lets no commit pass it until it is done."""
-        fast = self._fast
-        try:
-            while part.queue and not part.revoked:
-                message, offset = part.queue.popleft()
-                env = envelope(message)
-                spec = fast.get(tp[0]) if env.error is None else None
-                if spec is not None:  # one async handler, no timeout: the common case
-                    start = time.perf_counter()
-                    try:
-                        await spec.fn(env.event)
-                        tails = []
-                        if self._user_hooks:
-                            self.bus.engine.hooks.on_success(
-                                env.event, spec.name, time.perf_counter() - start, None
-                            )
-                    except Exception as error:
-                        failed = Outcome(spec, error, time.perf_counter() - start)
-                        tail = await self._attempts(env, spec, failed)
-                        tails = [] if tail is None else [tail]
-                else:
-                    tails = await self._run_handlers(env)
-                if not tails:
-                    self._finish(tp, part, offset)
-                elif self._order is not None or self._dlq.transactional:
-                    # A key's chain is written before the next message; a transaction
-                    # commits the offset after this one, so everything below must be done.
-                    await self._complete(tp, part, offset, tails)
-                else:
-                    task = asyncio.create_task(self._complete(tp, part, offset, tails))
-                    part.tails.add(task)
-                    task.add_done_callback(part.tails.discard)
-                    if len(part.tails) >= self._max_pending:
-                        await asyncio.wait(part.tails, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            part.task = None
-
-    def _finish(self, tp: TopicPartitionKey, part: _Partition, offset: int) -> None:
-        # Counted while this assignment lasts, revoked or not: a revocation waits for the
-        # running work and commits what finished within the grace. Not once the partition
-        # is gone, or assigned again (a new delivery of the offset runs then).
-        if self._partitions.get(tp) is part:
-            self._tracker.finished(tp, offset)
-        self._finished_since_commit += 1
-
-    async def _complete(
-        self, tp: TopicPartitionKey, part: _Partition, offset: int, tails: list[_Tail]
-    ) -> None:
-        """Make a message's failures durable, then count it finished. A store or broker
-        outage is retried: the offset stays unfinished, nothing past it is committed."""
-        for tail in tails:
-            delay = 0.5
-            while True:
-                try:
-                    await tail()
-                    break
-                except Exception:
-                    if part.revoked or self._stopping.is_set():
-                        logger.warning("left %s[%d]@%d unfinished: redelivered", *tp, offset)
-                        return
-                    logger.exception(
-                        "could not record %s[%d]@%d; trying again in %.1fs", *tp, offset, delay
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-        self._finish(tp, part, offset)
-
-    async def _run_handlers(self, env: Envelope) -> list[_Tail]:
-        specs = self.bus.handlers(env.event.topic)
-        if len(specs) == 1:
-            tail = await self._attempts(env, specs[0])
-            return [] if tail is None else [tail]
-        results = await asyncio.gather(*(self._attempts(env, spec) for spec in specs))
-        return [tail for tail in results if tail is not None]
-
-    async def _attempts(
-        self, env: Envelope, spec: HandlerSpec, failed: Outcome | None = None
-    ) -> _Tail | None:
-        """Run ``spec`` (retrying in place while the delays are short); return what must
-        be made durable, or None on success. ``failed``: the first attempt already ran."""
-        engine = self.bus.engine
-        event = env.event
-        if self._order is not None and failed is None:
-            head = await self._order.head(event.topic, spec.name, event.key)
-            if head is not None and head.event.id == event.id:
-                return None  # redelivered after a crash: its record heads the chain already
-            if head is not None:
-                return functools.partial(self._park, env, spec, head.id)
-        attempt = 1
-        while True:
-            if failed is not None:
-                outcome, failed = failed, None
-            elif env.error is None:
-                outcome = await engine.run(spec, event)
-                if outcome.error is None:
-                    engine.succeeded(event, outcome)
-                    return None
-            else:
-                outcome = Outcome(spec, env.error, 0.0)
-            assert outcome.error is not None
-            decision = engine.decide(spec, outcome.error, attempt)
-            if decision.retry_at is not None:
-                wait = (decision.retry_at - engine.clock.now()).total_seconds()
-                if wait <= self.in_place and not await self._stopped_within(wait):
-                    attempt += 1
-                    continue
-            record = engine.failure_record(
-                event, outcome, attempt=attempt, decision=decision, origin=self._origin(env)
-            )
-            return self._tail(record, outcome)
-
-    def _tail(self, record: DeadLetter, outcome: Outcome) -> _Tail:
-        """The durable part of a failure: the record in the store, then its DlqMessage (or
-        its key's chain). Retried step by step: a stored record is not written again."""
-        stored: list[DeadLetter] = []
-
-        async def write() -> None:
-            if not stored:
-                stored.append(await self._record(record, outcome))
-            final = stored[0]
-            if final.status == Status.DEAD:
-                if self._dlq.transactional:
-                    await self._publish_with_commit(final)
-                elif self.dlq:
-                    await self.publish_dead(final)
-                return
-            if self._order is not None:
-                await self._order.block(final)
-            self.bus.scheduler.wake()
-
-        return write
-
-    async def _record(self, record: DeadLetter, outcome: Outcome) -> DeadLetter:
-        key = (record.event.id, record.handler)
-        self._inline.add(key)
-        try:
-            return await self.bus.engine.record(record, outcome)
-        finally:
-            self._inline.discard(key)
-
-    async def _park(self, env: Envelope, spec: HandlerSpec, head: str) -> None:
-        """Store the message behind ``head``, its key's earlier message (ordering="key")."""
-        assert self._order is not None
-        outcome = Outcome(spec, WaitingBehind(f"waiting behind {head}"), 0.0)
-        record = self.bus.engine.failure_record(env.event, outcome, origin=self._origin(env))
-        parked = await self._order.park(record, head)
-        await self._record(parked, outcome)
-
-    def _origin(self, env: Envelope) -> dict[str, Any]:
-        return env.origin(group=self.group, member=self.member)
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        if seconds <= 0:
-            return self._stopping.is_set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        return self._stopping.is_set()
-
+    # -- what the dispatcher asks of the consumer -----------------------------------------
     async def publish_dead(self, record: DeadLetter) -> None:
         """Write the DlqMessage of ``record`` to its DLQ topic; return once acknowledged."""
-        await self._dlq.publish(record, self.member)
+        await self._dispatch.publish_dead(record)
 
-    async def _publish_with_commit(self, record: DeadLetter) -> None:
+    async def _group_metadata(self) -> Any:
         assert self._consumer is not None
-        group = await self._consumer.call(self._consumer.raw.consumer_group_metadata)
-        await self._dlq.publish_with_commit(record, self.member, group)
-
-    def _dead_elsewhere(self, record: DeadLetter) -> None:
-        """A record died in the scheduler (a long retry ran out): its DlqMessage too."""
-        if not self.dlq or record.origin.get("transport") != "kafka":
-            return
-        if (record.event.id, record.handler) in self._inline:
-            return  # the consumer writes it itself, before it commits
-        self._dlq.publish_later(record, self.member)
-
-
-class _DeadHook(Hook):
-    """DlqMessages of records that die in the scheduler; key chains moved on."""
-
-    def __init__(self, consumer: KafkaConsumer) -> None:
-        self._consumer = consumer
-
-    def on_dead(self, record: DeadLetter) -> None:
-        self._consumer._dead_elsewhere(record)
-        self._settled(record)
-
-    def on_success(
-        self, event: Event, handler: str, duration: float, record: DeadLetter | None
-    ) -> None:
-        if record is not None:
-            self._settled(record)
-
-    def _settled(self, record: DeadLetter) -> None:
-        order = self._consumer._order
-        if order is not None:
-            task = order.settled(record)
-            if task is not None:
-                self._consumer._background.add(task)
-                task.add_done_callback(self._consumer._background.discard)
-
-
-def _where(message: Message) -> tuple[TopicPartitionKey, int]:
-    """(topic, partition) and offset of a consumed message (never None once consumed)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None
-    assert partition is not None
-    assert offset is not None
-    return (topic, partition), offset
+        return await self._consumer.call(self._consumer.raw.consumer_group_metadata)
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redrive.exceptions import NonRetriableError
-from redrive.models import JSON, Event, utcnow
+from redrive.models import JSON, Event, build_event, utcnow
 
 EVENT_ID_HEADER = "redrive-event-id"
 _CORRELATION = ("correlation-id", "correlation_id", "x-correlation-id", "correlationId")
@@ -145,26 +145,63 @@ def timestamp_of(message: Any) -> datetime:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
-def envelope(message: Any) -> Envelope:
-    """The event of a consumed ``confluent_kafka.Message`` (the hot path: keep it lean)."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    raw = message.headers()
-    headers = decode_headers(raw)[0] if raw else {}
-    key = decode_key(message.key())[0]
-    payload, error = decode_value(message.value())
-    occurred = timestamp_of(message)
-    event = Event(
-        id=event_id(topic, partition, offset, headers),
-        topic=topic,
-        payload=payload,
-        key=key,
-        headers=headers,
-        correlation_id=_first(headers, _CORRELATION) if headers else None,
-        tenant_id=_first(headers, _TENANT) if headers else None,
-        source=f"kafka:{topic}",
-        occurred_at=occurred,
-    )
-    return Envelope(message, event, error)
+class PartitionDecoder:
+    """Builds the ``Event`` of each record of one partition (the hot path: keep it lean).
+
+    What is the same for every record of the partition (its topic, the event source, the
+    prefix of the derived event ids) is built once. Records produced within one
+    millisecond share their timestamp, so the last timestamp's ``datetime`` is reused.
+    """
+
+    __slots__ = ("_at", "_millis", "_prefix", "partition", "source", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.source = f"kafka:{topic}"
+        self._prefix = f"kafka:{topic}:{partition}:"  # event_id() of a record without one
+        self._millis: int | None = None
+        self._at = utcnow()
+
+    def __call__(self, message: Any, offset: int) -> tuple[Event, UndecodableValue | None]:
+        """The event of the record at ``offset`` and its decode error, if any."""
+        raw = message.headers()
+        if raw:
+            headers = decode_headers(raw)[0]
+            id = headers.get(EVENT_ID_HEADER) or self._prefix + str(offset)
+            correlation = _first(headers, _CORRELATION)
+            tenant = _first(headers, _TENANT)
+        else:
+            headers = {}
+            id = self._prefix + str(offset)
+            correlation = tenant = None
+        key = message.key()
+        if key is not None:
+            try:
+                key = key.decode()
+            except UnicodeDecodeError:
+                key = decode_key(key)[0]
+        value = message.value()
+        error = None
+        if value is None:
+            payload = None
+        else:
+            try:
+                payload = json.loads(value)
+            except (UnicodeDecodeError, ValueError):
+                payload, error = decode_value(value)
+        kind, millis = message.timestamp()
+        if kind and millis == self._millis:
+            occurred = self._at
+        elif not kind or not millis or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
+            occurred = utcnow()
+        else:
+            occurred = self._at = datetime.fromtimestamp(millis / 1000, UTC)
+            self._millis = millis
+        event = build_event(
+            self.topic, payload, id, key, headers, correlation, self.source, tenant, occurred
+        )
+        return event, error
 
 
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:

@@ -1,97 +1,115 @@
 """The commit tracker: which offset of each partition is safe to commit.
 
-Kafka commits one offset per partition: "everything below this is done". Messages finish
-out of order (a short in-place retry, a DLQ produce waiting for its acknowledgement), so
-the tracker commits only below the lowest offset still unfinished. A message is finished
-when every handler succeeded, or its failure record is durable in the store and (when the
-DLQ topic is on) its DlqMessage was acknowledged by the broker. A crash before the commit
+Kafka commits one offset per partition: "everything below this is done". A partition's
+messages are taken up in offset order, one at a time. Most finish there and then (their
+handlers succeeded); a failure leaves a durable tail in flight (the store write, the DLQ
+produce) while the next messages run, and those tails finish out of order. So a
+partition's commit point is the lowest offset whose tail is still in flight, or, with
+none in flight, one past the last message taken up. A message is finished when every
+handler succeeded, or its failure record is durable in the store and (when the DLQ topic
+is on) its DlqMessage was acknowledged by the broker. A crash before the commit
 redelivers the unfinished messages and those above them: at-least-once.
+
+The common case costs one attribute store per message (``PartitionOffsets.passed``);
+only messages with a tail go into the in-flight queue.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 
 TopicPartitionKey = tuple[str, int]
 
 
-@dataclasses.dataclass(slots=True)
-class _Partition:
-    pending: collections.deque[int] = dataclasses.field(default_factory=collections.deque)
-    done: set[int] = dataclasses.field(default_factory=set)
-    next_offset: int | None = None  # one past the highest finished prefix
-    committed: int | None = None  # what was last handed out for commit
+class PartitionOffsets:
+    """The offsets of one assignment of one partition.
+
+    A revoked or re-assigned partition gets a new object: a late finish of a message of
+    the old assignment lands on the old object, which nobody commits from any more.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("committed", "done", "held", "position")
+
+    def __init__(self) -> None:
+        self.position: int | None = None  # one past the last message taken up
+        self.held: collections.deque[int] = collections.deque()  # tails in flight, in order
+        self.done: set[int] = set()  # held offsets finished out of order
+        self.committed: int | None = None  # what was last handed out for commit
+
+    def passed(self, offset: int) -> None:
+        """The message at ``offset`` (the next one of the partition) is finished."""
+        self.position = offset + 1
+
+    def hold(self, offset: int) -> None:
+        """The message at ``offset`` (the next one) has work in flight: no commit passes
+        it until :meth:`release`."""
+        self.held.append(offset)
+        self.position = offset + 1
+
+    def release(self, offset: int) -> None:
+        """The work in flight of the message at ``offset`` is done (durable)."""
+        held = self.held
+        if held and held[0] == offset:
+            held.popleft()
+            done = self.done
+            while held and held[0] in done:
+                done.discard(held.popleft())
+        else:
+            self.done.add(offset)
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset a commit may go up to (exclusive), if any message is finished."""
+        return self.held[0] if self.held else self.position
+
+    @property
+    def unfinished(self) -> int:
+        """How many messages taken up still have work in flight."""
+        return len(self.held) - len(self.done)
 
 
 class CommitTracker:
-    """Offsets received and finished, per partition; not thread-safe (one event loop).
+    """The :class:`PartitionOffsets` of the assigned partitions; not thread-safe (one
+    event loop).
 
     .. versionadded:: 0.1
     """
 
     def __init__(self) -> None:
-        self._partitions: dict[TopicPartitionKey, _Partition] = {}
+        self._partitions: dict[TopicPartitionKey, PartitionOffsets] = {}
 
-    def received(self, tp: TopicPartitionKey, offset: int) -> None:
-        """A message at ``offset`` was handed out (offsets of a partition grow)."""
-        part = self._partitions.get(tp)
-        if part is None:
-            part = self._partitions[tp] = _Partition()
-        part.pending.append(offset)
+    def reset(self, tp: TopicPartitionKey) -> PartitionOffsets:
+        """Start ``tp`` afresh (a new assignment: offsets may go back to the committed
+        one) and return its offsets."""
+        offsets = self._partitions[tp] = PartitionOffsets()
+        return offsets
 
-    def finished(self, tp: TopicPartitionKey, offset: int) -> None:
-        """The message at ``offset`` is done or durable."""
-        part = self._partitions.get(tp)
-        if part is None:  # revoked meanwhile: its commit belongs to the new owner
-            return
-        pending = part.pending
-        if pending and pending[0] == offset:
-            pending.popleft()
-            part.next_offset = offset + 1
-            done = part.done
-            while pending and pending[0] in done:
-                finished = pending.popleft()
-                done.discard(finished)
-                part.next_offset = finished + 1
-        else:
-            part.done.add(offset)
-
-    def unfinished(self, tp: TopicPartitionKey) -> int:
-        """How many messages of ``tp`` are received but not finished."""
-        part = self._partitions.get(tp)
-        return 0 if part is None else len(part.pending) - len(part.done)
-
-    def lowest_unfinished(self, tp: TopicPartitionKey) -> int | None:
-        """The offset the next commit of ``tp`` may not pass, if any is unfinished."""
-        part = self._partitions.get(tp)
-        if part is None or not part.pending:
-            return None
-        return part.pending[0]
+    def get(self, tp: TopicPartitionKey) -> PartitionOffsets | None:
+        """The offsets of ``tp`` while it is assigned."""
+        return self._partitions.get(tp)
 
     def committable(self) -> dict[TopicPartitionKey, int]:
         """The offsets to commit now (one past each finished prefix), marking them handed
         out: each offset is returned once."""
         due = {}
         for tp, part in self._partitions.items():
-            if part.next_offset is not None and part.next_offset != part.committed:
-                due[tp] = part.next_offset
-                part.committed = part.next_offset
+            offset = part.next_offset
+            if offset is not None and offset != part.committed:
+                due[tp] = part.committed = offset
         return due
 
     def safe_offsets(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """One past each finished prefix of ``tps``, whether handed out before or not."""
         return {
-            tp: part.next_offset
+            tp: offset
             for tp in tps
-            if (part := self._partitions.get(tp)) is not None and part.next_offset is not None
+            if (part := self._partitions.get(tp)) is not None
+            and (offset := part.next_offset) is not None
         }
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
         """Drop the partitions (revoked): later finishes of their messages are ignored."""
         for tp in tps:
             self._partitions.pop(tp, None)
-
-    def reset(self, tp: TopicPartitionKey) -> None:
-        """Start ``tp`` afresh (a new assignment: offsets may go back to the committed one)."""
-        self._partitions[tp] = _Partition()

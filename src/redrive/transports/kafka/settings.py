@@ -16,11 +16,15 @@
 
     [kafka.dlq.topics."orders.created"]           # one topic's DLQ, over the defaults
     partitions = 6
-    warn = 5                                      # depth thresholds for `redrive kafka depth`
-    critical = 20
+
+    [topics."orders.created".alerts]              # the DLQ topic's depth thresholds
+    dlq_depth_warn = 5
+    dlq_depth_critical = 20
 
 The DLQ topic of a topic is ``topics.<topic>.dlq_topic`` of the config, else
-``{topic}.dlq``. Command-line options override the file.
+``{topic}.dlq``. Its depth thresholds are the ``dlq_depth`` alert rule's (``[alerts.defaults]``
+and ``[topics.<topic>.alerts]``), so ``redrive kafka depth --check`` and ``redrive monitor``
+agree. Command-line options override the file.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from redrive.exceptions import ConfigError
 
 _KAFKA_KEYS = {"bootstrap_servers", "group", "topics", "client", "dlq", "transactional_id"}
 _DLQ_KEYS = {"enabled", "partitions", "replication", "retention.ms", "configs", "topics"}
-_TOPIC_KEYS = {"partitions", "replication", "retention.ms", "configs", "warn", "critical"}
+_TOPIC_KEYS = {"partitions", "replication", "retention.ms", "configs"}
+_MOVED = {"warn": "dlq_depth_warn", "critical": "dlq_depth_critical"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,6 +84,14 @@ class KafkaSettings:
         per_topic = {}
         for name, value in topics_table.items():
             key = f"kafka.dlq.topics.{name}"
+            for old, new in _MOVED.items():
+                if isinstance(value, Mapping) and old in value:
+                    raise ConfigError(
+                        f"depth thresholds are alert rules now: set {new} in "
+                        f'[topics."{name}".alerts]',
+                        source=settings.source,
+                        key=f"{key}.{old}",
+                    )
             per_topic[name] = p.dlq_values(p.table(value, key, _TOPIC_KEYS), key)
         topics = table.get("topics", [])
         if isinstance(topics, str):
@@ -107,14 +120,30 @@ class KafkaSettings:
         configs = {str(k): str(v) for k, v in (merged.get("configs") or {}).items()}
         if "retention.ms" in merged:
             configs["retention.ms"] = str(merged["retention.ms"])
+        warn, critical = self.depth_thresholds(topic)
         return DlqTopicSpec(
             name=self.dlq_topic(topic),
             partitions=int(merged.get("partitions", 1)),
             replication=int(merged.get("replication", 1)),
             configs=configs,
-            warn=merged.get("warn"),
-            critical=merged.get("critical"),
+            warn=warn,
+            critical=critical,
         )
+
+    def depth_thresholds(self, topic: str) -> tuple[int | None, int | None]:
+        """``dlq_depth_warn`` and ``dlq_depth_critical`` of the ``dlq_depth`` alert rule
+        for ``topic`` (``[topics.<topic>.alerts]`` over ``[alerts.defaults]``; ``false``
+        or a disabled topic: none). ``redrive monitor`` validates them."""
+        defaults = self.settings.sections.get("alerts", {}).get("defaults", {})
+        own = self.settings.topics[topic].alerts if topic in self.settings.topics else {}
+        rules = {**defaults, **own} if isinstance(defaults, Mapping) else dict(own)
+        if rules.get("enabled") is False:
+            return None, None
+        return _threshold(rules.get("dlq_depth_warn")), _threshold(rules.get("dlq_depth_critical"))
+
+
+def _threshold(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class _Reader:
@@ -149,7 +178,7 @@ class _Reader:
         return value
 
     def dlq_values(self, values: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        for name in ("partitions", "replication", "warn", "critical"):
+        for name in ("partitions", "replication"):
             if name in values:
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
