@@ -6,11 +6,12 @@ Usage: ``python -m tests.faults.probe_heartbeat [OUTAGE_SECONDS]`` (default 1.0)
 One retry holds a 2 s lease (heartbeat every 0.67 s); during it the server is stopped with
 ``-m immediate``, kept down for OUTAGE_SECONDS, and started again. The extensions are
 timed by wrapping the store's ``extend_leases`` (instrumentation of a real store, for this
-probe only). Seen here: after a 1.0 s outage (server up 1.44 s after the stop), the
-extension started during the outage returned 2.94 s after the stop, 1.5 s after the server
-was back and 0.9 s after the lease had run out: the connection pool's reconnect backoff
-(1 s, then 2 s) decides when a heartbeat gets through, so another worker could claim the
-live attempt. After a 0.2 s outage it returned 0.4 s after the server was back.
+probe only). Seen before the fix (``connector.py`` then waited on the pool, whose
+reconnect backoff is 1 s, 2 s, 4 s ...): after a 1.0 s outage (server up 1.44 s after the
+stop), the extension started during the outage returned 2.94 s after the stop, 0.9 s after
+the lease had run out. After it (calls connect on their own while the pool reconnects,
+retries at most ``MAX_BACKOFF`` apart): server up 5.13 s after the stop on a loaded machine,
+the extension returned 0.20 s later, and the next one followed at once.
 The server is durable: with ``synchronous_commit=off`` (the tests' default) the crash
 also drops the committed claim itself, and every extension then finds no lease (0).
 """

@@ -43,8 +43,18 @@ def seed_for(name: str) -> int:
 class Run:
     """The processes of one run and the faults injected into them."""
 
-    def __init__(self, name: str, url: str, logs: Path, seed: int, *, lease: float = 2) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        logs: Path,
+        seed: int,
+        *,
+        lease: float = 2,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.url, self.logs, self.seed = name, url, logs, seed
+        self.env = env or {}  # for the workload's processes (the broker's address, say)
         self.lease = timedelta(seconds=lease)
         self.rng = random.Random(seed)
         self.procs: list[subprocess.Popen[str]] = []
@@ -66,7 +76,11 @@ class Run:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 text=True,
-                env={**os.environ, "REDRIVE_FAULT_LEASE": str(self.lease.total_seconds())},
+                env={
+                    **os.environ,
+                    **self.env,
+                    "REDRIVE_FAULT_LEASE": str(self.lease.total_seconds()),
+                },
             )
         self.procs.append(proc)
         return proc
@@ -177,18 +191,22 @@ def check(
     *,
     lease: timedelta = timedelta(seconds=2),
     outbox_rows: dict[str, str] | None = None,
+    at_least_once: bool = False,
     refusals_expected: bool = False,
     stale: list[str] | None = None,
 ) -> Report:
     """Check the promises of a finished (drained) run against its logs and its rows.
 
-    ``outbox_rows`` (event id -> outbox status) is given for outbox runs: there a
-    delivery is at least once, so an ``ok`` handler may run again after a kill, and a
-    ``transient`` one may succeed on its redelivery without a record.
+    ``outbox_rows`` (event id -> outbox status) is given for outbox runs, and
+    ``at_least_once`` for broker runs: there a delivery is at least once, so an ``ok``
+    handler may run again after a kill, a ``transient`` one may succeed on its redelivery
+    without a record, and a message whose deliveries were killed until the broker's limit
+    ran out is recorded dead as ``WorkerLost`` whatever its handlers do.
     ``refusals_expected``: a run whose leases may lapse under a live worker (shorter than
     the store's reconnect time): a refused outcome is then counted, not a violation.
     """
     report = Report()
+    at_least_once = at_least_once or outbox_rows is not None
     for seen in stale or ():
         report.fail(f"mid-run: {seen}")
     published = {p[1]: dict(zip(HANDLERS, p[3:5], strict=True)) for p in _lines(logs, "published")}
@@ -215,7 +233,7 @@ def check(
     firsts = Counter((h[1], h[2]) for h in hooks if h[0] == "S" and h[3] == "-")
     firsts.update((h[1], h[2]) for h in hooks if h[0] == "F" and h[4] == "1")
     report.redelivered = sum(n - 1 for n in firsts.values() if n > 1)
-    if outbox_rows is None and report.redelivered:
+    if not at_least_once and report.redelivered:
         report.fail(f"{report.redelivered} first attempts of the bus ran twice")
 
     # Every event whose publish returned is handled or recorded, as its kind says.
@@ -223,6 +241,8 @@ def check(
         for handler, kind in kinds.items():
             record = by_pair.get((event_id, handler))
             where = f"event {event_id} handler {handler} ({kind})"
+            if at_least_once and record is not None and _lost_with_workers(record):
+                continue  # its deliveries were killed until the broker gave up on it
             if kind == "ok":
                 if (event_id, handler) not in succeeded:
                     report.fail(f"{where}: no success logged")
@@ -230,7 +250,7 @@ def check(
                     report.fail(f"{where}: has a record ({record.status.value})")
             elif kind in ("transient", "slow"):
                 if record is None:
-                    if outbox_rows is None or (event_id, handler) not in succeeded:
+                    if not at_least_once or (event_id, handler) not in succeeded:
                         report.fail(f"{where}: neither recorded nor handled")
                 elif record.status != Status.RESOLVED and not _lost_with_workers(record):
                     report.fail(f"{where}: ends {record.status.value} ({record.error_type})")
@@ -242,7 +262,7 @@ def check(
 
     # On the bus every run of a handler is the first attempt or a claim, which counts in
     # ``attempts`` (a run the store did not count would be a run outside any claim).
-    if outbox_rows is None:
+    if not at_least_once:
         for pair, n in runs.items():
             record = by_pair.get(pair)
             accounted = 1 if record is None else record.attempts
@@ -254,11 +274,7 @@ def check(
     for status in (Status.RETRYING, Status.SCHEDULED):
         if report.by_status[status.value]:
             report.fail(f"{report.by_status[status.value]} records still {status.value}")
-    retries = Counter(
-        (h[3], h[4])
-        for h in hooks
-        if (h[0] == "S" and h[3] != "-") or (h[0] == "F" and h[4] != "1")
-    )
+    retries = Counter((h[3], h[4]) for h in hooks if h[0] in "SF" and h[-1] == "claim")
     report.retries_accepted = sum(retries.values())
     for (record_id, attempt), n in retries.items():
         if n > 1:
@@ -290,6 +306,19 @@ def check(
     if expired:
         report.fail(f"retrying past their lease: {expired[:5]}")
     return report
+
+
+def check_origins(report: Report, store: Store, fields: tuple[str, ...]) -> None:
+    """No message recorded twice for a handler: each (``fields`` of the record's origin,
+    handler), e.g. (stream, sequence, handler) on NATS, has at most one record."""
+    keys = Counter(
+        (*(record.origin.get(f) for f in fields), record.handler) for record in all_records(store)
+    )
+    for key, n in keys.items():
+        if None in key:
+            report.fail(f"a record without {fields} in its origin: {key}")
+        elif n > 1:
+            report.fail(f"{(*fields, 'handler')} {key} recorded {n} times")
 
 
 def record_run(
@@ -340,11 +369,15 @@ def chaos(
     kills: int,
     midway: Callable[[], None] | None = None,
     store: Store | None = None,
+    every: tuple[float, float] = (0.4, 1.4),
+    consumers_only: bool = False,
 ) -> None:
     """Start the publishers and consumers, SIGKILL a random one ``kills`` times at random
     points (restarting one of its role; a publisher gets fresh events), call ``midway``
     (another fault) halfway, and wait for the publishers alive at the end to finish.
-    With ``store``, look for stale leases (:meth:`Run.sample`) before each fault."""
+    With ``store``, look for stale leases (:meth:`Run.sample`) before each fault;
+    ``every``: the range of seconds between two kills; ``consumers_only``: kill only
+    consumers (the publishers of the broker runs are the test's load, not under test)."""
     live: dict[subprocess.Popen[str], tuple[str, int]] = {}
     for _ in range(publishers):
         live[run.spawn(publisher, events)] = (publisher, events)
@@ -354,10 +387,14 @@ def chaos(
         if midway is not None and n == kills // 2:
             run.pause(0.3, 1.0)
             midway()
-        run.pause(0.4, 1.4)
+        run.pause(*every)
         if store is not None:
             run.sample(store)
-        running = [proc for proc in live if proc.poll() is None]
+        running = [
+            proc
+            for proc in live
+            if proc.poll() is None and not (consumers_only and live[proc][0] != consumer)
+        ]
         victim = run.rng.choice(running)
         role, count = live.pop(victim)
         run.kill(victim, "publisher" if count else role)

@@ -118,7 +118,7 @@ def _accepted_retries(logs: list[io.StringIO]) -> list[str]:
         line
         for log in logs
         for line in log.getvalue().splitlines()
-        if line[0] in "SF" and line.split()[3] != "-" and line.split()[4] != "1"
+        if line[0] in "SF" and line.split()[-1] == "claim"
     ]
 
 
@@ -300,11 +300,98 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     assert after == len(returned) + 1 and integrity == "ok"
 
 
-def test_disk_failing_with_eio() -> None:
-    """A disk that fails with EIO mid-run (skipped here, with the reason printed)."""
-    reason = (
-        "a failing disk needs a device-mapper 'error' target over a loop device; loop and dm "
-        "devices are the host kernel's, shared by every sandbox on it, so this is not safe here"
+def _run(*command: str) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def failing_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """An ext4 file system on a loop device whose backing file is a sparse 128 MB image on
+    a 16 MB tmpfs (root only): filling the tmpfs makes every later write of the loop device
+    fail, which ext4 reports as EIO. Yields (the mount point, the tmpfs); all unmounted and
+    detached after the test."""
+    if os.geteuid() != 0:
+        reason = "the failing disk needs a loop device and mounts, which need root"
+        print(f"\n[faults] SKIPPED disk failing with EIO: {reason}")
+        pytest.skip(reason)
+    backing, mounted = tmp_path / "backing", tmp_path / "disk"
+    backing.mkdir()
+    mounted.mkdir()
+    undo: list[list[str]] = []
+    try:
+        _run("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(backing))
+        undo.append(["umount", "-l", str(backing)])
+        image = backing / "disk.img"
+        _run("truncate", "-s", "128m", str(image))
+        _run("mkfs.ext4", "-q", "-F", str(image))
+        loop = _run("losetup", "--find", "--show", str(image))
+        undo.append(["losetup", "-d", loop])
+        _run("mount", loop, str(mounted))
+        undo.append(["umount", "-l", str(mounted)])
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        for command in reversed(undo):
+            subprocess.run(command, capture_output=True)
+        stderr = getattr(exc, "stderr", "") or str(exc)
+        reason = f"cannot make a loop device here ({stderr.strip()})"
+        print(f"\n[faults] SKIPPED disk failing with EIO: {reason}")
+        pytest.skip(reason)
+    try:
+        yield mounted, backing
+    finally:
+        for command in reversed(undo):
+            subprocess.run(command, capture_output=True)
+
+
+async def test_disk_failing_with_eio(failing_disk: tuple[Path, Path]) -> None:
+    """SQLite on a disk that starts failing with EIO mid-run: publish fails with a
+    StoreError (never a raw error), every publish that returned before is stored, and the
+    file stays intact (the file system goes read-only: a failed disk stays failed)."""
+    seed = seed_for("disk-eio")
+    mounted, backing = failing_disk
+    store = SQLiteStore(mounted / "redrive.db")
+    bus = EventBus(store)
+
+    def fail(event: Event) -> None:
+        raise ConnectionError("downstream unavailable")
+
+    bus.subscribe("t", fail, name="h", policy=RetryPolicy(initial_delay=3600))
+    returned: list[int] = []
+    errors: list[BaseException] = []
+    for n in range(20):
+        await bus.publish("t", {"n": n})
+        returned.append(n)
+    _fill(backing / "filler", leave=0)  # from here on every write of the device fails
+    for n in range(20, 400):
+        try:
+            await bus.publish("t", {"n": n, "pad": "x" * 4000})
+        except Exception as exc:
+            errors.append(exc)
+            if len(errors) == 3:
+                break
+        else:
+            returned.append(n)
+    stored = sorted(r.event.payload["n"] for r in all_records(store))
+    await bus.stop()
+    store.close()
+    with sqlite3.connect(f"file:{mounted / 'redrive.db'}?mode=ro", uri=True) as conn:
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    report = Report(
+        published=len(returned),
+        records=len(stored),
+        runs=len(returned) + len(errors),
+        by_status=Counter({"scheduled": len(stored)}),
     )
-    print(f"\n[faults] SKIPPED disk failing with EIO: {reason}")
-    pytest.skip(reason)
+    if not all(isinstance(e, StoreError) for e in errors):
+        report.fail(f"raw errors on a failing disk: {[type(e).__name__ for e in errors]}")
+    record_run(
+        "sqlite on a loop device that fails (EIO)",
+        seed,
+        Counter({"disk EIO": 1}),
+        report,
+        lease="-",
+    )
+    assert errors, "the disk never failed"
+    assert [type(e).__name__ for e in errors if not isinstance(e, StoreError)] == []
+    assert "disk I/O error" in str(errors[0])
+    assert stored == returned  # what publish returned is stored, and nothing else
+    assert integrity == "ok"

@@ -9,7 +9,9 @@ Roles:
 - ``outbox-add``: add the same events to the outbox, one committed transaction each,
   logging each event whose commit returned;
 - ``worker``: run the bus's scheduler (retries) until SIGTERM or SIGKILL;
-- ``dispatcher``: run the outbox dispatcher into a bus (and its scheduler).
+- ``dispatcher``: run the outbox dispatcher into a bus (and its scheduler);
+- ``nats-publish``, ``nats-consume``, ``kafka-publish``, ``kafka-consume``: the same
+  events through a JetStream stream or a Kafka topic (:mod:`tests.faults.brokers`).
 
 Every event has two handlers, ``a`` and ``b``; what each does is drawn from the seed and
 the event's number (:func:`kinds`): ``ok`` succeeds, ``transient`` fails its first run and
@@ -67,15 +69,17 @@ def kinds(seed: int, n: int) -> tuple[str, str]:
     return a, b
 
 
-def _line_log(path: Path) -> IO[str]:
+def line_log(path: Path) -> IO[str]:
     return open(path, "a", buffering=1)  # line-buffered: one write(2) per line
 
 
 class LogHook(Hook):
     """Logs each outcome the store accepted, so the runner can count runs per schedule.
 
-    ``S event handler record_id attempts`` (``record_id`` is ``-`` on a first attempt),
-    ``F event handler record_id attempts status``, ``D event handler record_id attempts``.
+    ``S event handler record_id attempts via`` (``record_id`` is ``-`` on a first attempt),
+    ``F event handler record_id attempts status via``, ``D event handler record_id attempts
+    via``; ``via`` is ``claim`` for the outcome of a scheduler's claim (a retry) and
+    ``first`` for a delivery's own attempts (a bus's publish, a broker's (re)delivery).
     """
 
     def __init__(self, log: IO[str]) -> None:
@@ -85,28 +89,56 @@ class LogHook(Hook):
         self, event: Event, handler: str, duration: float, record: DeadLetter | None
     ) -> None:
         rid, attempts = (record.id, record.attempts) if record else ("-", 0)
-        self.log.write(f"S {event.id} {handler} {rid} {attempts}\n")
+        self.log.write(f"S {event.id} {handler} {rid} {attempts} {_via()}\n")
 
     def on_failure(self, record: DeadLetter, error: BaseException, duration: float) -> None:
         self.log.write(
             f"F {record.event.id} {record.handler} {record.id} {record.attempts} "
-            f"{record.status.value}\n"
+            f"{record.status.value} {_via()}\n"
         )
 
     def on_dead(self, record: DeadLetter) -> None:
-        self.log.write(f"D {record.event.id} {record.handler} {record.id} {record.attempts}\n")
+        self.log.write(
+            f"D {record.event.id} {record.handler} {record.id} {record.attempts} {_via()}\n"
+        )
+
+
+def _via() -> str:
+    """``claim`` inside a scheduler's run of a claimed record, else ``first``: the task
+    calling the hook tells (hooks are called in the task that ran the attempt)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not a scheduler
+        return "first"
+    name = getattr(task.get_coro(), "__qualname__", "") if task else ""
+    return "claim" if name == "Scheduler._run" else "first"
 
 
 def make_bus(store: Store, logs: Path) -> EventBus:
     """A bus with the two handlers of the workload and the logging hook."""
-    pid = os.getpid()
-    hooks = LogHook(_line_log(logs / f"hooks-{pid}.log"))
-    runs = _line_log(logs / f"runs-{pid}.log")
+    bus = EventBus(
+        store,
+        hooks=[log_hook(logs)],
+        poll_interval=0.1,
+        concurrency=8,
+        lease=LEASE,
+        service="faults",
+    )
+    subscribe_handlers(bus, logs, TOPIC)
+    return bus
+
+
+def log_hook(logs: Path) -> LogHook:
+    """This process's :class:`LogHook`, writing ``hooks-<pid>.log``."""
+    return LogHook(line_log(logs / f"hooks-{os.getpid()}.log"))
+
+
+def subscribe_handlers(bus: EventBus, logs: Path, topic: str) -> None:
+    """Subscribe the workload's handlers ``a`` and ``b`` to ``topic`` (a bus's topic, a
+    NATS subject, a Kafka topic), logging each run to ``runs-<pid>.log``."""
+    runs = line_log(logs / f"runs-{os.getpid()}.log")
     marks = logs / "marks"
     marks.mkdir(exist_ok=True)
-    bus = EventBus(
-        store, hooks=[hooks], poll_interval=0.1, concurrency=8, lease=LEASE, service="faults"
-    )
 
     def behaviour(name: str) -> None:
         def handle(event: Event) -> None:
@@ -115,7 +147,7 @@ def make_bus(store: Store, logs: Path) -> EventBus:
             kind = event.payload[name]
             if kind in ("transient", "slow"):
                 try:  # the first run anywhere creates the marker and fails
-                    os.close(os.open(marks / f"{event.id}.{name}", os.O_CREAT | os.O_EXCL))
+                    os.close(os.open(marks / f"{_safe(event.id)}.{name}", os.O_CREAT | os.O_EXCL))
                 except FileExistsError:
                     if kind == "slow":  # a retry longer than the lease: heartbeats must hold it
                         time.sleep(SLOW.total_seconds())
@@ -124,11 +156,15 @@ def make_bus(store: Store, logs: Path) -> EventBus:
             if kind == "poison":
                 raise LookupError(f"no such order {event.payload['n']} (poison)")
 
-        bus.subscribe(TOPIC, handle, name=name, policy=POLICY)
+        bus.subscribe(topic, handle, name=name, policy=POLICY)
 
     for name in HANDLERS:
         behaviour(name)
-    return bus
+
+
+def _safe(event_id: str) -> str:
+    """An event id as a file name (a NATS or Kafka event id holds ``:`` and ``.``)."""
+    return event_id.replace("/", "_")
 
 
 def payload(seed: int, n: int) -> dict[str, object]:
@@ -139,7 +175,7 @@ def payload(seed: int, n: int) -> dict[str, object]:
 async def publish(url: str, logs: Path, seed: int, first: int, count: int) -> None:
     store = open_store(url)
     bus = make_bus(store, logs)
-    out = _line_log(logs / f"published-{os.getpid()}.log")
+    out = line_log(logs / f"published-{os.getpid()}.log")
     async with bus:
         print("ready", flush=True)
         for n in range(first, first + count):
@@ -153,13 +189,13 @@ async def publish(url: str, logs: Path, seed: int, first: int, count: int) -> No
                         raise
             out.write(f"P {event.id} {n} {body['a']} {body['b']}\n")
         print("published", flush=True)
-        await _until_term()
+        await until_term()
 
 
 def outbox_add(url: str, logs: Path, seed: int, first: int, count: int) -> None:
     store = open_store(url)
     outbox = Outbox(store)
-    out = _line_log(logs / f"published-{os.getpid()}.log")
+    out = line_log(logs / f"published-{os.getpid()}.log")
     print("ready", flush=True)
     if url.startswith("sqlite"):
         conn: object = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)
@@ -198,7 +234,7 @@ def _reconnect_wait() -> None:
 async def work(url: str, logs: Path) -> None:
     async with make_bus(open_store(url), logs):
         print("ready", flush=True)
-        await _until_term()
+        await until_term()
 
 
 async def dispatch(url: str, logs: Path) -> None:
@@ -214,7 +250,7 @@ async def dispatch(url: str, logs: Path) -> None:
         await outbox.run(stop=stop)
 
 
-async def _until_term() -> None:
+async def until_term() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -235,6 +271,10 @@ def main(argv: list[str]) -> None:
         asyncio.run(work(url, log_dir))
     elif role == "dispatcher":
         asyncio.run(dispatch(url, log_dir))
+    elif role.startswith(("nats-", "kafka-")):
+        from tests.faults import brokers
+
+        brokers.main(role, url, log_dir, seed, argv[4:])
     else:
         raise SystemExit(f"unknown role {role!r}")
 

@@ -68,6 +68,7 @@ class Scheduler:
         self._claims = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._beat_now = asyncio.Event()
         self._stopping = False
         self._unlisten: Callable[[], None] | None = None
         self.presence = Presence(store, self.clock, self.owner, self._handler_names)
@@ -174,18 +175,36 @@ class Scheduler:
                 exclude=running,
             )
 
-        return await asyncio.to_thread(claim)
+        claimed = await asyncio.to_thread(claim)
+        now = self.clock.now()
+        for record in claimed:  # held from the claim on: the heartbeat renews it at once
+            self._held[record.id] = record.lease_owner or token
+        short = self._lease.total_seconds() * 2 / 3  # renewed at once below two thirds left
+        if any(
+            r.lease_expires_at and _seconds_until(r.lease_expires_at, now) < short for r in claimed
+        ):
+            self._beat_now.set()  # the claim took long (an outage): renew now, not in a third
+        return claimed
 
     async def _beat(self) -> None:
-        """Extend the leases of the attempts running here, every third of the lease."""
+        """Extend the leases of the attempts running here, every third of the lease
+        (start to start), and at once after a claim that left a lease short. An extension
+        slower than that (the store was down) is followed by another at once: its lease was
+        computed when it started, the next one is computed now that the store answers."""
         interval = self._lease.total_seconds() / 3
         loop = asyncio.get_running_loop()
         # Its own thread: busy handler or store threads must never delay a heartbeat.
         with ThreadPoolExecutor(1, thread_name_prefix="redrive-heartbeat") as thread:
+            wait = interval
             while True:
-                await asyncio.sleep(interval)
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._beat_now.wait(), wait)
+                self._beat_now.clear()
+                began = loop.time()
                 if self._held:
                     await self._extend(loop, thread)
+                wait = interval - (loop.time() - began)
 
     async def _extend(self, loop: asyncio.AbstractEventLoop, thread: ThreadPoolExecutor) -> None:
         by_token: dict[str, list[str]] = {}
@@ -204,11 +223,10 @@ class Scheduler:
 
     async def _run(self, record: DeadLetter) -> DeadLetter | None:
         spec = self._handlers().get((record.topic, record.handler))
-        if spec is None:  # unsubscribed since the claim: let the lease lapse for another worker
-            return None
-        token = record.lease_owner or self.owner
-        self._held[record.id] = token
+        token = self._held.get(record.id, record.lease_owner or self.owner)
         try:
+            if spec is None:  # unsubscribed since the claim: the lease lapses for another
+                return None
             return await self.engine.retry(record, spec, owner=token)
         except Exception:
             logger.exception("could not save the outcome of %s; its lease will expire", record.id)

@@ -1,17 +1,24 @@
 """Connections for the PostgreSQL store: a pool, retries with backoff, error mapping, LISTEN.
 
 A lost connection (server restarted, network blip) is retried with exponential backoff
-until ``retry_timeout`` has passed, then ``StoreUnavailable`` is raised: the caller keeps
-the event (its own transaction rolls back, or the broker redelivers). Errors that no
-retry can fix (bad SQL, bad data, wrong password) are raised at once as ``StoreError``.
+(capped at ``MAX_BACKOFF``) until ``retry_timeout`` has passed, then ``StoreUnavailable``
+is raised: the caller keeps the event (its own transaction rolls back, or the broker
+redelivers). Errors that no retry can fix (bad SQL, bad data, wrong password) are raised at
+once as ``StoreError``.
+
+While the pool reconnects after an outage, a call does not wait for it: the pool retries
+on its own schedule (1 s, 2 s, 4 s ... between attempts), so a heartbeat queued behind it
+would renew its leases seconds after the server is back, past a short lease. Each call
+then connects on its own, until the pool hands out connections again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,6 +35,13 @@ Work = Callable[[psycopg.Connection[tuple[Any, ...]], int], T]
 # SQLSTATE classes and codes a retry can fix: connection exceptions, the server shutting
 # down or starting up, deadlocks and serialization failures (the transaction is redone).
 _TRANSIENT_CLASSES = ("08", "57P", "40", "53")
+_CONNECTION_LOST = ("08", "57P")  # the server went away: the pool's connections are gone
+
+MAX_BACKOFF = 0.25
+"""The longest wait between two retries of a call: a call gets through at most this long
+after the server is back, well inside a short lease (2 s leases, renewed every 0.67 s)."""
+POOL_SLICE = 0.25
+"""How long a call waits on the pool before it looks again whether an outage began."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -40,6 +54,16 @@ def is_transient(exc: BaseException) -> bool:
     if state is None:  # raised by the client: the connection broke or could not be made
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
     return state.startswith(_TRANSIENT_CLASSES)
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server went away (not a deadlock or a full pool)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith(_CONNECTION_LOST)
 
 
 def describe(exc: BaseException) -> str:
@@ -88,6 +112,7 @@ class Connector:
         self._opened = False
         self._closed = False
         self._outage = False  # an outage is being waited out (warned about once)
+        self._recovering = False  # the server went away: calls connect on their own
         self._lock = threading.Lock()
 
     def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -128,7 +153,7 @@ class Connector:
         self._ensure_open()
 
         def pooled(attempt: int, remaining: float) -> T:
-            with self.pool.connection(timeout=remaining) as conn, conn.transaction():
+            with self._connection(remaining) as conn, conn.transaction():
                 return work(conn, attempt)
 
         return self.retrying(pooled)
@@ -142,7 +167,7 @@ class Connector:
         self._ensure_open()
 
         def pooled(attempt: int, remaining: float) -> T:
-            with self.pool.connection(timeout=remaining) as conn:
+            with self._connection(remaining) as conn:
                 conn.autocommit = True
                 try:
                     return work(conn, attempt)
@@ -151,6 +176,44 @@ class Connector:
                         conn.autocommit = False
 
         return self.retrying(pooled)
+
+    @contextlib.contextmanager
+    def _connection(self, timeout: float) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A connection for one call: the pool's, or while the pool reconnects after an
+        outage, one of the call's own (closed after it). Committed on a clean exit, rolled
+        back on an error, as ``pool.connection()`` does."""
+        conn, pooled = self._checkout(timeout)
+        try:
+            with conn:
+                yield conn
+        finally:
+            if pooled:
+                self.pool.putconn(conn)
+
+    def _checkout(self, timeout: float) -> tuple[psycopg.Connection[tuple[Any, ...]], bool]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            wait = 0.01 if self._recovering else min(POOL_SLICE, left)
+            try:
+                conn = self.pool.getconn(timeout=max(0.01, wait))
+            except PoolTimeout:
+                if self._recovering:  # the pool is still reconnecting: do not queue behind it
+                    return self._own_connection(), False
+                if left <= POOL_SLICE:
+                    raise
+                continue
+            self._recovering = False
+            return conn, True
+
+    def _own_connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = self.connect_raw()
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def retrying(self, call: Callable[[int, float], T]) -> T:
         """``call(attempt, seconds_left)``, retried with backoff while its failures are
@@ -172,9 +235,11 @@ class Connector:
                         f"{self.url} unavailable for {self.retry_timeout:g}s: {describe(exc)}"
                     ) from exc
                 self._note_outage(exc, delay)
+                if _lost_connection(exc):
+                    self._recovering = True
                 self._drop_stale()
                 time.sleep(delay)  # backoff between reconnection attempts
-                delay, attempt = min(delay * 2, 2.0), attempt + 1
+                delay, attempt = min(delay * 2, MAX_BACKOFF), attempt + 1
             else:
                 if self._outage:
                     self._outage = False

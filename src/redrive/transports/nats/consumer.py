@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -70,7 +71,7 @@ class JetStreamConsumer:
     :param options: all NATS options at once (the keyword arguments above override it).
     :param provision: on start, create or update the consumer, the DLQ stream and the
         advisory stream (what ``redrive nats provision`` does). Off: they must exist.
-    :param policy, settings, hooks, service, version, clock, poll_interval: as for
+    :param policy, settings, hooks, service, version, clock, poll_interval, lease: as for
         ``EventBus`` (the consumer composes one: ``consumer.bus``).
 
     Handlers subscribe to subjects exactly as to an ``EventBus``'s topics.
@@ -94,6 +95,7 @@ class JetStreamConsumer:
         version: str | None = None,
         clock: Clock | None = None,
         poll_interval: float = 1.0,
+        lease: timedelta = timedelta(minutes=1),
         **overrides: Any,
     ) -> None:
         base = options or NatsOptions.from_settings(settings)
@@ -119,6 +121,7 @@ class JetStreamConsumer:
             clock=clock,
             poll_interval=poll_interval,
             concurrency=self.options.concurrency,
+            lease=lease,
         )
         self.store = store
         self._provision = provision
