@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from redrive._json import dumps as encode
 from redrive.models import DeadLetter, Status, parse_time
 from redrive.stores.base import Change
 from redrive.stores.sql import (
@@ -43,10 +44,7 @@ def _scrub(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for a JSONB column (non-JSON values as their ``str``, NULs replaced)."""
-    text = json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
-    )
-    text.encode("utf-8")  # UnicodeEncodeError for a lone surrogate: no store keeps one
+    text = encode(value)
     if "\\u0000" not in text:
         return text
     return json.dumps(_scrub(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
