@@ -496,6 +496,8 @@ def query_path(folder: Path, rows: int) -> None:
     deep, _ = latencies(lambda: store.find(where, limit=50, cursor=cursor), 100)
     report("  deepest keyset page, median", deep, "ms", first, "~1 = as fast as the first")
     stats, _ = latencies(lambda: store.stats(utcnow()), 30)
+    counted = store.stats(utcnow()).total()
+    assert counted == rows, f"stats() counts {counted} of {rows} records"
     conn = sqlite3.connect(path)
     scan = f"SELECT topic, status, COUNT(*) FROM {TABLE} GROUP BY 1, 2"
     group_by = timed(lambda: conn.execute(scan).fetchall(), 3) * 1000
