@@ -422,7 +422,7 @@ class SQLStore:
         return [row[0] for row in self._rows(sql, (*params, limit))]
 
     def count(self, where: Filter) -> int:
-        if where == Filter(statuses=where.statuses):  # kept by triggers: a few rows
+        if where == Filter(statuses=where.statuses):  # maintained counts: a few rows
             rows = self._rows("SELECT status, n FROM redrive_counts")
             wanted = {status.value for status in where.statuses}
             return sum(int(n) for status, n in rows if not wanted or status in wanted)

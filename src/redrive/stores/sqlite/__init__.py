@@ -347,7 +347,7 @@ class SQLiteStore(SQLStore):
         return [group_from_row(row, self.dialect) for row in rows]
 
     def _kept_groups(self, where: Filter) -> tuple[str, list[Any]]:
-        """Groups from the trigger-kept table: a few rows, whatever the table size."""
+        """Groups from the maintained table: a few rows, whatever the table size."""
         clauses, params = ["n > 0"], []
         if where.statuses:
             clauses.append(f"status IN ({self.dialect.placeholders(len(where.statuses))})")
