@@ -189,7 +189,9 @@ class SQLiteStore(SQLStore):
             for row, owner in rows:
                 done = conn.execute(_UPDATE_ALL, (*row[1:], row[0], owner)).rowcount == 1
                 if done:
-                    tallies.changed(before[row[0]], of_row(row))
+                    new = of_row(row)
+                    tallies.changed(before[row[0]], new)
+                    before[row[0]] = new  # the "before" of a later outcome of this record
                 saved.append(done)
             tallies.apply(conn)
             return saved
