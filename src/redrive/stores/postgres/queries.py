@@ -144,6 +144,39 @@ UPDATE_ALL = (
 )
 
 
+_CASTS = {
+    **dict.fromkeys(("payload", "headers", "history", "origin", "consumer"), "jsonb"),
+    **dict.fromkeys(("attempts", "max_attempts", "replays"), "integer"),
+    **dict.fromkeys(
+        (
+            "occurred_at",
+            "created_at",
+            "updated_at",
+            "next_attempt_at",
+            "dead_at",
+            "resolved_at",
+            "lease_expires_at",
+        ),
+        "timestamptz",
+    ),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def save_outcomes(rows: int) -> str:
+    """One UPDATE of ``rows`` retry outcomes (each row's ``COLUMNS`` then its lease owner),
+    each fenced on its own claim as ``UPDATE_ALL`` is; it returns the ids it saved. One
+    statement: one round trip and one run of the counts trigger for the whole batch."""
+    casts = [f"%s::{_CASTS.get(column, 'text')}" for column in (*COLUMNS, "owner")]
+    values = ", ".join(["(" + ", ".join(casts) + ")"] * rows)
+    sets = ", ".join(f"{column} = v.{column}" for column in COLUMNS[1:])
+    return (
+        f"UPDATE {TABLE} AS t SET {sets} FROM (VALUES {values}) AS v ({COLUMN_LIST}, owner) "
+        "WHERE t.id = v.id COLLATE \"C\" AND t.status = 'retrying' AND t.lease_owner = v.owner "
+        "RETURNING t.id"
+    )
+
+
 SAVED = (
     f"SELECT 1 FROM {TABLE} WHERE id = %s AND status = %s AND updated_at = %s "
     "AND attempts = %s AND lease_owner IS NULL"
