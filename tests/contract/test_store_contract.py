@@ -113,6 +113,20 @@ class TestSaveMany:
         assert statuses == [Status.RESOLVED, Status.RETRYING, Status.RESOLVED]
         assert store.save_many([]) == []
 
+    def test_two_outcomes_of_one_record_apply_in_order(self, store: Store) -> None:
+        """The first outcome ends the claim; a second one in the same batch is refused."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+        (claimed,) = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=1), owner="w/1", limit=1
+        )
+        done = claimed.replace(status=Status.RESOLVED, resolved_at=now, lease_owner=None)
+        dead = claimed.replace(status=Status.DEAD, dead_at=now, lease_owner=None)
+        assert store.save_many([(done, "w/1"), (dead, "w/1")]) == [True, False]
+        assert store.get(claimed.id).status == Status.RESOLVED  # type: ignore[union-attr]
+        assert store.stats(utcnow()).total(Status.RESOLVED) == 1
+        assert store.stats(utcnow()).total(Status.RETRYING) == 0
+
 
 class TestDeaths:
     def test_a_replay_that_dies_again_is_a_re_death_not_a_new_dead_letter(
