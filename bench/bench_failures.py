@@ -18,7 +18,7 @@ the same run, in interleaved rounds (medians).
    and ``stats()`` at a store of ``--rows`` records.
 
 Usage: .venv/bin/python bench/bench_failures.py [--failures 10000] [--rounds 3]
-       [--rows 100000] [--events 50000] [--no-postgres] [--no-profile]
+       [--rows 100000] [--events 50000] [--no-postgres] [--no-sqlite] [--no-profile]
        [--parts writes,breakdown,success,queries]
 Starts its own PostgreSQL (fsync on) in a temp dir and stops it by PID at the end.
 """
@@ -121,8 +121,8 @@ def sqlite_raw(source: Path, target: Path, *, variant: str = "minimal") -> float
     transaction, WAL + synchronous=FULL.
 
     ``minimal``: redrive's columns and primary key, the three list indexes, no triggers.
-    ``schema``: redrive's own schema (all indexes and triggers). ``no-triggers``: the same
-    without its triggers.
+    ``schema``: redrive's own schema (all its indexes; since schema 6 it has no triggers, so
+    this insert skips the counts, groups and timeline that ``store.add`` keeps).
     """
     src = sqlite3.connect(source)
     ddl = src.execute("SELECT sql FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()[0]
@@ -138,12 +138,6 @@ def sqlite_raw(source: Path, target: Path, *, variant: str = "minimal") -> float
     else:
         SQLiteStore(target).close()  # redrive's schema, migrated
         conn = sqlite3.connect(target, isolation_level=None)
-        if variant == "no-triggers":
-            triggers = conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (TABLE,)
-            ).fetchall()
-            for (name,) in triggers:
-                conn.execute(f"DROP TRIGGER {name}")
     conn.execute("PRAGMA synchronous = FULL")
     insert = f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     start = time.perf_counter()
@@ -154,6 +148,30 @@ def sqlite_raw(source: Path, target: Path, *, variant: str = "minimal") -> float
     elapsed = time.perf_counter() - start
     conn.close()
     return len(rows) / elapsed
+
+
+def sqlite_store_add(source: Path, target: Path) -> float:
+    """Records/s of ``SQLiteStore.add`` of ``source``'s records, 100 per call (one
+    transaction each): encoding, statements, indexes, the kept counts/groups/timeline and
+    COMMIT, without the bus."""
+    src = SQLiteStore(source)
+    records: list[DeadLetter] = []
+    cursor = None
+    while True:
+        page = src.find(Filter(), limit=1000, cursor=cursor)
+        records.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    src.close()
+    records.reverse()  # oldest first, as they were written
+    store = SQLiteStore(target)
+    start = time.perf_counter()
+    for i in range(0, len(records), TXN):
+        store.add(records[i : i + TXN])
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(records) / elapsed
 
 
 def postgres_bus(url: str, n: int, publishers: int) -> float:
@@ -169,10 +187,18 @@ def postgres_bus(url: str, n: int, publishers: int) -> float:
     return written / elapsed
 
 
-def postgres_raw(url: str, *, schema: str = "redrive") -> float:
+def postgres_raw(url: str, *, schema: str = "redrive", variant: str = "minimal") -> float:
     """Rows/s of a raw executemany of redrive's rows (read back as text: the same contents)
-    into a minimal table in the same database, 100 rows per transaction."""
+    in 100-row transactions, in the same database.
+
+    ``minimal``: into a table of redrive's columns, its primary key and the three list
+    indexes. ``schema``: into redrive's own table in another schema of the database (all
+    its indexes and statement triggers). ``no-trgm``: the same without the two trigram
+    (GIN) indexes of the search.
+    """
     import psycopg
+
+    from redrive.stores.postgres import PostgresStore
 
     with psycopg.connect(url) as conn:
         columns = [
@@ -185,21 +211,33 @@ def postgres_raw(url: str, *, schema: str = "redrive") -> float:
         ]
         as_text = ", ".join(f"{c}::text" for c in columns)
         rows = conn.execute(f"SELECT {as_text} FROM {schema}.{TABLE}").fetchall()
-        conn.execute("DROP TABLE IF EXISTS public.minimal")
-        conn.execute(f"CREATE TABLE public.minimal (LIKE {schema}.{TABLE} INCLUDING DEFAULTS)")
-        conn.execute("ALTER TABLE public.minimal ADD PRIMARY KEY (id)")
-        for i, cols in enumerate(LIST_INDEXES):
-            conn.execute(f"CREATE INDEX minimal_list_{i} ON public.minimal ({', '.join(cols)})")
+        if variant == "minimal":
+            target = "public.minimal"
+            conn.execute("DROP TABLE IF EXISTS public.minimal")
+            conn.execute(f"CREATE TABLE public.minimal (LIKE {schema}.{TABLE} INCLUDING DEFAULTS)")
+            conn.execute("ALTER TABLE public.minimal ADD PRIMARY KEY (id)")
+            for i, cols in enumerate(LIST_INDEXES):
+                conn.execute(f"CREATE INDEX minimal_list_{i} ON public.minimal ({', '.join(cols)})")
+        else:
+            conn.execute("DROP SCHEMA IF EXISTS raw CASCADE")
+            conn.commit()
+            PostgresStore(url, schema="raw").close()
+            target = f"raw.{TABLE}"
+            if variant == "no-trgm":
+                conn.execute("DROP INDEX raw.redrive_dl_message_trgm")
+            if variant in ("no-trgm", "no-payload-trgm"):
+                conn.execute("DROP INDEX raw.redrive_dl_payload_trgm")
         conn.commit()
         marks = ", ".join(["%s"] * len(columns))
-        insert = f"INSERT INTO public.minimal ({', '.join(columns)}) VALUES ({marks})"
+        insert = f"INSERT INTO {target} ({', '.join(columns)}) VALUES ({marks})"
         start = time.perf_counter()
         for i in range(0, len(rows), TXN):
             with conn.cursor() as cur:
                 cur.executemany(insert, rows[i : i + TXN])
             conn.commit()
         elapsed = time.perf_counter() - start
-        conn.execute("DROP TABLE public.minimal")
+        conn.execute("DROP TABLE IF EXISTS public.minimal")
+        conn.execute("DROP SCHEMA IF EXISTS raw CASCADE")
         conn.commit()
     return len(rows) / elapsed
 
@@ -228,16 +266,23 @@ def sqlite_writes(folder: Path, n: int, publishers: int, rounds: int) -> None:
             "bus": ours,
             "minimal": raw("minimal"),
             "schema": raw("schema"),
-            "no-triggers": raw("no-triggers"),
+            "store-add": lambda k: sqlite_store_add(
+                folder / f"bus-{k}.db", folder / f"store-add-{k}.db"
+            ),
         },
     )
     print(f"SQLite dead-letter writes ({n:,} per round, {rounds} rounds, medians):")
     base = medians["minimal"]
     report(f"  raw executemany, {TXN}/txn, minimal table (baseline)", base, "rows/s")
-    report(f"  raw executemany, {TXN}/txn, redrive's schema", medians["schema"], "rows/s", base)
     report(
-        "  raw executemany, redrive's schema without triggers",
-        medians["no-triggers"],
+        f"  raw executemany, {TXN}/txn, redrive's schema (its indexes)",
+        medians["schema"],
+        "rows/s",
+        base,
+    )
+    report(
+        f"  SQLiteStore.add, {TXN}/txn (encoding + kept counts/groups/timeline)",
+        medians["store-add"],
         "rows/s",
         base,
     )
@@ -261,12 +306,39 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
             urls.append(server.create_database(f"bus_{k}"))
             return postgres_bus(urls[-1], n, publishers)
 
-        medians = interleaved(rounds, {"bus": ours, "minimal": lambda k: postgres_raw(urls[k])})
+        medians = interleaved(
+            rounds,
+            {
+                "bus": ours,
+                "minimal": lambda k: postgres_raw(urls[k]),
+                "schema": lambda k: postgres_raw(urls[k], variant="schema"),
+                "no-payload-trgm": lambda k: postgres_raw(urls[k], variant="no-payload-trgm"),
+                "no-trgm": lambda k: postgres_raw(urls[k], variant="no-trgm"),
+            },
+        )
     finally:
         server.stop()
     print(f"PostgreSQL dead-letter writes ({n:,} per round, {rounds} rounds, medians, fsync on):")
     base = medians["minimal"]
     report(f"  raw executemany, {TXN}/txn, minimal table (baseline)", base, "rows/s")
+    report(
+        f"  raw executemany, {TXN}/txn, redrive's schema (indexes, statement triggers)",
+        medians["schema"],
+        "rows/s",
+        base,
+    )
+    report(
+        "  the same without the payload's trigram (GIN) index",
+        medians["no-payload-trgm"],
+        "rows/s",
+        base,
+    )
+    report(
+        "  the same without both trigram (GIN) search indexes",
+        medians["no-trgm"],
+        "rows/s",
+        base,
+    )
     report(
         f"  EventBus, {publishers} publishers, all fail non-retriably",
         medians["bus"],
@@ -424,6 +496,8 @@ def query_path(folder: Path, rows: int) -> None:
     deep, _ = latencies(lambda: store.find(where, limit=50, cursor=cursor), 100)
     report("  deepest keyset page, median", deep, "ms", first, "~1 = as fast as the first")
     stats, _ = latencies(lambda: store.stats(utcnow()), 30)
+    counted = store.stats(utcnow()).total()
+    assert counted == rows, f"stats() counts {counted} of {rows} records"
     conn = sqlite3.connect(path)
     scan = f"SELECT topic, status, COUNT(*) FROM {TABLE} GROUP BY 1, 2"
     group_by = timed(lambda: conn.execute(scan).fetchall(), 3) * 1000
@@ -441,6 +515,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="store size for queries")
     parser.add_argument("--events", type=int, default=50_000, help="success-path events")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite writes")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument(
         "--parts",
@@ -460,7 +535,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="redrive-bench-") as name:
         folder = Path(name)
         if "writes" in parts:
-            sqlite_writes(folder, args.failures, args.publishers, args.rounds)
+            if not args.no_sqlite:
+                sqlite_writes(folder, args.failures, args.publishers, args.rounds)
             if not args.no_postgres:
                 postgres_writes(args.failures, args.publishers, args.rounds)
         if "breakdown" in parts:

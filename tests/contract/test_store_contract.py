@@ -113,6 +113,20 @@ class TestSaveMany:
         assert statuses == [Status.RESOLVED, Status.RETRYING, Status.RESOLVED]
         assert store.save_many([]) == []
 
+    def test_two_outcomes_of_one_record_apply_in_order(self, store: Store) -> None:
+        """The first outcome ends the claim; a second one in the same batch is refused."""
+        now = utcnow()
+        store.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+        (claimed,) = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=1), owner="w/1", limit=1
+        )
+        done = claimed.replace(status=Status.RESOLVED, resolved_at=now, lease_owner=None)
+        dead = claimed.replace(status=Status.DEAD, dead_at=now, lease_owner=None)
+        assert store.save_many([(done, "w/1"), (dead, "w/1")]) == [True, False]
+        assert store.get(claimed.id).status == Status.RESOLVED  # type: ignore[union-attr]
+        assert store.stats(utcnow()).total(Status.RESOLVED) == 1
+        assert store.stats(utcnow()).total(Status.RETRYING) == 0
+
 
 class TestDeaths:
     def test_a_replay_that_dies_again_is_a_re_death_not_a_new_dead_letter(
@@ -326,6 +340,67 @@ class TestStatsAndGroups:
         for _, topic, n in rows:
             totals[topic] = totals.get(topic, 0) + n
         assert totals == {"orders.created": 2, "t2": 1}
+
+
+class TestMaintainedTallies:
+    """``stats()``, ``groups()`` and the timeline answer from maintained values; after
+    every kind of change they agree with the records themselves."""
+
+    @staticmethod
+    def assert_agree(store: Store, deaths: int) -> None:
+        rows = store.find(Filter(), limit=10_000).items
+        expected: dict[tuple[str, Status], int] = {}
+        groups: dict[tuple[Status, str], int] = {}
+        for r in rows:
+            expected[(r.topic, r.status)] = expected.get((r.topic, r.status), 0) + 1
+            groups[(r.status, r.fingerprint)] = groups.get((r.status, r.fingerprint), 0) + 1
+        counts = store.stats(utcnow()).counts
+        assert {(t, s): n for t, by in counts.items() for s, n in by.items() if n} == expected
+        for status in Status:
+            summed: dict[str, int] = {}
+            for g in store.groups(Filter(statuses=(status,)), limit=1000):
+                summed[g.fingerprint] = summed.get(g.fingerprint, 0) + g.count
+            wanted = {fp: n for (s, fp), n in groups.items() if s == status}
+            assert summed == wanted, status
+        timeline = store.dead_timeline(utcnow() - timedelta(hours=1))
+        assert sum(n for _, _, n in timeline) == deaths
+
+    def test_every_change_keeps_them_exact(self, store: Store) -> None:
+        now = utcnow()
+        dead = [make_record(fingerprint=f"{i % 2}" * 16) for i in range(4)]
+        due = [
+            make_record(status=Status.SCHEDULED, next_attempt_at=now, fingerprint="s" * 16)
+            for _ in range(3)
+        ]
+        store.add([*dead, *due, again(dead[0]), make_record(topic="t2")])
+        self.assert_agree(store, deaths=5)
+        # A redelivered final failure ends a scheduled record under a new fingerprint.
+        store.add([again(due[2], status=Status.DEAD, dead_at=now, fingerprint="m" * 16)])
+        self.assert_agree(store, deaths=6)
+        claimed = store.claim_due(
+            now=now, lease_until=now + timedelta(minutes=1), owner="w", limit=2
+        )
+        assert len(claimed) == 2
+        self.assert_agree(store, deaths=6)
+        store.save_many(
+            [
+                (claimed[0].replace(status=Status.RESOLVED, resolved_at=now), "w"),
+                (
+                    claimed[1].replace(
+                        status=Status.DEAD, dead_at=now, fingerprint="n" * 16, next_attempt_at=None
+                    ),
+                    "w",
+                ),
+            ]
+        )
+        self.assert_agree(store, deaths=7)
+        change = Change(to=Status.DISCARDED, from_statuses=(Status.DEAD,), now=now)
+        store.transition([dead[1].id, dead[2].id], change)
+        self.assert_agree(store, deaths=7)
+        store.delete([dead[3].id, dead[1].id])
+        self.assert_agree(store, deaths=7)
+        assert store.import_records([dead[3], make_record(status=Status.RESOLVED)]) == 2
+        self.assert_agree(store, deaths=7)
 
 
 class TestTransitions:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from redrive._batch import chunks
+from redrive._json import dumps
 from redrive.exceptions import StoreError
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status, format_time, parse_time
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page
@@ -68,12 +69,7 @@ class Dialect:
     def encode_json(self, value: Any) -> Any:
         if not value and isinstance(value, dict):
             return "{}"  # most headers and origins: skip the encoder
-        # allow_nan=False: NaN and Infinity are not JSON, and PostgreSQL refuses them.
-        text = json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
-        )
-        text.encode("utf-8")  # UnicodeEncodeError for a lone surrogate: no store keeps one
-        return text
+        return dumps(value)
 
     def encode_consumer(self, consumer: Any) -> Any:
         """Encode consumer info; one engine passes the same mapping on every record."""
@@ -129,6 +125,11 @@ def record_to_row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
 
 def _row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
     event, enc, t = record.event, dialect.encode_json, dialect.encode_time
+    # A new failure is created, updated (and dead) at one instant: format it once.
+    created_at, updated_at, dead_at = record.created_at, record.updated_at, record.dead_at
+    created = t(created_at)
+    updated = created if updated_at == created_at else t(updated_at)
+    dead = updated if dead_at == updated_at else t(dead_at)  # t(None) is None
     return (
         record.id,
         event.id,
@@ -152,10 +153,10 @@ def _row(record: DeadLetter, dialect: Dialect) -> tuple[Any, ...]:
         enc(dict(record.origin)),
         dialect.encode_consumer(record.consumer),
         _version(record),
-        t(record.created_at),
-        t(record.updated_at),
+        created,
+        updated,
         t(record.next_attempt_at),
-        t(record.dead_at),
+        dead,
         t(record.resolved_at),
         record.replays,
         record.lease_owner,
@@ -456,7 +457,7 @@ class SQLStore:
         return [row[0] for row in self._rows(sql, (*params, limit))]
 
     def count(self, where: Filter) -> int:
-        if where == Filter(statuses=where.statuses):  # kept by triggers: a few rows
+        if where == Filter(statuses=where.statuses):  # maintained counts: a few rows
             rows = self._rows("SELECT status, n FROM redrive_counts")
             wanted = {status.value for status in where.statuses}
             return sum(int(n) for status, n in rows if not wanted or status in wanted)

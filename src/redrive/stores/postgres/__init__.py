@@ -150,19 +150,32 @@ class PostgresStore(SQLStore):
         return self.save_many([(record, lease_owner)])[0]
 
     def save_many(self, outcomes: Sequence[tuple[DeadLetter, str]]) -> list[bool]:
+        if not outcomes:
+            return []
         rows = [(q.row_of(record, self.dialect), record, owner) for record, owner in outcomes]
+        # The common case in one statement; one record twice in a batch (its outcomes must
+        # apply in order) or a batch too big for one statement goes row by row.
+        at_once = len(rows) <= q.BATCH and len({r.id for r, _ in outcomes}) == len(rows)
 
         def work(conn: Conn, attempt: int) -> list[bool]:
-            saved = []
-            for row, record, owner in rows:
-                done = conn.execute(q.UPDATE_ALL, (*row[1:], record.id, owner)).rowcount == 1
-                if not done and attempt > 0:
-                    # A retry after a commit whose answer was lost finds its own outcome.
-                    done = conn.execute(q.SAVED, q.saved_params(record)).fetchone() is not None
-                saved.append(done)
-            return saved
+            if at_once:
+                params = [value for row, _, owner in rows for value in (*row, owner)]
+                ids = {r[0] for r in conn.execute(q.save_outcomes(len(rows)), params)}
+                written = [record.id in ids for _, record, _ in rows]
+            else:
+                written = [
+                    conn.execute(q.UPDATE_ALL, (*row[1:], record.id, owner)).rowcount == 1
+                    for row, record, owner in rows
+                ]
+            if attempt > 0:  # a retry after a commit whose answer was lost finds its own
+                written = [
+                    done or conn.execute(q.SAVED, q.saved_params(record)).fetchone() is not None
+                    for done, (_, record, _) in zip(written, rows, strict=True)
+                ]
+            return written
 
-        result: list[bool] = self.connector.run(work)
+        run = self.connector.run_statement if at_once else self.connector.run
+        result: list[bool] = run(work)
         return result
 
     def claim_due(

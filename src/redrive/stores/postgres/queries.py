@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from redrive._json import dumps as encode
 from redrive.models import DeadLetter, Status, parse_time
 from redrive.stores.base import Change
 from redrive.stores.sql import (
@@ -43,10 +44,7 @@ def _scrub(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for a JSONB column (non-JSON values as their ``str``, NULs replaced)."""
-    text = json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
-    )
-    text.encode("utf-8")  # UnicodeEncodeError for a lone surrogate: no store keeps one
+    text = encode(value)
     if "\\u0000" not in text:
         return text
     return json.dumps(_scrub(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
@@ -144,6 +142,39 @@ UPDATE_ALL = (
     f"UPDATE {TABLE} SET {', '.join(f'{c} = %s' for c in COLUMNS[1:])} "
     "WHERE id = %s AND status = 'retrying' AND lease_owner = %s"
 )
+
+
+_CASTS = {
+    **dict.fromkeys(("payload", "headers", "history", "origin", "consumer"), "jsonb"),
+    **dict.fromkeys(("attempts", "max_attempts", "replays"), "integer"),
+    **dict.fromkeys(
+        (
+            "occurred_at",
+            "created_at",
+            "updated_at",
+            "next_attempt_at",
+            "dead_at",
+            "resolved_at",
+            "lease_expires_at",
+        ),
+        "timestamptz",
+    ),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def save_outcomes(rows: int) -> str:
+    """One UPDATE of ``rows`` retry outcomes (each row's ``COLUMNS`` then its lease owner),
+    each fenced on its own claim as ``UPDATE_ALL`` is; it returns the ids it saved. One
+    statement: one round trip and one run of the counts trigger for the whole batch."""
+    casts = [f"%s::{_CASTS.get(column, 'text')}" for column in (*COLUMNS, "owner")]
+    values = ", ".join(["(" + ", ".join(casts) + ")"] * rows)
+    sets = ", ".join(f"{column} = v.{column}" for column in COLUMNS[1:])
+    return (
+        f"UPDATE {TABLE} AS t SET {sets} FROM (VALUES {values}) AS v ({COLUMN_LIST}, owner) "
+        "WHERE t.id = v.id COLLATE \"C\" AND t.status = 'retrying' AND t.lease_owner = v.owner "
+        "RETURNING t.id"
+    )
 
 
 SAVED = (

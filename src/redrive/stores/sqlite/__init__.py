@@ -2,15 +2,15 @@
 
 This module holds SQLite's own statements (the rest is shared: ``stores.sql.SQLStore``);
 connections, transactions and migrations are in ``connections``. Counts, the dead-letter
-timeline and error groups are kept by triggers (see the migrations).
+timeline and error groups are kept by every writing method in the transaction of its rows,
+one statement per table for a whole batch (``tallies``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from redrive.stores.sql import (
     row_to_record,
 )
 from redrive.stores.sqlite.connections import SQLiteConnections, migrations
+from redrive.stores.sqlite.tallies import TALLY_LIST, Tallies, Tally, of_row, tallies_of
 
 __all__ = ["SQLiteStore", "migrations"]
 
@@ -89,45 +90,60 @@ class SQLiteStore(SQLStore):
     # -- the engine's writes -----------------------------------------------------------
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
         rows = [record_to_row(record, self.dialect) for record in records]
+        tallies = Tallies()
         with self.connections.write() as conn:
             # The common case in one statement: every failure is the first of its pair.
             # OR IGNORE skips a row whose pair has an open record (or whose id is there);
-            # the count of rows written says whether any was skipped.
+            # the count of rows written says whether any was skipped. The savepoint lets
+            # the rare case start again row by row, so the tallies know each row's fate.
+            conn.execute("SAVEPOINT redrive_add")
             if conn.executemany(_INSERT_OR_IGNORE, rows).rowcount == len(rows):
-                return [record.id for record in records]
-            return self._join_open(conn, records)
+                conn.execute("RELEASE redrive_add")
+                for row in rows:
+                    tallies.came(of_row(row))
+                ids = [record.id for record in records]
+            else:
+                conn.execute("ROLLBACK TO redrive_add")
+                conn.execute("RELEASE redrive_add")
+                ids = self._add_one_by_one(conn, records, rows, tallies)
+            tallies.apply(conn)
+            return ids
 
-    def _join_open(self, conn: sqlite3.Connection, records: Sequence[DeadLetter]) -> list[str]:
-        """After a group insert skipped some rows: merge each skipped failure into the open
-        record of its pair, and return the id every record is stored under."""
-        stored = self._open_records(conn, records)
+    def _add_one_by_one(
+        self,
+        conn: sqlite3.Connection,
+        records: Sequence[DeadLetter],
+        rows: Sequence[tuple[Any, ...]],
+        tallies: Tallies,
+    ) -> list[str]:
+        """Insert each record, or merge its failure into the open record of its pair; the
+        id every record is stored under."""
         ids: list[str] = []
-        for record in records:
-            target = stored.get((record.event.id, record.handler))
+        for record, row in zip(records, rows, strict=True):
+            if conn.execute(_INSERT_OR_IGNORE, row).rowcount == 1:
+                tallies.came(of_row(row))
+                ids.append(record.id)
+                continue
+            target = self._open_record(conn, record)
             if target is None:  # skipped, yet no open record: its id is a closed record's
                 raise StoreError(f"{self.url}: a record with id {record.id} exists already")
-            if target != record.id:  # its own id: written now (or before), nothing to join
-                self._merge(conn, target, record)
-            ids.append(target)
+            if target[0] != record.id:  # its own id: written before, nothing to join
+                tallies.changed(target, self._merge(conn, target[0], record))
+            ids.append(target[0])
         return ids
 
-    def _open_records(
-        self, conn: sqlite3.Connection, records: Sequence[DeadLetter]
-    ) -> dict[tuple[str, str], str]:
-        """(event id, handler) -> id of the open records of these pairs."""
-        found: dict[tuple[str, str], str] = {}
-        event_ids = sorted({record.event.id for record in records})
-        for chunk in chunks(event_ids, self.dialect.max_ids):
-            sql = (
-                f"SELECT event_id, handler, id FROM {TABLE} WHERE event_id IN "
-                f"({self.dialect.placeholders(len(chunk))}) AND status IN {_OPEN}"
-            )
-            for event_id, handler, record_id in conn.execute(sql, chunk):
-                found[(event_id, handler)] = record_id
-        return found
+    def _open_record(self, conn: sqlite3.Connection, record: DeadLetter) -> Tally | None:
+        """The tally of the open record of ``record``'s (event id, handler), if any."""
+        sql = (
+            f"SELECT {TALLY_LIST} FROM {TABLE} "
+            f"WHERE event_id = ? AND handler = ? AND status IN {_OPEN}"
+        )
+        row: Tally | None = conn.execute(sql, (record.event.id, record.handler)).fetchone()
+        return row
 
-    def _merge(self, conn: sqlite3.Connection, target: str, record: DeadLetter) -> None:
-        """Join a redelivered failure to the open record ``target`` of its pair."""
+    def _merge(self, conn: sqlite3.Connection, target: str, record: DeadLetter) -> Tally:
+        """Join a redelivered failure to the open record ``target`` of its pair; its new
+        tally."""
         t, enc = self.dialect.encode_time, self.dialect.encode_json
         history = "history"
         for _ in record.history:
@@ -138,10 +154,11 @@ class SQLiteStore(SQLStore):
             "traceback = ?, fingerprint = ?, attempts = MAX(attempts, ?), updated_at = ?, "
             f"dead_at = CASE WHEN {dies} THEN ? ELSE dead_at END, "
             f"next_attempt_at = CASE WHEN {dies} THEN NULL ELSE next_attempt_at END, "
-            f"status = CASE WHEN {dies} THEN 'dead' ELSE status END WHERE id = ?"
+            f"status = CASE WHEN {dies} THEN 'dead' ELSE status END WHERE id = ? "
+            f"RETURNING {TALLY_LIST}"
         )
         status = record.status.value
-        conn.execute(
+        new: Tally = conn.execute(
             sql,
             (
                 *(enc(entry.to_dict()) for entry in record.history),
@@ -157,18 +174,27 @@ class SQLiteStore(SQLStore):
                 status,
                 target,
             ),
-        )
+        ).fetchone()
+        return new
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
         return self.save_many([(record, lease_owner)])[0]
 
     def save_many(self, outcomes: Sequence[tuple[DeadLetter, str]]) -> list[bool]:
         rows = [(record_to_row(record, self.dialect), owner) for record, owner in outcomes]
+        tallies = Tallies()
         with self.connections.write() as conn:
-            return [
-                conn.execute(_UPDATE_ALL, (*row[1:], row[0], owner)).rowcount == 1
-                for row, owner in rows
-            ]
+            before = tallies_of(conn, [row[0] for row, _ in rows])
+            saved: list[bool] = []
+            for row, owner in rows:
+                done = conn.execute(_UPDATE_ALL, (*row[1:], row[0], owner)).rowcount == 1
+                if done:
+                    new = of_row(row)
+                    tallies.changed(before[row[0]], new)
+                    before[row[0]] = new  # the "before" of a later outcome of this record
+                saved.append(done)
+            tallies.apply(conn)
+            return saved
 
     def claim_due(
         self,
@@ -185,19 +211,31 @@ class SQLiteStore(SQLStore):
         if exclude:
             only += f" AND id NOT IN ({self.dialect.placeholders(len(exclude))})"
             params += list(exclude)
-        sql = (
-            f"UPDATE {TABLE} SET status = 'retrying', lease_owner = ?, lease_expires_at = ?, "
-            f"updated_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM {TABLE} WHERE "
+        due = (
+            f"SELECT {TALLY_LIST} FROM {TABLE} WHERE "
             "((status = 'scheduled' AND next_attempt_at <= ?) "
             f" OR (status = 'retrying' AND lease_expires_at <= ?)){only} "
-            f"ORDER BY next_attempt_at LIMIT ?) RETURNING {COLUMN_LIST}"
+            "ORDER BY next_attempt_at LIMIT ?"
+        )
+        claim = (
+            f"UPDATE {TABLE} SET status = 'retrying', lease_owner = ?, lease_expires_at = ?, "
+            "updated_at = ?, attempts = attempts + 1 WHERE id IN ({}) "
+            f"RETURNING {COLUMN_LIST}"
         )
         started = time.monotonic()
+        tallies = Tallies()
         with self.connections.write() as conn:
             lease_until += timedelta(seconds=time.monotonic() - started)  # the lock wait
-            rows = conn.execute(
-                sql, (owner, t(lease_until), t(now), t(now), t(now), *params, limit)
-            ).fetchall()
+            before = {row[0]: row for row in conn.execute(due, (t(now), t(now), *params, limit))}
+            rows = []
+            if before:
+                rows = conn.execute(
+                    claim.format(self.dialect.placeholders(len(before))),
+                    (owner, t(lease_until), t(now), *before),
+                ).fetchall()
+                for row in rows:
+                    tallies.changed(before[row[0]], of_row(row))
+                tallies.apply(conn)
         return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
 
     def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
@@ -311,7 +349,7 @@ class SQLiteStore(SQLStore):
         return [group_from_row(row, self.dialect) for row in rows]
 
     def _kept_groups(self, where: Filter) -> tuple[str, list[Any]]:
-        """Groups from the trigger-kept table: a few rows, whatever the table size."""
+        """Groups from the maintained table: a few rows, whatever the table size."""
         clauses, params = ["n > 0"], []
         if where.statuses:
             clauses.append(f"status IN ({self.dialect.placeholders(len(where.statuses))})")
@@ -329,12 +367,19 @@ class SQLiteStore(SQLStore):
 
     # -- operator changes --------------------------------------------------------------
     def _transition(self, ids: Sequence[str], change: Change) -> list[str]:
+        tallies = Tallies()
         with self.connections.write() as conn:
-            return self._transition_in(conn, ids, change)
+            before = tallies_of(conn, ids)
+            changed = self._transition_in(conn, ids, change)
+            for row in changed:
+                tallies.changed(before[row[0]], row)
+            tallies.apply(conn)
+            return [row[0] for row in changed]
 
     def _transition_in(
         self, conn: sqlite3.Connection, ids: Sequence[str], change: Change
-    ) -> list[str]:
+    ) -> list[Tally]:
+        """Change the records; the new tally of each record changed."""
         t, enc = self.dialect.encode_time, self.dialect.encode_json
         marks = self.dialect.placeholders(len(ids))
         froms = self.dialect.placeholders(len(change.from_statuses))
@@ -364,31 +409,39 @@ class SQLiteStore(SQLStore):
             f"history = {history_sql}, resolved_at = COALESCE(?, resolved_at), "
             "replays = replays + ?, attempts = CASE WHEN ? THEN 0 ELSE attempts END, "
             "lease_owner = NULL, lease_expires_at = NULL "
-            f"WHERE id IN ({marks}) AND status IN ({froms}) RETURNING id"
+            f"WHERE id IN ({marks}) AND status IN ({froms}) RETURNING {TALLY_LIST}"
         )
         params += [resolved, int(change.replay), int(change.replay), *ids, *old_statuses]
-        return [row[0] for row in conn.execute(sql, params).fetchall()]
+        changed: list[Tally] = conn.execute(sql, params).fetchall()
+        return changed
 
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
         rows = [record_to_row(record, self.dialect) for record in records]
-        marks = self.dialect.placeholders(len(records))
-        present = f"SELECT id FROM {TABLE} WHERE id IN ({marks})"
-        ids = [r.id for r in records]
+        tallies = Tallies()
         with self.connections.write() as conn:
-            there = {row[0] for row in conn.execute(present, ids)}
+            ids = [record.id for record in records]
+            there = tallies_of(conn, ids)
             # OR IGNORE: ids already present, and pairs that have an open record already.
             conn.executemany(_INSERT_OR_IGNORE, rows)
-            now_there = {row[0] for row in conn.execute(present, ids)}
-            added = [r for r in records if r.id in now_there and r.id not in there]
-            # An imported dead letter did not die now: take it out of the timeline again.
-            for (topic, minute, again), n in _dead_minutes(added, self.dialect).items():
-                column = "redead" if again else "n"
-                conn.execute(
-                    f"UPDATE redrive_dead_timeline SET {column} = {column} - ? "
-                    "WHERE topic = ? AND minute = ?",
-                    (n, topic, minute),
-                )
+            added = [row for i, row in tallies_of(conn, ids).items() if i not in there]
+            for row in added:
+                tallies.came(row, died_now=False)  # an imported dead letter did not die now
+            tallies.apply(conn)
             return len(added)
+
+    def delete(self, ids: Sequence[str], *, where: Filter | None = None) -> int:
+        condition, params = self._where(where or Filter())
+        deleted = 0
+        for chunk in chunks(ids, self.dialect.max_ids):
+            among, chosen = self.dialect.in_("id", chunk)
+            tallies = Tallies()
+            with self.connections.write() as conn:
+                sql = f"DELETE FROM {TABLE} WHERE {among} AND {condition} RETURNING {TALLY_LIST}"
+                for row in conn.execute(sql, (*chosen, *params)).fetchall():
+                    tallies.gone(row)
+                    deleted += 1
+                tallies.apply(conn)
+        return deleted
 
     # -- small shared state ----------------------------------------------------------
     def meta_put(
@@ -409,18 +462,6 @@ class SQLiteStore(SQLStore):
                 (namespace, key, encoded, current + 1),
             )
             return True
-
-
-def _dead_minutes(
-    records: Iterable[DeadLetter], dialect: Dialect
-) -> Counter[tuple[str, str, bool]]:
-    """Dead records per (topic, minute of dead_at, re-death), as the timeline trigger
-    counts them."""
-    return Counter(
-        (record.topic, (dialect.encode_time(record.dead_at) or "")[:16], record.replays > 0)
-        for record in records
-        if record.status == Status.DEAD and record.dead_at is not None
-    )
 
 
 def _due_order(record: DeadLetter) -> tuple[str, str]:
