@@ -106,3 +106,11 @@ def test_token_revoke_by_name_then_unknown(cli: Cli) -> None:
     again = cli("token", "revoke", "me")
     assert again.exit_code == 3
     assert "me" in again.stderr and "Traceback" not in again.output
+
+
+def test_token_create_refuses_an_unknown_role(cli: Cli) -> None:
+    """A role other than viewer, operator or admin is a usage error naming the three."""
+    result = cli("token", "create", "me", "--role", "superuser")
+    assert result.exit_code == 2
+    assert "role must be one of viewer, operator, admin, got 'superuser'" in result.stderr
+    assert json.loads(cli("--json", "token", "list").stdout) == []
