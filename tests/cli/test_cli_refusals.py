@@ -57,7 +57,8 @@ def test_worker_app_that_cannot_be_imported_is_one_line(
 
 def test_worker_app_that_is_no_bus_is_refused(cli: Cli) -> None:
     """``--app`` naming something that is not an EventBus (nor a factory of one) exits 2."""
-    (cli.workdir / "notabus.py").write_text("bus = {'handlers': []}\n")
-    result = cli("worker", "--app", "notabus:bus")
+    (cli.workdir / "refusals_notabus.py").write_text("bus = {'handlers': []}\n")
+    result = cli("worker", "--app", "refusals_notabus:bus")
     assert result.exit_code == 2
-    assert "--app: notabus:bus is not an EventBus (or a function returning one)" in result.stderr
+    expected = "--app: refusals_notabus:bus is not an EventBus (or a function returning one)"
+    assert expected in result.stderr

@@ -32,7 +32,7 @@ def _dead(env: Env, count: int) -> None:
 
 def test_run_with_a_bus_hands_events_to_its_handlers(env: Env) -> None:
     """--bus module:attr publishes pending events on that bus: its handler runs them."""
-    module = env.dir / "mybus.py"
+    module = env.dir / "outbox_cli_bus.py"
     module.write_text(
         "import os\n"
         "from redrive import EventBus, open_store\n"
@@ -43,7 +43,7 @@ def test_run_with_a_bus_hands_events_to_its_handlers(env: Env) -> None:
         "        f.write(str(event.payload['n']) + '\\n')\n"
     )
     env.add({"n": 7}, {"n": 8})
-    result = env("outbox", "run", "--bus", "mybus:bus", "--once")
+    result = env("outbox", "run", "--bus", "outbox_cli_bus:bus", "--once")
     assert result.exit_code == 0, result.output
     assert "dispatched 2 events" in result.output
     assert sorted((env.dir / "handled.txt").read_text().split()) == ["7", "8"]
@@ -54,10 +54,10 @@ def test_run_refuses_an_unknown_ordering_and_a_target_that_is_not_callable(env: 
     ordering = env("outbox", "run", "--publisher", f"{env.module}:publish", "--ordering", "fifo")
     assert ordering.exit_code == 2
     assert "--ordering: expected none or key, got 'fifo'" in ordering.output
-    (env.dir / "notcallable.py").write_text("publish = 42\n")
-    value = env("outbox", "run", "--publisher", "notcallable:publish", "--once")
+    (env.dir / "outbox_cli_notcallable.py").write_text("publish = 42\n")
+    value = env("outbox", "run", "--publisher", "outbox_cli_notcallable:publish", "--once")
     assert value.exit_code == 2
-    assert "--publisher: notcallable:publish is not callable" in value.output
+    assert "--publisher: outbox_cli_notcallable:publish is not callable" in value.output
     assert "Traceback" not in ordering.output + value.output
 
 

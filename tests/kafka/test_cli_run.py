@@ -62,17 +62,16 @@ def test_run_consumes_until_sigterm_then_stops_cleanly(
 
 def test_run_refuses_an_app_that_is_no_consumer(tmp_path: Path) -> None:
     """``--app`` naming a value without a bus and topics is a one-line usage error."""
-    (tmp_path / "notaconsumer.py").write_text("def make():\n    return object()\n")
+    (tmp_path / "kafka_cli_notaconsumer.py").write_text("def make():\n    return object()\n")
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        result = redrive(tmp_path, "", "kafka", "run", "--app", "notaconsumer:make")
+        result = redrive(tmp_path, "", "kafka", "run", "--app", "kafka_cli_notaconsumer:make")
     finally:
         os.chdir(cwd)
     assert result.exit_code == 2
-    assert "--app: notaconsumer:make is not a KafkaConsumer (or a function returning one)" in (
-        result.output
-    )
+    expected = "--app: kafka_cli_notaconsumer:make is not a KafkaConsumer"
+    assert f"{expected} (or a function returning one)" in result.output
 
 
 def test_a_command_without_topics_says_where_to_name_them(broker: Broker, tmp_path: Path) -> None:

@@ -74,13 +74,11 @@ async def test_provision_without_stream_or_durable_says_which_options(
 
 async def test_run_refuses_an_app_that_is_no_consumer(cli: Cli) -> None:
     """--app naming something that is not a JetStreamConsumer is a one-line usage error."""
-    (cli.workdir / "notaconsumer.py").write_text("consumer = 'not one'\n")
-    result = await run_cli(cli, "nats", "run", "--app", "notaconsumer:consumer")
+    (cli.workdir / "nats_cli_notaconsumer.py").write_text("consumer = 'not one'\n")
+    result = await run_cli(cli, "nats", "run", "--app", "nats_cli_notaconsumer:consumer")
     assert result.exit_code == 2
-    assert (
-        "--app: notaconsumer:consumer is not a JetStreamConsumer (or a function returning one)"
-        in result.output
-    )
+    expected = "--app: nats_cli_notaconsumer:consumer is not a JetStreamConsumer"
+    assert f"{expected} (or a function returning one)" in result.output
 
 
 async def test_import_json_counts_and_an_unknown_stream(nc: Any, names: Names, cli: Cli) -> None:
