@@ -4,6 +4,7 @@ and a free port for the servers the tests start."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -42,8 +43,22 @@ def wait_for(
         time.sleep(interval)
 
 
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never given out before in
+    this process, and never one another pytest-xdist worker can get: worker ``gwN`` of ``W``
+    takes only ports ``p`` with ``(p // 2) % W == N``, so two workers starting servers at
+    the same moment cannot pick the same port (CONTRIBUTING.md, "Writing an xdist-safe
+    fixture"). ``p // 2``: Linux hands out ports of one parity for ``bind(0)``."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for _ in range(10_000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if (port // 2) % workers == worker and port not in _given:
+            _given.add(port)
+            return port
+    raise RuntimeError(f"no free port for xdist worker {worker} of {workers}")

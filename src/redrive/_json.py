@@ -162,7 +162,11 @@ def check_event(topic: Any, payload: Any, headers: Mapping[Any, Any] | None, **f
     ``correlation_id``, ...) that are strings or None. Refused with ``NotJSON``."""
     if not isinstance(topic, str) or not topic:
         raise NotJSON(f"an event needs a non-empty topic, got {topic!r}")
-    if not _plain(payload, 0, None):  # the walk names the problem (or allows a subclass)
+    try:
+        plain = _plain(payload, 0, None)
+    except RecursionError:  # deeper than the stack: the walk below has no recursion
+        plain = False
+    if not plain:  # the walk names the problem (or allows a subclass)
         check_json(payload, f"the payload of {topic!r}")
     for name, value in (headers or {}).items():
         if not (isinstance(name, str) and isinstance(value, str)):

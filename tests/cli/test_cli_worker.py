@@ -19,6 +19,18 @@ FIXED_APP = "redrive.ops.cli.demo_app:fixed_bus"
 @pytest.fixture
 def worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     """``redrive worker`` running the demo app with its bug fixed; stopped by SIGTERM."""
+    yield from _worker(cli)
+
+
+@pytest.fixture
+def demo_then_worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
+    """The demo's dead letters, then the worker: started during the demo, the fixed worker
+    could run the demo's scheduled retries before they die (a slow machine does)."""
+    assert cli.run("demo").returncode == 0
+    yield from _worker(cli)
+
+
+def _worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
         [REDRIVE, "worker", "--app", FIXED_APP],
         cwd=cli.workdir,
@@ -47,9 +59,10 @@ def test_demo_fills_the_store_and_suggests_next_steps(cli: Cli) -> None:
     assert stats["counts"]["orders.created"] == {"resolved": 15}
 
 
-def test_worker_runs_replays_without_the_app(cli: Cli, worker: subprocess.Popen[str]) -> None:
+def test_worker_runs_replays_without_the_app(
+    cli: Cli, demo_then_worker: subprocess.Popen[str]
+) -> None:
     """After the fix, replaying the bug's group through the worker resolves every record."""
-    assert cli.run("demo").returncode == 0
     groups = json.loads(cli.run("groups", "--json").stdout)
     bug = next(g for g in groups if g["error_type"] == "AttributeError")
     report = cli.run("retry", "--group", bug["fingerprint"], "--canary", "2", "--yes", "--json")
@@ -58,10 +71,9 @@ def test_worker_runs_replays_without_the_app(cli: Cli, worker: subprocess.Popen[
     assert (data["scheduled"], data["succeeded"], data["aborted"]) == (bug["count"],) * 2 + (None,)
 
 
-def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]) -> None:
+def test_patched_poison_payload_succeeds(cli: Cli, demo_then_worker: subprocess.Popen[str]) -> None:
     """The poison payload, patched, is replayed by the worker and resolved; the worker is
     listed by ``redrive workers`` while it runs and prints what it ran when it stops."""
-    assert cli.run("demo").returncode == 0
     poison = json.loads(cli.run("list", "--topic", "payments.captured", "--json").stdout)
     record_id = poison["items"][0]["id"]
     assert cli.run("retry", record_id, "--patch", '{"amount": 12}').returncode == 0
@@ -73,8 +85,8 @@ def test_patched_poison_payload_succeeds(cli: Cli, worker: subprocess.Popen[str]
     wait_for(is_resolved, timeout=30, what="the patched record to be resolved")
     workers = json.loads(cli.run("workers", "--json").stdout)
     assert [w["kind"] for w in workers["items"]] == ["worker"] and workers["items"][0]["live"]
-    worker.send_signal(signal.SIGTERM)
-    _, stderr = worker.communicate(timeout=30)
+    demo_then_worker.send_signal(signal.SIGTERM)
+    _, stderr = demo_then_worker.communicate(timeout=30)
     summary = re.search(
         r"worker stopped; ran (\d+): (\d+) resolved, (\d+) dead, (\d+) to retry", stderr
     )

