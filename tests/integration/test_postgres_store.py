@@ -20,6 +20,7 @@ from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
 from redrive.stores.postgres.schema import latest_version
 from tests.factories import make_record
+from tests.helpers import free_port
 from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.postgres
@@ -103,15 +104,32 @@ class TestOpening:
             PostgresStore(postgres_url + "?retry_timeout=soon")
         assert "\n" not in str(info.value)
 
-    def test_wrong_database_is_unavailable_without_the_password(self, postgres_url: str) -> None:
-        """An unknown database raises StoreUnavailable naming the masked URL (after the
-        retry window, shortened here: the default waits 30 s for a server to come back)."""
+    def test_wrong_database_is_refused_at_once_without_the_password(
+        self, postgres_url: str
+    ) -> None:
+        """An unknown database is a StoreError naming the masked URL, not an outage to wait
+        out: with the default 30 s retry window it is raised at the first refusal (a
+        StoreUnavailable would mean the window ran out)."""
         url = postgres_url.replace("postgres@", "postgres:s3cret@") + "_missing"
-        with pytest.raises(StoreUnavailable) as info:
-            PostgresStore(url + "?retry_timeout=0.5")
+        with pytest.raises(StoreError) as info:
+            PostgresStore(url)
+        assert not isinstance(info.value, StoreUnavailable)
         assert "s3cret" not in str(info.value)
         assert "does not exist" in str(info.value)
         assert "postgres:***@" in str(info.value)
+
+    def test_unknown_role_is_refused_at_once(self, postgres_url: str) -> None:
+        """A role the server does not know is refused for good too."""
+        url = postgres_url.replace("postgres@", "nobody_here@")
+        with pytest.raises(StoreError, match='role "nobody_here" does not exist') as info:
+            PostgresStore(url)
+        assert not isinstance(info.value, StoreUnavailable)
+
+    def test_a_server_that_is_down_is_waited_for(self) -> None:
+        """No server on the port is an outage: StoreUnavailable once the window ends."""
+        url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?retry_timeout=0.3"
+        with pytest.raises(StoreUnavailable, match=r"unavailable for 0\.3s"):
+            PostgresStore(url)
 
 
 class TestData:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,14 @@ POOL_SLICE = 0.25
 """How long a call waits on the pool before it looks again whether an outage began."""
 
 
+_REFUSED_FOR_GOOD = re.compile(
+    r"FATAL:\s+(database \S+ does not exist|role \S+ does not exist"
+    r"|password authentication failed|no pg_hba\.conf entry)"
+)
+"""A server's refusal of a connection that no wait will change. libpq reports it with no
+SQLSTATE, so only its (English, the server's default) message tells it from a restart."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying the transaction may succeed."""
     if isinstance(exc, PoolTimeout):
@@ -52,6 +61,8 @@ def is_transient(exc: BaseException) -> bool:
         return False
     state = exc.sqlstate
     if state is None:  # raised by the client: the connection broke or could not be made
+        if _REFUSED_FOR_GOOD.search(str(exc)):
+            return False
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
     return state.startswith(_TRANSIENT_CLASSES)
 
