@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from redrive.models import DeadLetter
@@ -36,13 +36,16 @@ class GroupCommit(Generic[Item, Result]):
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Item) -> Result:
-        """Return ``item``'s result once its batch committed; raise the store's error."""
+    def submit(self, item: Item) -> asyncio.Future[Result]:
+        """A future of ``item``'s result, set once its batch committed (or the store's
+        error). A plain function, not a coroutine: one frame less per record on the
+        failure path; cancelling the future only stops the wait, the write goes on."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done():
             self._task = asyncio.create_task(self._flush(), name=self._name)
-        return await future
+        return future
 
     async def close(self) -> None:
         """Wait for everything submitted so far to be committed."""
@@ -88,15 +91,15 @@ class BatchWriter:
             store.save_many, max_batch=max_batch, name="redrive-saver"
         )
 
-    async def write(self, record: DeadLetter) -> str:
-        """Return the id the record is stored under (a failure of an (event, handler) pair
-        that already has an open record joins that record) once it is durable."""
-        return await self._adds.submit(record)
+    def write(self, record: DeadLetter) -> Awaitable[str]:
+        """Await the id the record is stored under (a failure of an (event, handler) pair
+        that already has an open record joins that record), given once it is durable."""
+        return self._adds.submit(record)
 
-    async def save(self, record: DeadLetter, *, lease_owner: str) -> bool:
-        """Save a retry's outcome under its claim's token (compare-and-set); return whether
-        the claim still held the record, once the outcome is durable."""
-        return await self._saves.submit((record, lease_owner))
+    def save(self, record: DeadLetter, *, lease_owner: str) -> Awaitable[bool]:
+        """Save a retry's outcome under its claim's token (compare-and-set); await whether
+        the claim still held the record, given once the outcome is durable."""
+        return self._saves.submit((record, lease_owner))
 
     async def close(self) -> None:
         """Wait for everything written so far to be committed."""
