@@ -117,10 +117,6 @@ def check_json(
             raise NotJSON(f"{where} {problem}")
 
 
-_STR = frozenset({str})
-_SCALARS = frozenset({str, int, bool, type(None)})
-
-
 def _plain(value: Any, depth: int, limit: int | None) -> bool:
     """Whether ``value`` is plain JSON (exact built-in types only), without building the
     paths an error message needs: anything else goes to the walk that names the problem."""
@@ -134,10 +130,6 @@ def _plain(value: Any, depth: int, limit: int | None) -> bool:
     if limit is not None and depth >= limit:
         return False
     if kind is dict:
-        # The common payload, keys all str and values all scalars, is told by two C-level
-        # passes over the types; anything else (a float, a nested value) takes the loop.
-        if _STR.issuperset(map(type, value)) and _SCALARS.issuperset(map(type, value.values())):
-            return True
         for key, item in value.items():
             if type(key) is not str:
                 return False
