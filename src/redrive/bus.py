@@ -199,6 +199,12 @@ class EventBus:
                 tenant_id=tenant_id,
                 source=source,
             )
+        specs = self._handlers.get(event.topic)
+        if specs is not None and len(specs) == 1:  # dispatch's common case, one frame less
+            record = await self.engine.first_attempt(event, specs[0])
+            if record is not None and record.next_attempt_at is not None:
+                self.scheduler.wake()
+            return event
         await self.dispatch(event)
         return event
 
