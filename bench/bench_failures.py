@@ -14,12 +14,17 @@ the same run, in interleaved rounds (medians).
    one that only encodes the rows, and the real one; the difference is each stage's cost.
    Then a cProfile of the event loop (record build) and of the store's ``add`` (encoding,
    statements, commit).
-3. Item 6: the success path against a bare loop, and the list page, the deepest keyset page
+3. The Python cost of one failure (``--parts cpu``): CPU time, which load disturbs far less
+   than wall time, of the event loop's thread (publish, the handler, the record, the group
+   commit's futures) and of the writer's ``add`` calls (encoding, SQLite's own work, the
+   COMMIT's syscalls) per failure, in a real bus run on SQLite; and ``record_to_row`` alone.
+   Each is the median of ``--rounds`` runs (min in brackets).
+4. Item 6: the success path against a bare loop, and the list page, the deepest keyset page
    and ``stats()`` at a store of ``--rows`` records.
 
 Usage: .venv/bin/python bench/bench_failures.py [--failures 10000] [--rounds 3]
        [--rows 100000] [--events 50000] [--no-postgres] [--no-sqlite] [--no-profile]
-       [--parts writes,breakdown,success,queries]
+       [--parts writes,cpu,breakdown,success,queries]
 Starts its own PostgreSQL (fsync on) in a temp dir and stops it by PID at the end.
 """
 
@@ -48,7 +53,7 @@ from redrive.models import DeadLetter, Status, utcnow
 from redrive.stores.base import Filter
 from redrive.stores.sqlite import SQLiteStore
 
-PARTS = ("writes", "breakdown", "success", "queries")
+PARTS = ("writes", "cpu", "breakdown", "success", "queries")
 TABLE = "redrive_dead_letters"
 TXN = 100  # rows per transaction of the raw baselines
 # The three indexes a list page needs: newest first by status, by topic, by error group.
@@ -348,6 +353,94 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
     )
 
 
+# -- the Python cost of one failure -------------------------------------------------------
+class _Timed(SQLiteStore):
+    """The real store; the CPU time of its ``add`` calls (in the writer's thread) summed."""
+
+    cpu = 0.0
+
+    def add(self, records: Sequence[DeadLetter]) -> list[str]:
+        start = time.thread_time()
+        try:
+            return super().add(records)
+        finally:
+            type(self).cpu += time.thread_time() - start
+
+
+async def _loop_cpu(store: Any, n: int, publishers: int) -> float:
+    """CPU seconds of the event loop's thread over ``bus_failures``."""
+    start = time.thread_time()
+    await bus_failures(store, n, publishers)
+    return time.thread_time() - start
+
+
+class _Durable:
+    """A writer whose every write is durable at once (an already-set future): what is left
+    of a failure is the event loop's own Python work, with no thread hop or wait."""
+
+    def write(self, record: DeadLetter) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.set_result(record.id)
+        return future
+
+    async def close(self) -> None:
+        return None
+
+
+async def _one_by_one(n: int) -> float:
+    """Best microseconds of one failing publish (publish, check, event, handler, record
+    build, write), one publish at a time, in runs of 1,000."""
+    bus = EventBus(SQLiteStore(":memory:"))
+    bus.engine.writer = _Durable()  # type: ignore[assignment]
+
+    async def reject(event: Event) -> None:
+        assert isinstance(event.payload, dict)
+        raise NonRetriableError(f"order {event.payload['order_id']} is invalid")
+
+    bus.subscribe("orders.created", reject, name="shop.reject")
+    payloads = [payload(i) for i in range(1000)]
+    best = float("inf")
+    for _ in range(max(1, n // 1000)):
+        start = time.perf_counter()
+        for item in payloads:
+            await bus.publish("orders.created", item)
+        best = min(best, (time.perf_counter() - start) / len(payloads))
+    await bus.stop()
+    return best * 1e6
+
+
+def cpu_costs(folder: Path, n: int, publishers: int, rounds: int) -> None:
+    from redrive.stores.sql import record_to_row
+
+    loop, writer, encode, alone = [], [], [], []
+    for k in range(rounds):
+        alone.append(asyncio.run(_one_by_one(n)))
+        _Timed.cpu = 0.0
+        store = _Timed(folder / f"cpu-{k}.db")
+        loop.append(asyncio.run(_loop_cpu(store, n, publishers)) / n * 1e6)
+        writer.append(_Timed.cpu / n * 1e6)
+        record, dialect = store.find(Filter(), limit=1).items[0], store.dialect
+        store.close()
+
+        def encode_many(record: DeadLetter = record, dialect: Any = dialect) -> None:
+            for _ in range(1000):
+                record_to_row(record, dialect)
+
+        encode.append(timed(encode_many, 5))
+    print(f"Python cost of one failure (SQLite, {n:,} failures, {publishers} publishers, CPU):")
+    for name, values in (
+        ("  event loop thread (publish, handler, record, futures)", loop),
+        ("  writer thread, store.add (encoding, SQLite, COMMIT syscalls)", writer),
+    ):
+        print(f"{name:<62} {statistics.median(values):8.2f} us  (min {min(values):.2f})")
+    per = [value / 1000 * 1e6 for value in encode]
+    for name, values in (
+        ("  one failing publish alone, write already durable (best of runs)", alone),
+        ("  record_to_row, one record (part of the writer thread's)", per),
+    ):
+        print(f"{name:<62} {statistics.median(values):8.2f} us  (min {min(values):.2f})")
+
+
 # -- where one failure's time goes --------------------------------------------------------
 class _NoWrite(SQLiteStore):
     """Takes records and writes nothing: the cost of everything before the store."""
@@ -539,6 +632,8 @@ def main() -> None:
                 sqlite_writes(folder, args.failures, args.publishers, args.rounds)
             if not args.no_postgres:
                 postgres_writes(args.failures, args.publishers, args.rounds)
+        if "cpu" in parts:
+            cpu_costs(folder, args.failures, args.publishers, args.rounds)
         if "breakdown" in parts:
             breakdown(folder, args.failures, args.publishers, not args.no_profile)
         if "success" in parts:

@@ -199,6 +199,12 @@ class EventBus:
                 tenant_id=tenant_id,
                 source=source,
             )
+        specs = self._handlers.get(event.topic)
+        if specs is not None and len(specs) == 1:  # dispatch's common case, one frame less
+            record = await self.engine.first_attempt(event, specs[0])
+            if record is not None and record.next_attempt_at is not None:
+                self.scheduler.wake()
+            return event
         await self.dispatch(event)
         return event
 
@@ -214,13 +220,16 @@ class EventBus:
             return []
         if len(specs) == 1:
             record = await self.engine.first_attempt(event, specs[0], origin=origin)
-            failures = [] if record is None else [record]
-        else:
-            results = await asyncio.gather(
-                *(self.engine.first_attempt(event, spec, origin=origin) for spec in specs)
-            )
-            failures = [record for record in results if record is not None]
-        if failures and any(record.next_attempt_at is not None for record in failures):
+            if record is None:
+                return []
+            if record.next_attempt_at is not None:
+                self.scheduler.wake()
+            return [record]
+        results = await asyncio.gather(
+            *(self.engine.first_attempt(event, spec, origin=origin) for spec in specs)
+        )
+        failures = [record for record in results if record is not None]
+        if any(record.next_attempt_at is not None for record in failures):
             self.scheduler.wake()
         return failures
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from redrive._clock import Clock, SystemClock
 from redrive._ids import new_id
-from redrive.core.failures import error_message, fingerprint, format_traceback
+from redrive.core.failures import Failure, describe
 from redrive.core.writer import BatchWriter
 from redrive.exceptions import RetryAfter, WorkerLost
 from redrive.hooks import Hooks
@@ -120,6 +120,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.consumer = dict(consumer or {})
         self.redactor = redactor or Redactor()
+        self._redacts = bool(self.redactor)  # its patterns are fixed when it is made
         self._pool = ThreadPoolExecutor(handler_threads, thread_name_prefix="redrive-handler")
         self._rand = rand
 
@@ -182,7 +183,8 @@ class Engine:
         spec, now = outcome.spec, self.clock.now()
         if decision is None:
             decision = spec.policy.decide(attempt, error, now, self._rand)
-        entry = _attempt_entry(error, now, outcome.duration, decision.reason)
+        failure = describe(error, event.topic, spec.name)
+        entry = _attempt_entry(error, failure, now, outcome.duration, decision.reason)
         return self._scrubbed(
             DeadLetter(
                 id=new_id(),
@@ -191,10 +193,10 @@ class Engine:
                 status=Status.DEAD if decision.dead else Status.SCHEDULED,
                 attempts=attempt,
                 max_attempts=spec.policy.max_attempts,
-                error_type=error_name(error),
-                error_message=error_message(error),
-                traceback=format_traceback(error),
-                fingerprint=fingerprint(event.topic, spec.name, error),
+                error_type=failure.error_type,
+                error_message=failure.message,
+                traceback=failure.traceback,
+                fingerprint=failure.fingerprint,
                 created_at=now,
                 updated_at=now,
                 history=(entry,),
@@ -289,16 +291,18 @@ class Engine:
         now = self.clock.now()
         attempt = record.attempts  # counted when the record was claimed
         decision = spec.policy.decide(attempt, error, now, self._rand)
+        failure = describe(error, record.topic, spec.name)
+        entry = _attempt_entry(error, failure, now, duration, decision.reason)
         return self._scrubbed(
             record.replace(
                 status=Status.DEAD if decision.dead else Status.SCHEDULED,
                 attempts=attempt,
                 max_attempts=spec.policy.max_attempts,
-                error_type=error_name(error),
-                error_message=error_message(error),
-                traceback=format_traceback(error),
-                fingerprint=fingerprint(record.topic, spec.name, error),
-                history=(*record.history, _attempt_entry(error, now, duration, decision.reason)),
+                error_type=failure.error_type,
+                error_message=failure.message,
+                traceback=failure.traceback,
+                fingerprint=failure.fingerprint,
+                history=(*record.history, entry),
                 consumer=self.consumer or record.consumer,
                 updated_at=now,
                 next_attempt_at=decision.retry_at,
@@ -310,7 +314,7 @@ class Engine:
 
     def _scrubbed(self, record: DeadLetter) -> DeadLetter:
         """The record with the payload's masked values taken out of its error text."""
-        if not self.redactor:
+        if not self._redacts:
             return record
         secrets = self.redactor.secrets(record.payload)
         if not secrets:
@@ -342,15 +346,17 @@ class Engine:
         )
 
 
-def _attempt_entry(error: Exception, now: Any, duration: float, reason: str) -> Attempt:
+def _attempt_entry(
+    error: Exception, failure: Failure, now: Any, duration: float, reason: str
+) -> Attempt:
     detail: dict[str, JSON] = {"decision": reason}
     if isinstance(error, RetryAfter):
         detail["retry_after"] = error.seconds
     return Attempt(
         kind="attempt",
         at=now,
-        error_type=error_name(error),
-        error_message=error_message(error),
+        error_type=failure.error_type,
+        error_message=failure.message,
         duration=duration,
         detail=detail,
     )

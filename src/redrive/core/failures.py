@@ -2,8 +2,13 @@
 
 Formatting a traceback with ``traceback.format_exc`` costs ~100 us per failure, mostly in
 looking up and formatting source lines. Failures with one cause share their frames, so the
-formatted stack is cached by the frames' (file, line, function) tuple: a burst of 10,000
-identical failures formats one traceback.
+formatted stack (and the frame the fingerprint names) is cached by the frames' (file, line,
+function) tuple: a burst of 10,000 identical failures formats one traceback.
+
+:func:`describe` is what the engine calls once per failure: it walks the frames once and
+reads the error's name and message once, and gives the four texts a record keeps. The
+single-purpose functions (``format_traceback``, ``fingerprint``, ``error_message``) give the
+same texts.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 import sysconfig
 import traceback
 from types import TracebackType
+from typing import NamedTuple
 
 from redrive.policy import error_name
 
@@ -46,10 +52,45 @@ def frames_of(tb: TracebackType | None) -> tuple[_Frame, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def _format_stack(frames: tuple[_Frame, ...]) -> str:
+    """The stack part of a traceback, storable (a file name may hold a lone surrogate)."""
     summary = traceback.StackSummary.from_list(
         [traceback.FrameSummary(filename, line, name) for filename, line, name in frames]
     )
-    return "".join(summary.format())
+    return storable("".join(summary.format()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _stack_of(frames: tuple[_Frame, ...]) -> tuple[str, str]:
+    """The traceback's head and stack (``Traceback ...`` and its frames, storable; empty
+    without frames) and the top project frame of ``frames``: one cache lookup for both."""
+    head = "Traceback (most recent call last):\n" + _format_stack(frames) if frames else ""
+    return head, top_project_frame(frames)
+
+
+class Failure(NamedTuple):
+    """What a dead letter keeps of one error: as ``error_name``, ``error_message``,
+    ``format_traceback`` and ``fingerprint`` give them."""
+
+    error_type: str
+    message: str
+    traceback: str
+    fingerprint: str
+
+
+def describe(error: BaseException, topic: str, handler: str) -> Failure:
+    """The error's type name, message, traceback text and fingerprint (for ``topic`` and
+    ``handler``), each the same text as the single-purpose function gives, for about a third
+    of their cost together: the frames are walked once, the message read once, and the
+    stack's text and top project frame come from one cache lookup."""
+    frames = frames_of(error.__traceback__)
+    head, top = _stack_of(frames)
+    name = error_name(error)
+    message = error_message(error)
+    if error.__cause__ is None and (error.__suppress_context__ or error.__context__ is None):
+        text = f"{head}{storable(name)}: {message}\n"  # no chain: the common case
+    else:
+        text = format_traceback(error)
+    return Failure(name, message, text, _digest(topic, handler, name, message, top))
 
 
 def format_traceback(error: BaseException) -> str:
@@ -73,13 +114,12 @@ def format_traceback(error: BaseException) -> str:
             )
             parts.append(link)
         current = cause
-    return storable("".join(reversed(parts)))
+    return "".join(reversed(parts))  # each part is storable, so the whole is
 
 
 def _format_one(error: BaseException) -> str:
-    frames = frames_of(error.__traceback__)
-    head = "Traceback (most recent call last):\n" + _format_stack(frames) if frames else ""
-    return f"{head}{error_name(error)}: {error_message(error)}\n"
+    head, _top = _stack_of(frames_of(error.__traceback__))
+    return f"{head}{storable(error_name(error))}: {error_message(error)}\n"
 
 
 def error_message(error: BaseException) -> str:
@@ -95,6 +135,8 @@ def error_message(error: BaseException) -> str:
 def storable(text: str) -> str:
     """``text`` as every store can keep it: a lone surrogate (``os.fsdecode`` of a bad file
     name, say) becomes its ``\\udcXX`` escape; the rest is kept."""
+    if text.isascii():  # a flag of the string: no scan, no copy
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -122,12 +164,10 @@ def top_project_frame(frames: tuple[_Frame, ...]) -> str:
 
 def fingerprint(topic: str, handler: str, error: BaseException) -> str:
     """A stable hash of (topic, handler, error type, normalised message, top project frame)."""
-    parts = (
-        topic,
-        handler,
-        error_name(error),
-        normalise_message(error_message(error)),
-        top_project_frame(frames_of(error.__traceback__)),
-    )
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8)
-    return digest.hexdigest()
+    top = top_project_frame(frames_of(error.__traceback__))
+    return _digest(topic, handler, error_name(error), error_message(error), top)
+
+
+def _digest(topic: str, handler: str, name: str, message: str, top: str) -> str:
+    parts = (topic, handler, name, normalise_message(message), top)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()

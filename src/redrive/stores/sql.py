@@ -83,8 +83,9 @@ class Dialect:
     def decode_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
-    def encode_time(self, value: datetime | None) -> Any:
-        return format_time(value)
+    encode_time: Callable[[datetime | None], Any] = staticmethod(format_time)
+    """A time as it travels (ISO-8601 text here): ``format_time`` itself, one call less
+    for each of a row's seven times."""
 
     def decode_time(self, value: Any) -> datetime | None:
         return parse_time(value)
