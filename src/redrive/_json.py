@@ -103,14 +103,26 @@ def check_json(
                 return
         except RecursionError:  # deeper than the stack: the walk below says where
             pass
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    # Depth first, with the ids of the containers on the current path in ``inside`` (a bare
+    # id on the stack marks leaving one): a value that contains itself is refused, not
+    # walked for ever.
+    stack: list[tuple[Any, str, int] | int] = [(value, "", 0)]
+    inside: set[int] = set()
     while stack:
-        item, path, depth = stack.pop()
+        entry = stack.pop()
+        if isinstance(entry, int):
+            inside.discard(entry)
+            continue
+        item, path, depth = entry
         problem = _problem(item, strict)
         if problem is None and isinstance(item, dict | list):
             if limit is not None and depth >= limit:
                 problem = f"is nested more than {limit} levels deep"
+            elif id(item) in inside:
+                problem = "contains itself (JSON cannot hold a cycle)"
             else:
+                inside.add(id(item))
+                stack.append(id(item))
                 stack.extend(_children(item, path, depth, strict, what))
         if problem is not None:
             where = f"{what} at {path}" if path else what

@@ -68,3 +68,33 @@ async def test_a_payload_deeper_than_the_stack_is_refused_not_a_crash(
     with pytest.raises(InvalidInput, match="set"):
         await bus.publish("orders.created", payload)
     assert ran == []
+
+
+@pytest.mark.parametrize("shape", ["list", "dict"])
+async def test_a_payload_that_contains_itself_is_refused(
+    bus: EventBus, ran: list[Event], shape: str
+) -> None:
+    """A value that contains itself is refused naming where, not walked for ever (the walk
+    used to loop on it: publish never returned)."""
+    payload: Any
+    if shape == "list":
+        payload = [1, []]
+        payload[1].append(payload)
+        where = r"\[1\]\[0\]"
+    else:
+        payload = {"order": {"lines": [{}]}}
+        payload["order"]["lines"][0]["back"] = payload
+        where = r"order\.lines\[0\]\.back"
+    with pytest.raises(InvalidInput, match=where + " contains itself"):
+        await bus.publish("orders.created", payload)
+    assert ran == []
+
+
+async def test_a_value_shared_twice_is_not_a_cycle(bus: EventBus, ran: list[Event]) -> None:
+    """The same list under two keys is plain JSON (it is written twice), not a cycle."""
+    shared: Any = [{1, 2}]  # not JSON itself, so the payload takes the walk
+    with pytest.raises(InvalidInput, match=r"(a|b)\[0\] is a set"):
+        await bus.publish("orders.created", {"a": shared, "b": shared})
+    lines = [1, 2]
+    await bus.publish("orders.created", {"a": lines, "b": [lines, lines]})
+    assert [event.payload for event in ran] == [{"a": [1, 2], "b": [[1, 2], [1, 2]]}]
