@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from redrive import Event, EventBus, RetryPolicy, open_store
-from redrive.models import Status
+from redrive.models import DeadLetter, Status
 from redrive.stores.base import Filter
 from tests.faults.runner import (
     Report,
@@ -198,6 +198,65 @@ def _stop_start(pg: PgServer, outage: float) -> None:
     pg.pid = int((pg.data / "postmaster.pid").read_text().split()[0])
 
 
+class _TwoWorkers:
+    """Two workers (buses on stores of their own) and a watching store on a fresh database,
+    for the live-lease runs over one record: each worker logs its accepted outcomes."""
+
+    def __init__(self, server: PgServer, lease: timedelta) -> None:
+        self.server, self.lease = server, lease
+        self.url = server.create_database()
+        self.stores = [open_store(self.url), open_store(self.url)]
+        self.watch = open_store(self.url)
+        self.logs = [io.StringIO(), io.StringIO()]
+        self.buses = [
+            EventBus(store, lease=lease, poll_interval=0.1, hooks=[LogHook(log)])
+            for store, log in zip(self.stores, self.logs, strict=True)
+        ]
+
+    def leased(self) -> datetime:
+        """The one record's lease (the earliest time when it has none)."""
+        (record,) = self.watch.find(Filter(), limit=2).items
+        return record.lease_expires_at or datetime.min.replace(tzinfo=UTC)
+
+    def subscribe(self, handler: Callable[[str], Callable[[Event], Awaitable[None]]]) -> None:
+        """``handler("first")`` on the first worker, ``handler("second")`` on the second."""
+        for bus, who in zip(self.buses, ("first", "second"), strict=True):
+            bus.subscribe("t", handler(who), name="h", policy=RetryPolicy(initial_delay=0.05))
+
+    async def resolved(self) -> None:
+        """Until the record is resolved."""
+        await eventually(
+            lambda: self.watch.count(Filter(statuses=(Status.RESOLVED,))) == 1, timeout=30
+        )
+
+    def finish(
+        self, name: str, seed: int, fault: str, runs: list[str], caplog: pytest.LogCaptureFixture
+    ) -> tuple[DeadLetter, int, int]:
+        """Record the run in the table, close the stores and drop the database: the record,
+        the accepted claim outcomes and the refused ones."""
+        (record,) = self.watch.find(Filter(), limit=2).items
+        accepted = [
+            line
+            for log in self.logs
+            for line in log.getvalue().splitlines()
+            if line[0] in "SF" and line.endswith(" claim")
+        ]
+        refused = caplog.text.count("was lost")
+        report = Report(
+            published=1,
+            records=1,
+            runs=len(runs),
+            retries_accepted=len(accepted),
+            refused=refused,
+            by_status=Counter([record.status.value]),
+        )
+        record_run(name, seed, Counter({fault: 1}), report, lease=self.lease.total_seconds())
+        for store in (*self.stores, self.watch):
+            store.close()
+        self.server.drop_database(self.url)
+        return record, len(accepted), refused
+
+
 async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
     server: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -207,21 +266,11 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
     so a second worker started right after the restart never claims it: one run, its
     outcome accepted."""
     seed = seed_for("pg-lease-across-restart")
-    url = server.create_database()
     lease = timedelta(seconds=5.5)
-    first, second, watch = open_store(url), open_store(url), open_store(url)
-    logs = [io.StringIO(), io.StringIO()]
-    buses = [
-        EventBus(store, lease=lease, poll_interval=0.1, hooks=[LogHook(log)])
-        for store, log in zip((first, second), logs, strict=True)
-    ]
+    workers = _TwoWorkers(server, lease)
     runs: list[str] = []
     down: list[float] = []  # how long the server took to answer again
     restarted = asyncio.Event()
-
-    def leased() -> datetime:
-        (record,) = watch.find(Filter(), limit=2).items
-        return record.lease_expires_at or datetime.min.replace(tzinfo=UTC)
 
     def handler(who: str) -> Callable[[Event], Awaitable[None]]:
         async def handle(event: Event) -> None:
@@ -229,9 +278,9 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
             if len(runs) == 1:
                 raise ConnectionError("the first run fails")
             if who == "first" and len(runs) == 2:
-                claimed = await asyncio.to_thread(leased)
+                claimed = await asyncio.to_thread(workers.leased)
                 # Just after a heartbeat (the lease moved on): the lease has 2.5 s to go.
-                await eventually(lambda: leased() > claimed, timeout=10)
+                await eventually(lambda: workers.leased() > claimed, timeout=10)
                 began = time.monotonic()
                 await asyncio.to_thread(_stop_start, server, 3.0)
                 down.append(time.monotonic() - began)
@@ -240,42 +289,22 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
 
         return handle
 
-    for bus, who in zip(buses, ("first", "second"), strict=True):
-        bus.subscribe("t", handler(who), name="h", policy=RetryPolicy(initial_delay=0.05))
-    async with buses[0]:
-        await buses[0].publish("t", {"n": 1})
+    workers.subscribe(handler)
+    first, second = workers.buses
+    async with first:
+        await first.publish("t", {"n": 1})
         await restarted.wait()
-        async with buses[1]:  # a fresh worker, connected at once, racing for the record
-            await eventually(
-                lambda: watch.count(Filter(statuses=(Status.RESOLVED,))) == 1, timeout=30
-            )
-    (record,) = watch.find(Filter(), limit=2).items
-    accepted = [
-        line
-        for log in logs
-        for line in log.getvalue().splitlines()
-        if line[0] in "SF" and line.endswith(" claim")
-    ]
-    refused = caplog.text.count("was lost")
-    record_run(
+        async with second:  # a fresh worker, connected at once, racing for the record
+            await workers.resolved()
+    record, accepted, refused = workers.finish(
         "postgres: a live retry across a 3 s crash-stop",
         seed,
-        Counter({"pg stop -m immediate, 3 s down, start": 1}),
-        Report(
-            published=1,
-            records=1,
-            runs=len(runs),
-            retries_accepted=len(accepted),
-            refused=refused,
-            by_status=Counter([record.status.value]),
-        ),
-        lease=lease.total_seconds(),
+        "pg stop -m immediate, 3 s down, start",
+        runs,
+        caplog,
     )
-    for store in (first, second, watch):
-        store.close()
-    server.drop_database(url)
     print(f"[faults] the server answered again {down[0]:.2f} s after the crash")
-    assert record.status == Status.RESOLVED and len(accepted) == 1  # fenced in any case
+    assert record.status == Status.RESOLVED and accepted == 1  # fenced in any case
     if down[0] > lease.total_seconds() - 0.3:  # a loaded machine: no heartbeat could hold it
         pytest.skip(f"the restart took {down[0]:.1f} s, past the {lease} lease: not a check")
     assert runs == ["first", "first"]  # no double run: the second worker never got it
@@ -291,23 +320,13 @@ async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
     followed by another), so a second worker polling for the record never finds its lease
     lapsed: one run, its outcome accepted."""
     seed = seed_for("pg-heartbeat-behind-a-lock")
-    url = server.create_database()
     lease = timedelta(seconds=3)
-    first, second, watch = open_store(url), open_store(url), open_store(url)
-    logs = [io.StringIO(), io.StringIO()]
-    buses = [
-        EventBus(store, lease=lease, poll_interval=0.1, hooks=[LogHook(log)])
-        for store, log in zip((first, second), logs, strict=True)
-    ]
+    workers = _TwoWorkers(server, lease)
     runs: list[str] = []
     holding, released = asyncio.Event(), asyncio.Event()
 
-    def leased() -> datetime:
-        (record,) = watch.find(Filter(), limit=2).items
-        return record.lease_expires_at or datetime.min.replace(tzinfo=UTC)
-
     def hold_the_row(record_id: str) -> None:
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(workers.url) as conn:
             conn.execute(
                 "SELECT 1 FROM redrive.redrive_dead_letters WHERE id = %s FOR UPDATE", (record_id,)
             )
@@ -320,9 +339,11 @@ async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
             if len(runs) == 1:
                 raise ConnectionError("the first run fails")
             if who == "first" and len(runs) == 2:
-                claimed = await asyncio.to_thread(leased)
-                await eventually(lambda: leased() > claimed, timeout=10)  # just after a beat
-                (record,) = await asyncio.to_thread(lambda: watch.find(Filter(), limit=2).items)
+                claimed = await asyncio.to_thread(workers.leased)
+                await eventually(lambda: workers.leased() > claimed, timeout=10)  # after a beat
+                (record,) = await asyncio.to_thread(
+                    lambda: workers.watch.find(Filter(), limit=2).items
+                )
                 holding.set()
                 await asyncio.to_thread(hold_the_row, record.id)
                 released.set()
@@ -330,40 +351,20 @@ async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
 
         return handle
 
-    for bus, who in zip(buses, ("first", "second"), strict=True):
-        bus.subscribe("t", handler(who), name="h", policy=RetryPolicy(initial_delay=0.05))
-    async with buses[0]:
-        await buses[0].publish("t", {"n": 1})
+    workers.subscribe(handler)
+    first, second = workers.buses
+    async with first:
+        await first.publish("t", {"n": 1})
         await holding.wait()
-        async with buses[1]:  # a second worker, racing for the record from now on
+        async with second:  # a second worker, racing for the record from now on
             await released.wait()
-            await eventually(
-                lambda: watch.count(Filter(statuses=(Status.RESOLVED,))) == 1, timeout=30
-            )
-    (record,) = watch.find(Filter(), limit=2).items
-    accepted = [
-        line
-        for log in logs
-        for line in log.getvalue().splitlines()
-        if line[0] in "SF" and line.endswith(" claim")
-    ]
-    refused = caplog.text.count("was lost")
-    record_run(
+            await workers.resolved()
+    record, accepted, refused = workers.finish(
         "postgres: a heartbeat 3.6 s behind a row lock",
         seed,
-        Counter({"row lock on the record for 3.6 s": 1}),
-        Report(
-            published=1,
-            records=1,
-            runs=len(runs),
-            retries_accepted=len(accepted),
-            refused=refused,
-            by_status=Counter([record.status.value]),
-        ),
-        lease=lease.total_seconds(),
+        "row lock on the record for 3.6 s",
+        runs,
+        caplog,
     )
-    for store in (first, second, watch):
-        store.close()
-    server.drop_database(url)
     assert runs == ["first", "first"]  # no double run: the second worker never got it
-    assert refused == 0 and record.status == Status.RESOLVED and len(accepted) == 1
+    assert refused == 0 and record.status == Status.RESOLVED and accepted == 1
