@@ -252,6 +252,22 @@ def _fill(path: Path, leave: int) -> None:
     os.truncate(path, max(0, size - leave))
 
 
+async def _publish_until_refused(
+    bus: EventBus, numbers: range, pad: int, returned: list[int], errors: list[BaseException]
+) -> None:
+    """Publish ``{"n": n, "pad": ...}`` for each of ``numbers`` until three are refused:
+    the numbers whose publish returned go to ``returned``, the refusals to ``errors``."""
+    for n in numbers:
+        try:
+            await bus.publish("t", {"n": n, "pad": "x" * pad})
+        except Exception as exc:
+            errors.append(exc)
+            if len(errors) == 3:
+                return
+        else:
+            returned.append(n)
+
+
 async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     """SQLite on a disk that fills: publish fails with a StoreError (never a raw error),
     every publish that returned is stored, and once space is freed publishing works."""
@@ -266,15 +282,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     _fill(small_disk / "filler", leave=400_000)
     returned: list[int] = []
     errors: list[BaseException] = []
-    for n in range(300):
-        try:
-            await bus.publish("t", {"n": n, "pad": "x" * 8000})
-        except Exception as exc:
-            errors.append(exc)
-            if len(errors) == 3:
-                break
-        else:
-            returned.append(n)
+    await _publish_until_refused(bus, range(300), 8000, returned, errors)
     stored = sorted(r.event.payload["n"] for r in all_records(store))
     (small_disk / "filler").unlink()
     await bus.publish("t", {"n": 10_000})
@@ -361,15 +369,7 @@ async def test_disk_failing_with_eio(failing_disk: tuple[Path, Path]) -> None:
         await bus.publish("t", {"n": n})
         returned.append(n)
     _fill(backing / "filler", leave=0)  # from here on every write of the device fails
-    for n in range(20, 400):
-        try:
-            await bus.publish("t", {"n": n, "pad": "x" * 4000})
-        except Exception as exc:
-            errors.append(exc)
-            if len(errors) == 3:
-                break
-        else:
-            returned.append(n)
+    await _publish_until_refused(bus, range(20, 400), 4000, returned, errors)
     stored = sorted(r.event.payload["n"] for r in all_records(store))
     await bus.stop()
     store.close()
