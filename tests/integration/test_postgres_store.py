@@ -14,13 +14,14 @@ import pytest
 from redrive import EventBus, RetryPolicy
 from redrive.bootstrap import open_store
 from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
-from redrive.models import Event, Status, utcnow
+from redrive.models import Attempt, Event, Status, utcnow
 from redrive.service import DeadLetterQueue
 from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
 from redrive.stores.postgres.schema import latest_version
 from tests.factories import make_record
 from tests.helpers import free_port
+from tests.pg_proxy import CuttingProxy
 from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.postgres
@@ -252,6 +253,45 @@ class TestLostConnections:
                 await bus.publish("orders.created", {"n": 1})
         finally:
             store.close()
+
+    def test_a_save_whose_answer_was_lost_finds_its_commit(self, postgres_url: str) -> None:
+        """The server commits a retry's outcome but the answer is lost (a crash right after
+        COMMIT), and before the worker reconnects another worker claims the record (its
+        next retry was due at once): the retried save finds its own commit and reports
+        the outcome saved, not its lease lost, and leaves the later claim alone."""
+        other, proxy = PostgresStore(postgres_url), CuttingProxy(postgres_url)
+        store = PostgresStore(proxy.url())
+        try:
+            now = utcnow()
+            other.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+            lease = now + timedelta(seconds=30)
+            [claimed] = store.claim_due(now=now, lease_until=lease, owner="w/1", limit=1)
+            failed = Attempt(kind="attempt", at=utcnow(), error_type="ValueError")
+            outcome = claimed.replace(
+                status=Status.SCHEDULED,
+                history=(*claimed.history, failed),
+                updated_at=failed.at,
+                next_attempt_at=failed.at,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            later: list[str] = []
+
+            def claimed_elsewhere() -> None:
+                at = utcnow()
+                taken = other.claim_due(now=at, lease_until=lease, owner="w/2", limit=1)
+                later.extend(r.id for r in taken)
+
+            proxy.lose_next_answer(claimed_elsewhere)
+            assert store.save(outcome, lease_owner="w/1") is True
+            assert proxy.cut.is_set() and later == [claimed.id]  # committed before the cut
+            row = other.get(claimed.id)
+            assert row is not None and (row.status, row.lease_owner) == (Status.RETRYING, "w/2")
+            assert row.history[-1].at == failed.at
+        finally:
+            store.close()
+            other.close()
+            proxy.close()
 
 
 def test_expired_lease_of_a_dead_worker_is_taken_over(pg: PostgresStore) -> None:

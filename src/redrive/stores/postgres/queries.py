@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from redrive._json import dumps as encode
-from redrive.models import DeadLetter, Status, parse_time
+from redrive.models import DeadLetter, Status, format_time, parse_time
 from redrive.stores.base import Change
 from redrive.stores.sql import (
     COLUMN_LIST,
@@ -177,16 +177,18 @@ def save_outcomes(rows: int) -> str:
     )
 
 
-SAVED = (
-    f"SELECT 1 FROM {TABLE} WHERE id = %s AND status = %s AND updated_at = %s "
-    "AND attempts = %s AND lease_owner IS NULL"
-)
-"""Whether a record holds the outcome ``saved_params`` describes (a save that committed)."""
+SAVED = f"SELECT 1 FROM {TABLE} WHERE id = %s AND history @> %s::jsonb"
+"""Whether a record's history holds the entry of the outcome ``saved_params`` describes:
+that save committed. Not its status or lease: once the save committed, the record is
+the next claim's (a retry due in 50 ms may be claimed and run before the retried save
+asks), and that later claim keeps the entry."""
 
 
 def saved_params(record: DeadLetter) -> tuple[Any, ...]:
-    """The parameters of ``SAVED`` for the outcome ``record``."""
-    return (record.id, record.status.value, record.updated_at, record.attempts)
+    """The parameters of ``SAVED`` for the outcome ``record`` (its last history entry,
+    the one the outcome added, by kind and time)."""
+    last = record.history[-1]
+    return (record.id, json.dumps([{"kind": last.kind, "at": format_time(last.at)}]))
 
 
 def claim(order_by: str, status: str, only: str) -> str:
