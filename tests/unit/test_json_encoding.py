@@ -1,14 +1,16 @@
 """The stored JSON text: ``redrive._json.dumps`` (a C encoder built once) writes what the
-standard library's encoder with the same options writes, and refuses what it refuses."""
+standard library's encoder with the same options writes, and refuses what it refuses;
+``parse`` (the C scanner called directly) reads what ``json.loads`` reads."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from redrive._json import _plain, dumps
+from redrive._json import _plain, dumps, parse
 
 _STDLIB = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
@@ -72,3 +74,46 @@ class TestPlain:
     def test_the_fast_check(self, value: Any, plain: bool) -> None:
         """Scalars, nesting, floats (NaN refused), keys and tuples, as the rule says."""
         assert _plain(value, 0, None) is plain
+
+
+PARSE_CASES = [
+    b'{"order_id": 5, "amount": 12.5}',
+    '{"text": "zażółć"}',
+    b' {"a": 1}',  # whitespace around the value: json.loads takes it
+    b'{"a": 1}\n',
+    b"\xef\xbb\xbf[1]",  # a UTF-8 BOM in bytes: json.loads takes it
+    "\ufeff[1]",  # ... but not in text
+    '{"a": 1}'.encode("utf-16"),
+    '{"a": 1}'.encode("utf-16-le"),
+    "[1]".encode("utf-32"),
+    bytearray(b"[1, 2]"),
+    b"NaN",
+    b"[1e400]",
+    b'"\\ud800"',
+    b"1,2",
+    b'{"a": 1}{',
+    b"",
+    b"-",
+    b'"\xff"',
+    b'"a\x00"',
+    memoryview(b"[1]"),
+    None,
+]
+
+
+def _case_id(data: Any) -> str:
+    return "memoryview" if isinstance(data, memoryview) else repr(data)[:24]
+
+
+@pytest.mark.parametrize("data", PARSE_CASES, ids=_case_id)
+def test_parse_gives_what_json_loads_gives(data: Any) -> None:
+    """The fast path gives json.loads's value, or its error type and message, for every
+    input: UTF-8 with or without whitespace, BOMs, other encodings, bad JSON, bad types."""
+
+    def outcome(loads: Callable[[Any], Any]) -> tuple[str, str]:
+        try:
+            return "value", repr(loads(data))
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    assert outcome(parse) == outcome(json.loads)

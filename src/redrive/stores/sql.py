@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from redrive._batch import chunks
-from redrive._json import dumps
+from redrive._json import dumps, parse
 from redrive.exceptions import StoreError
 from redrive.models import JSON, Attempt, DeadLetter, Event, Status, format_time, parse_time
 from redrive.stores.base import AuditEntry, Change, Filter, Group, Page
@@ -81,7 +80,7 @@ class Dialect:
         return encoded
 
     def decode_json(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str | bytes) else value
+        return parse(value) if isinstance(value, (str, bytes)) else value
 
     encode_time: Callable[[datetime | None], Any] = staticmethod(format_time)
     """A time as it travels (ISO-8601 text here): ``format_time`` itself, one call less

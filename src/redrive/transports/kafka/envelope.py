@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from redrive._json import parse
 from redrive.exceptions import NonRetriableError
 from redrive.models import JSON, Event, build_event, utcnow
 
@@ -187,7 +188,7 @@ class PartitionDecoder:
             payload = None
         else:
             try:
-                payload = json.loads(value)
+                payload = parse(value)
             except (UnicodeDecodeError, ValueError):
                 payload, error = decode_value(value)
         kind, millis = message.timestamp()

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from redrive._json import parse
 from redrive.exceptions import NonRetriableError
 from redrive.models import JSON, Event, format_time, parse_time
 
@@ -44,7 +45,7 @@ def decode(data: bytes) -> JSON:
     except UnicodeDecodeError as exc:
         raise UndecodableMessage(f"body is not UTF-8 (byte {exc.start}): {preview(data)}") from None
     try:
-        return json.loads(text)
+        return parse(text)
     except json.JSONDecodeError as exc:
         raise UndecodableMessage(
             f"body is not JSON ({exc.msg} at column {exc.colno}): {preview(data)}"
