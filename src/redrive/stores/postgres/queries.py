@@ -188,7 +188,7 @@ def saved_params(record: DeadLetter) -> tuple[Any, ...]:
     """The parameters of ``SAVED`` for the outcome ``record`` (its last history entry,
     the one the outcome added, by kind and time)."""
     last = record.history[-1]
-    return (record.id, json.dumps([{"kind": last.kind, "at": format_time(last.at)}]))
+    return (record.id, encode([{"kind": last.kind, "at": format_time(last.at)}]))
 
 
 def claim(order_by: str, status: str, only: str) -> str:
