@@ -532,3 +532,57 @@ async def test_retry_outcomes_are_group_committed(db_path: Path) -> None:
     store.close()
     assert sum(Counting.calls) == 60
     assert len(Counting.calls) < 60
+
+
+async def test_failures_outcomes_and_claims_share_one_transaction(db_path: Path) -> None:
+    """The writer commits what is pending of every kind at once: while retries run and new
+    failures come in, some SQLite transactions carry a new failure with an outcome or a
+    claim (one fsync where there were two or three), and every record still ends right."""
+    from contextlib import contextmanager
+
+    from redrive.stores.sqlite import SQLiteStore
+
+    scopes: list[list[str]] = []
+
+    class Watching(SQLiteStore):
+        @contextmanager
+        def together(self):  # type: ignore[no-untyped-def]
+            scopes.append([])
+            with super().together():
+                yield
+
+        def add(self, records):  # type: ignore[no-untyped-def]
+            scopes[-1].append("add")
+            return super().add(records)
+
+        def save_many(self, outcomes):  # type: ignore[no-untyped-def]
+            scopes[-1].append("save")
+            return super().save_many(outcomes)
+
+        def claim_due(self, **kwargs):  # type: ignore[no-untyped-def]
+            scopes[-1].append("claim")
+            return super().claim_due(**kwargs)
+
+    store = Watching(db_path)
+    bus = EventBus(store, poll_interval=0.05)
+    seen: Counter[int] = Counter()
+
+    @bus.handler("orders.created", policy=RetryPolicy(max_attempts=3, initial_delay=0.0))
+    async def once(event: Event) -> None:
+        assert isinstance(event.payload, dict)
+        seen[event.payload["i"]] += 1
+        if seen[event.payload["i"]] == 1:
+            raise ConnectionError("later")
+
+    async def publisher(k: int) -> None:
+        for i in range(k, 400, 20):
+            await bus.publish("orders.created", {"i": i})
+
+    async with bus:
+        await asyncio.gather(*(publisher(k) for k in range(20)))
+        await eventually(
+            lambda: store.count(Filter(statuses=(Status.RESOLVED,))) == 400, timeout=60
+        )
+    assert store.count(Filter()) == 400 and all(n == 2 for n in seen.values())
+    store.close()
+    assert any("add" in kinds and len(set(kinds)) > 1 for kinds in scopes)

@@ -21,6 +21,7 @@ from redrive._clock import Clock, SystemClock
 from redrive._ids import owner_id
 from redrive.core.engine import Engine, HandlerSpec
 from redrive.core.presence import Presence
+from redrive.core.writer import Claim
 from redrive.models import DeadLetter
 from redrive.stores.base import Listener, Store
 
@@ -162,20 +163,18 @@ class Scheduler:
         if limit <= 0 or not handlers:
             return []
         token = f"{self.owner}/{next(self._claims)}"
-        keys, running = list(handlers), list(self._held)
-
-        def claim() -> list[DeadLetter]:
-            now = self.clock.now()  # when the thread runs it, not when it was queued
-            return self.store.claim_due(
-                now=now,
-                lease_until=now + self._lease,
+        # Through the engine's writer: the claim commits with the failures and outcomes
+        # pending beside it (one transaction on SQLite), and reads the time when it runs.
+        claimed = await self.engine.writer.claim(
+            Claim(
                 owner=token,
                 limit=limit,
-                handlers=keys,
-                exclude=running,
+                lease=self._lease,
+                clock=self.clock,
+                handlers=list(handlers),
+                exclude=list(self._held),
             )
-
-        claimed = await asyncio.to_thread(claim)
+        )
         now = self.clock.now()
         for record in claimed:  # held from the claim on: the heartbeat renews it at once
             self._held[record.id] = record.lease_owner or token

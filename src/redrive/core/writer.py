@@ -1,9 +1,9 @@
-"""Group commit for the engine's writes: concurrent failures (and retry outcomes) share one
-transaction.
+"""Group commit for the engine's and the scheduler's writes: concurrent failures, retry
+outcomes and claims share one transaction.
 
-Each ``write`` (a new failure record) and each ``save`` (the outcome of a retry) returns only
-once its own record is durable, or raises the store's error, so a crash after ``publish``
-returns, or after a retry is reported done, loses nothing. While one batch is being
+Each ``write`` (a new failure record), ``save`` (the outcome of a retry) and ``claim``
+returns only once its own write is durable, or raises the store's error, so a crash after
+``publish`` returns, or after a retry is reported done, loses nothing. While one batch is being
 committed, new records gather; the next commit takes all of them. Under no load a record is
 committed alone at once; under load the batch grows by itself, with no timer to tune. A
 batch that fails is written record by record, so one bad record never fails the others.
@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
+from redrive._clock import Clock
 from redrive.models import DeadLetter
 from redrive.stores.base import Store
 
@@ -100,33 +103,96 @@ class GroupCommit(Generic[Item, Result]):
             _settle(future, result)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim of due records (``Store.claim_due``) for the writer's next transaction:
+    ``now`` is read when it runs, so a lease starts when the claim holds the records."""
+
+    owner: str
+    limit: int
+    lease: timedelta
+    clock: Clock
+    handlers: list[tuple[str, str]]
+    exclude: list[str]
+
+
+_ADD, _SAVE, _CLAIM = "add", "save", "claim"
+_Write = tuple[str, Any]  # (kind, what to write)
+
+
 class BatchWriter:
-    """Writes new failure records (``Store.add``) and retry outcomes (``Store.save_many``)
-    to ``store`` in groups of up to ``max_batch``.
+    """Writes new failure records (``Store.add``), retry outcomes (``Store.save_many``) and
+    the scheduler's claims (``Store.claim_due``) to ``store`` in group commits of up to
+    ``max_batch``.
+
+    A store whose writers take turns on one lock (``Store.writes_together``: SQLite) gets
+    one group commit for all three, inside ``Store.together()``: one transaction and one
+    fsync for a failure, the outcome of an earlier retry and the next claim, where they
+    were three commits queued one behind the other. A store whose writes run side by side
+    on connections of their own (PostgreSQL) gets one group commit per kind, so a claim
+    never waits behind a batch of failures.
 
     .. versionadded:: 0.1
     """
 
     def __init__(self, store: Store, *, max_batch: int = 1000) -> None:
-        self._adds = GroupCommit(store.add, max_batch=max_batch, name="redrive-writer")
-        self._saves: GroupCommit[tuple[DeadLetter, str], bool] = GroupCommit(
-            store.save_many, max_batch=max_batch, name="redrive-saver"
-        )
+        self._store = store
+
+        def lane(name: str) -> GroupCommit[_Write, Any]:
+            return GroupCommit(self._commit, max_batch=max_batch, name=name)
+
+        if store.writes_together:
+            one = lane("redrive-writer")
+            self._lanes = {_ADD: one, _SAVE: one, _CLAIM: one}
+        else:
+            self._lanes = {kind: lane(f"redrive-{kind}") for kind in (_ADD, _SAVE, _CLAIM)}
 
     def write(self, record: DeadLetter) -> Awaitable[str]:
         """Await the id the record is stored under (a failure of an (event, handler) pair
         that already has an open record joins that record), given once it is durable."""
-        return self._adds.submit(record)
+        return self._lanes[_ADD].submit((_ADD, record))
 
     def save(self, record: DeadLetter, *, lease_owner: str) -> Awaitable[bool]:
         """Save a retry's outcome under its claim's token (compare-and-set); await whether
         the claim still held the record, given once the outcome is durable."""
-        return self._saves.submit((record, lease_owner))
+        return self._lanes[_SAVE].submit((_SAVE, (record, lease_owner)))
+
+    def claim(self, claim: Claim) -> Awaitable[list[DeadLetter]]:
+        """Await the records ``claim`` moved to ``retrying`` under its token, once the
+        claim is durable (after the outcomes saved in the same transaction)."""
+        return self._lanes[_CLAIM].submit((_CLAIM, claim))
 
     async def close(self) -> None:
         """Wait for everything written so far to be committed."""
-        await self._adds.close()
-        await self._saves.close()
+        for lane in dict.fromkeys(self._lanes.values()):
+            await lane.close()
+
+    def _commit(self, writes: Sequence[_Write]) -> list[Any]:
+        """One result per write, in order: failures first (one ``add``), then outcomes (one
+        ``save_many``), then claims, which so see the outcomes saved before them; one
+        transaction where the store commits writes together."""
+        store = self._store
+        adds = [what for kind, what in writes if kind == _ADD]
+        saves = [what for kind, what in writes if kind == _SAVE]
+        claims = [what for kind, what in writes if kind == _CLAIM]
+        with store.together():
+            ids = iter(store.add(adds) if adds else ())
+            saved = iter(store.save_many(saves) if saves else ())
+            claimed = iter([_claim_due(store, claim) for claim in claims])
+        by_kind = {_ADD: ids, _SAVE: saved, _CLAIM: claimed}
+        return [next(by_kind[kind]) for kind, _ in writes]
+
+
+def _claim_due(store: Store, claim: Claim) -> list[DeadLetter]:
+    now = claim.clock.now()
+    return store.claim_due(
+        now=now,
+        lease_until=now + claim.lease,
+        owner=claim.owner,
+        limit=claim.limit,
+        handlers=claim.handlers,
+        exclude=claim.exclude,
+    )
 
 
 def _settle(future: asyncio.Future[Result], result: Result) -> None:

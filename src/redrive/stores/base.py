@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -202,6 +203,25 @@ class Store(AuditLog, MetaStore, Protocol):
         """Release connections. The store is unusable afterwards."""
 
     # -- the engine's writes -----------------------------------------------------------
+    writes_together: bool
+    """Whether ``together()`` commits the writes made in it as one transaction. A store
+    whose writers take turns on one lock (SQLite) does: the engine's writer then sends it
+    new failures, retry outcomes and claims in one group commit. A store whose writes run
+    side by side on connections of their own (PostgreSQL) does not, and gets one group
+    commit per kind of write.
+
+    .. versionadded:: 0.2
+    """
+
+    def together(self) -> AbstractContextManager[None]:
+        """A scope for the writes this thread makes in it. Where ``writes_together`` is
+        true they commit as one transaction when it ends: nothing written in it is durable,
+        or visible to others, before that, and an error rolls all of it back. Elsewhere
+        each write commits on its own, as outside the scope.
+
+        .. versionadded:: 0.2
+        """
+
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
         """Insert new records in one transaction; durable when this returns. Return the id
         each record is stored under, in order.

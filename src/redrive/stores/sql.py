@@ -6,9 +6,11 @@ queries are built only from the fixed fragments below plus bound parameters.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -402,6 +404,13 @@ class SQLStore:
     def _where(self, where: Filter) -> tuple[str, list[Any]]:
         """The WHERE clause of ``where`` (a backend may search its payload differently)."""
         return build_where(where, self.dialect)
+
+    writes_together = False
+
+    def together(self) -> AbstractContextManager[None]:
+        """Each write commits on its own (a backend whose writers share one lock overrides
+        this to commit them as one transaction, and sets ``writes_together``)."""
+        return contextlib.nullcontext()
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, record_id: str) -> DeadLetter | None:

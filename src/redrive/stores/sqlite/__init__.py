@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ class SQLiteStore(SQLStore):
     """A store in one SQLite file.
 
     :param path: the database file, or ``:memory:``.
-    :param busy_timeout: seconds to wait for another process's write lock.
+    :param busy_timeout: seconds a write waits for the file's write lock (held by another
+        process, or by the writers of this process queued ahead of it).
     :param migrate: bring the schema up to date on open.
 
     .. versionadded:: 0.1
@@ -57,6 +59,7 @@ class SQLiteStore(SQLStore):
 
     dialect = Dialect()
     kind = "sqlite"
+    writes_together = True
 
     def __init__(
         self, path: str | Path, *, busy_timeout: float = 30.0, migrate: bool = True
@@ -88,6 +91,11 @@ class SQLiteStore(SQLStore):
             return conn.execute(sql, params).fetchall()
 
     # -- the engine's writes -----------------------------------------------------------
+    def together(self) -> AbstractContextManager[None]:
+        """One transaction (one fsync) for the writes of this thread inside: the writers of
+        one file take turns on its lock anyway."""
+        return self.connections.together()
+
     def add(self, records: Sequence[DeadLetter]) -> list[str]:
         rows = [record_to_row(record, self.dialect) for record in records]
         tallies = Tallies()

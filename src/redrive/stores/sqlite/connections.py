@@ -5,13 +5,22 @@ take the write lock up front (``BEGIN IMMEDIATE``) so two processes never deadlo
 lock upgrade, and wait up to ``busy_timeout`` for each other. ``synchronous=FULL`` makes
 every commit durable before it returns. An in-memory database uses one connection under a
 lock.
+
+The writers of one process (the group commits, the scheduler's claims, the heartbeats, an
+outbox dispatcher, every store object open on the same file) first queue on one
+``threading.Lock`` per file, so the next in line starts the moment a commit ends. Left to
+SQLite, a writer that finds the file locked sleeps in its busy handler (1, 2, 5, 10 ...
+100 ms) however soon the lock frees: in the failure pipeline, a claim of due retries spent
+15 ms on average that way. Other processes still wait for each other in the busy handler.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -20,6 +29,21 @@ from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 
 _NOT_A_DATABASE = {26, 11}
 """SQLITE_NOTADB and SQLITE_CORRUPT: the file will not get better by waiting."""
+
+
+_WRITE_LOCKS: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(path: str) -> threading.Lock:
+    """The lock the writers of this process take before writing to the file at ``path``
+    (one per file, however it is spelled, as long as a store holds it)."""
+    key = os.path.realpath(os.path.expanduser(path))
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITE_LOCKS[key] = threading.Lock()
+        return lock
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -44,6 +68,7 @@ class SQLiteConnections:
         self._lock = threading.RLock()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
+        self._writing = threading.Lock() if self._memory else write_lock(self.path)
         if not self._memory:
             parent = Path(self.path).expanduser().parent
             if not parent.is_dir():
@@ -97,20 +122,48 @@ class SQLiteConnections:
             yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its first statement."""
-        with self._conn() as conn, _wrapped(self.url):
-            conn.execute("BEGIN IMMEDIATE")
+    def together(self) -> Iterator[None]:
+        """One write transaction for every ``write()`` this thread makes inside: they join
+        it, and it commits at the end (or rolls all of them back on an error)."""
+        if getattr(self._local, "joined", False):
+            yield
+            return
+        with self.write():
+            self._local.joined = True
             try:
+                yield
+            finally:
+                self._local.joined = False
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first statement (after
+        the writers of this process queued ahead of it, for up to ``busy_timeout``); inside
+        ``together()``, the open transaction of this thread."""
+        if getattr(self._local, "joined", False):
+            with self._conn() as conn, _wrapped(self.url):
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT: a connection left inside a transaction would
-                # fail every later BEGIN on this thread.
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+            return
+        if not self._writing.acquire(timeout=self._busy_ms / 1000):
+            raise StoreUnavailable(
+                f"{self.url}: database is locked (another writer of this process held it "
+                f"for more than {self._busy_ms / 1000:g}s)"
+            )
+        try:
+            with self._conn() as conn, _wrapped(self.url):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # Also after a failed COMMIT: a connection left inside a transaction
+                    # would fail every later BEGIN on this thread.
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self._writing.release()
 
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
