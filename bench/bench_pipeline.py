@@ -98,6 +98,23 @@ def redrive_systems(folder: Path, pg: PgServer, n: int, batch: int, producers: i
             "NOTIFY wakes the dispatcher",
             lambda k: ours.postgres_outbox(pg.create_database(f"outbox_{k}"), n, batch, producers),
         ),
+        System(
+            "raw inserts, SQLite",
+            "limit",
+            True,
+            f"{producers} connection(s), {batch} row(s) per COMMIT, minimal table, WAL, "
+            "synchronous=FULL",
+            lambda k: ours.sqlite_raw_inserts(sqlite_dir("raw", k), n, batch, producers),
+        ),
+        System(
+            "raw inserts, PostgreSQL",
+            "limit",
+            True,
+            f"{producers} connection(s), {batch} row(s) per COMMIT, minimal table, fsync on",
+            lambda k: ours.postgres_raw_inserts(
+                pg.create_database(f"raw_{k}"), n, batch, producers
+            ),
+        ),
     ]
 
 
@@ -203,6 +220,7 @@ def summary(systems: list[System], results: dict[str, list[Result]]) -> None:
         value = medians[s.name]
         shown = f"{value:8.2f}" if value is not None else "  FAILED"
         print(f"  {s.name:<40} {'yes' if s.durable else 'no ':<7} {shown}  {s.settings}")
+    limits(systems, medians)
     peers = [s for s in systems if s.family == "peer" and medians[s.name] is not None]
     if not peers:
         print("\n(no peer ran: no ratios)")
@@ -214,7 +232,7 @@ def summary(systems: list[System], results: dict[str, list[Result]]) -> None:
     targets = {"redrive bus, SQLite": 10, "redrive bus, PostgreSQL": 6}
     for s in systems:
         mine = medians[s.name]
-        if s.family == "peer" or mine is None:
+        if s.family in ("peer", "limit") or mine is None:
             continue
         against = fastest if s.family == "bus" else fastest_durable
         if against is None:
@@ -222,6 +240,26 @@ def summary(systems: list[System], results: dict[str, list[Result]]) -> None:
         ratio = medians[against.name] / mine
         target = targets.get(s.name, 5)
         print(f"  {s.name:<28} vs {against.name:<38} {ratio:6.2f}x  (target >= {target}x)")
+    for s in systems:  # the most an outbox on that database could reach against the peer
+        limit = medians[s.name]
+        if s.family == "limit" and limit is not None and fastest_durable is not None:
+            ratio = medians[fastest_durable.name] / limit
+            print(f"  {s.name:<28} vs {fastest_durable.name:<38} {ratio:6.2f}x  (the ceiling)")
+
+
+def limits(systems: list[System], medians: dict[str, float | None]) -> None:
+    """Each outbox against the physical limit of its producers' side, on its database."""
+    shown = False
+    for s in systems:
+        database = s.name.rpartition(", ")[2]
+        limit = medians.get(f"raw inserts, {database}")
+        mine = medians[s.name]
+        if s.family != "outbox" or limit is None or mine is None:
+            continue
+        if not shown:
+            print("\nthe outbox against its physical limit (the same inserts, raw; 1.0 = no cost):")
+            shown = True
+        print(f"  {s.name:<28} {limit / mine:5.2f} of raw inserts, {database}")
 
 
 def store_calls(folder: Path, pg: PgServer, n: int) -> None:

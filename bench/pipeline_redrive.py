@@ -306,3 +306,67 @@ def postgres_outbox(url: str, n: int, events_per_txn: int = 1, producers: int = 
             producers=producers,
         )
     )
+
+
+# -- the outbox's physical limit ---------------------------------------------------------
+def _raw_inserts(
+    connect: Callable[[], Any], begin: str | None, insert: str, n: int, per_txn: int, producers: int
+) -> Result:
+    """``n`` rows, ``per_txn`` per COMMIT, by ``producers`` concurrent connections, into a
+    minimal table: what the outbox's producers must do at the least (their business
+    transaction, each durable on its own), and nothing else."""
+    conns = [connect() for _ in range(producers)]
+
+    def produce(conn: Any, events: range) -> None:
+        for first in range(0, len(events), per_txn):
+            if begin:
+                conn.execute(begin)
+            for i in events[first : first + per_txn]:
+                conn.execute(insert, (TOPIC, f'{{"i": {i}}}'))
+            conn.execute("COMMIT") if begin else conn.commit()
+
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(producers) as pool:
+            list(pool.map(produce, conns, shares(n, producers)))
+        seconds = time.perf_counter() - start
+        (count,) = conns[0].execute("SELECT count(*) FROM raw_outbox").fetchone()
+        problems = [] if count == n else [f"{count} rows, expected {n}"]
+        return Result(seconds, problems)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def sqlite_raw_inserts(folder: Path, n: int, per_txn: int = 1, producers: int = 1) -> Result:
+    """The physical limit of the SQLite outbox's producer side, at its durability (WAL,
+    ``synchronous=FULL``)."""
+    path = folder / "raw.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE raw_outbox (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+            "payload TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+    conn.close()
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    insert = "INSERT INTO raw_outbox (topic, payload) VALUES (?, ?)"
+    return _raw_inserts(connect, "BEGIN IMMEDIATE", insert, n, per_txn, producers)
+
+
+def postgres_raw_inserts(url: str, n: int, per_txn: int = 1, producers: int = 1) -> Result:
+    """The same on PostgreSQL (fsync on, ``synchronous_commit`` on)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE raw_outbox (id bigserial PRIMARY KEY, topic text NOT NULL, "
+            "payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        )
+    insert = "INSERT INTO raw_outbox (topic, payload) VALUES (%s, %s)"
+    return _raw_inserts(lambda: psycopg.connect(url), None, insert, n, per_txn, producers)
