@@ -102,62 +102,6 @@ def test_memory_store_is_shared_between_threads(memory_store: MemoryStore) -> No
     assert memory_store.get(record.id) == record
 
 
-def test_writers_of_one_process_queue_on_one_lock_per_file(tmp_path: Path) -> None:
-    """Two stores on one file (spelled two ways) share one write queue: a write that finds
-    the other's transaction open waits on it, not in SQLite's sleeping busy handler, and
-    goes through the moment it ends."""
-    first = SQLiteStore(tmp_path / "a.db")
-    second = SQLiteStore(f"{tmp_path}/./a.db")
-    try:
-        assert first.connections._writing is second.connections._writing
-        inside, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with first.connections.write():
-                inside.set()
-                release.wait(30)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        assert inside.wait(30)
-        record = make_record()
-        writer = threading.Thread(target=second.add, args=([record],))
-        writer.start()
-        writer.join(0.2)  # it cannot finish while the first transaction is open
-        assert writer.is_alive() and second.get(record.id) is None
-        release.set()
-        holder.join(30)
-        writer.join(30)
-        assert not writer.is_alive() and second.get(record.id) == record
-    finally:
-        first.close()
-        second.close()
-
-
-def test_a_write_queued_past_busy_timeout_is_told_the_file_is_locked(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "a.db", busy_timeout=0.05)
-    try:
-        inside, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with store.connections.write():
-                inside.set()
-                release.wait(30)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        assert inside.wait(30)
-        with pytest.raises(StoreUnavailable, match="locked"):
-            store.add([make_record()])
-        release.set()
-        holder.join(30)
-        for _ in range(2):  # the queue is free again, for one write after another
-            record = make_record()
-            assert store.add([record]) == [record.id]
-    finally:
-        store.close()
-
-
 def test_writes_together_commit_at_the_end_or_not_at_all(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db")
     other = SQLiteStore(tmp_path / "a.db")

@@ -50,8 +50,7 @@ class SQLiteStore(SQLStore):
     """A store in one SQLite file.
 
     :param path: the database file, or ``:memory:``.
-    :param busy_timeout: seconds a write waits for the file's write lock (held by another
-        process, or by the writers of this process queued ahead of it).
+    :param busy_timeout: seconds to wait for another process's write lock.
     :param migrate: bring the schema up to date on open.
 
     .. versionadded:: 0.1

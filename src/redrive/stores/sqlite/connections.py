@@ -5,22 +5,13 @@ take the write lock up front (``BEGIN IMMEDIATE``) so two processes never deadlo
 lock upgrade, and wait up to ``busy_timeout`` for each other. ``synchronous=FULL`` makes
 every commit durable before it returns. An in-memory database uses one connection under a
 lock.
-
-The writers of one process (the group commits, the scheduler's claims, the heartbeats, an
-outbox dispatcher, every store object open on the same file) first queue on one
-``threading.Lock`` per file, so the next in line starts the moment a commit ends. Left to
-SQLite, a writer that finds the file locked sleeps in its busy handler (1, 2, 5, 10 ...
-100 ms) however soon the lock frees: in the failure pipeline, a claim of due retries spent
-15 ms on average that way. Other processes still wait for each other in the busy handler.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -29,21 +20,6 @@ from redrive.exceptions import ConfigError, StoreError, StoreUnavailable
 
 _NOT_A_DATABASE = {26, 11}
 """SQLITE_NOTADB and SQLITE_CORRUPT: the file will not get better by waiting."""
-
-
-_WRITE_LOCKS: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def write_lock(path: str) -> threading.Lock:
-    """The lock the writers of this process take before writing to the file at ``path``
-    (one per file, however it is spelled, as long as a store holds it)."""
-    key = os.path.realpath(os.path.expanduser(path))
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.get(key)
-        if lock is None:
-            lock = _WRITE_LOCKS[key] = threading.Lock()
-        return lock
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -68,7 +44,6 @@ class SQLiteConnections:
         self._lock = threading.RLock()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
-        self._writing = threading.Lock() if self._memory else write_lock(self.path)
         if not self._memory:
             parent = Path(self.path).expanduser().parent
             if not parent.is_dir():
@@ -137,33 +112,23 @@ class SQLiteConnections:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its first statement (after
-        the writers of this process queued ahead of it, for up to ``busy_timeout``); inside
+        """A write transaction that holds the write lock from its first statement; inside
         ``together()``, the open transaction of this thread."""
-        if getattr(self._local, "joined", False):
-            with self._conn() as conn, _wrapped(self.url):
+        with self._conn() as conn, _wrapped(self.url):
+            if getattr(self._local, "joined", False):
                 yield conn
-            return
-        if not self._writing.acquire(timeout=self._busy_ms / 1000):
-            raise StoreUnavailable(
-                f"{self.url}: database is locked (another writer of this process held it "
-                f"for more than {self._busy_ms / 1000:g}s)"
-            )
-        try:
-            with self._conn() as conn, _wrapped(self.url):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # Also after a failed COMMIT: a connection left inside a transaction
-                    # would fail every later BEGIN on this thread.
-                    if conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            conn.execute("ROLLBACK")
-                    raise
-        finally:
-            self._writing.release()
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT: a connection left inside a transaction would
+                # fail every later BEGIN on this thread.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------
     def migrate(self) -> int:
