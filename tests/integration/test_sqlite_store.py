@@ -94,7 +94,6 @@ def test_a_broken_url_is_a_config_error_without_its_password() -> None:
 
 def test_memory_store_is_shared_between_threads(memory_store: MemoryStore) -> None:
     """The in-memory store sees its own writes from any thread."""
-
     record = make_record()
     thread = threading.Thread(target=memory_store.add, args=([record],))
     thread.start()
