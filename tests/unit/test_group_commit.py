@@ -47,6 +47,30 @@ class TestGroupCommit:
         assert [len(batch) for batch in commit.batches] == [10, 10, 5]
         assert len(commit.threads) == 1 and threading.get_ident() not in commit.threads
 
+    def test_what_comes_before_the_thread_runs_joins_the_batch(self) -> None:
+        """The batch is taken when the commit's thread starts it: an item submitted after
+        the loop handed the batch over, while the thread was still busy, commits with it."""
+        commit = _Recorder()
+        release = threading.Event()
+
+        async def main() -> list[int]:
+            group: GroupCommit[int, int] = GroupCommit(commit, max_batch=10, name="test")
+            first = await group.submit(1)  # the group's thread now exists
+            assert group._thread is not None
+            busy = asyncio.wrap_future(group._thread.submit(release.wait))
+            second = group.submit(2)
+            for _ in range(3):  # let the flush hand its batch to the busy thread
+                await asyncio.sleep(0)
+            third = group.submit(3)
+            release.set()
+            await busy
+            results = [first, await second, await third]
+            await group.close()
+            return results
+
+        assert asyncio.run(main()) == [2, 4, 6]
+        assert commit.batches == [[1], [2, 3]]
+
     def test_runs_in_the_callers_context(self) -> None:
         """The commit sees the context variables of the task that started the batch."""
         commit = _Recorder()

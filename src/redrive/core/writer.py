@@ -8,6 +8,12 @@ committed, new records gather; the next commit takes all of them. Under no load 
 committed alone at once; under load the batch grows by itself, with no timer to tune. A
 batch that fails is written record by record, so one bad record never fails the others.
 
+The batch is taken on the commit's thread, when that thread starts to run it, not when the
+loop hands it over: what the loop submitted in between (it holds the GIL until it next
+waits, so a publisher's next failure often comes first) joins this transaction instead of
+waiting for the next one. In the failure pipeline that made each round of failures, retry
+outcomes and the next claim one transaction on SQLite, where it had been two.
+
 Each group commit runs its store calls on one thread of its own (it commits one batch at a
 time anyway), not on the loop's default executor: the batches then reuse one connection
 (SQLite keeps one per thread, with its page cache), and a hand-off costs no thread
@@ -22,6 +28,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -33,6 +40,9 @@ from redrive.stores.base import Store
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+_T = TypeVar("_T")
+_Done = tuple[list[tuple[Item, "asyncio.Future[Result]"]], Sequence[Result] | Exception]
+"""A batch taken by the commit's thread, and its results or the error that failed it."""
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -46,6 +56,7 @@ class GroupCommit(Generic[Item, Result]):
         self._max_batch = max_batch
         self._name = name
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._lock = threading.Lock()  # the loop adds to _pending, the thread takes from it
         self._task: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None  # made on the first batch
 
@@ -54,7 +65,8 @@ class GroupCommit(Generic[Item, Result]):
         error). A plain function, not a coroutine: one frame less per record on the
         failure path; cancelling the future only stops the wait, the write goes on."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        with self._lock:
+            self._pending.append((item, future))
         task = self._task
         if task is None or task.done():
             self._task = asyncio.create_task(self._flush(), name=self._name)
@@ -70,33 +82,40 @@ class GroupCommit(Generic[Item, Result]):
             thread, self._thread = self._thread, None
             thread.shutdown(wait=True)  # idle by now: it only has to see the stop
 
-    async def _run(self, items: list[Item]) -> Sequence[Result]:
-        """``commit(items)`` on this group commit's thread, in the caller's context (as
+    async def _in_thread(self, call: Callable[[], _T]) -> _T:
+        """``call()`` on this group commit's thread, in the caller's context (as
         ``asyncio.to_thread`` would run it)."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._name)
-        call = functools.partial(contextvars.copy_context().run, self._commit, items)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        in_context = functools.partial(contextvars.copy_context().run, call)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, in_context)
+
+    def _commit_pending(self) -> _Done[Item, Result]:
+        """On the thread: take what is pending now and commit it; the batch taken, with
+        its results or the error that failed it."""
+        with self._lock:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+        try:
+            return batch, self._commit([item for item, _ in batch])
+        except Exception as exc:
+            return batch, exc
 
     async def _flush(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                results = await self._run([item for item, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _fail(batch[0][1], exc)
-                else:  # one bad record must not fail the others: commit them one by one
-                    for item, future in batch:
-                        await self._alone(item, future)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
+            batch, outcome = await self._in_thread(self._commit_pending)
+            if not isinstance(outcome, Exception):
+                for (_, future), result in zip(batch, outcome, strict=True):
                     _settle(future, result)
+            elif len(batch) == 1:
+                _fail(batch[0][1], outcome)
+            else:  # one bad record must not fail the others: commit them one by one
+                for item, future in batch:
+                    await self._alone(item, future)
 
     async def _alone(self, item: Item, future: asyncio.Future[Result]) -> None:
         try:
-            (result,) = await self._run([item])
+            (result,) = await self._in_thread(functools.partial(self._commit, [item]))
         except Exception as exc:
             _fail(future, exc)
         else:
