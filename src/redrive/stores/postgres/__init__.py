@@ -137,7 +137,7 @@ class PostgresStore(SQLStore):
         def work(conn: Conn, _: int) -> dict[tuple[str, str], str]:
             stored: dict[tuple[str, str], str] = {}
             for batch in batches:
-                cursor = conn.execute(q.insert(len(batch)), q.flat(batch))
+                cursor = conn.execute(q.insert(), q.columns(batch))
                 stored.update(((e, h), i) for e, h, i in cursor.fetchall())
             return stored
 
@@ -159,8 +159,8 @@ class PostgresStore(SQLStore):
 
         def work(conn: Conn, attempt: int) -> list[bool]:
             if at_once:
-                params = [value for row, _, owner in rows for value in (*row, owner)]
-                ids = {r[0] for r in conn.execute(q.save_outcomes(len(rows)), params)}
+                params = q.columns([(*row, owner) for row, _, owner in rows])
+                ids = {r[0] for r in conn.execute(q.SAVE_OUTCOMES, params)}
                 written = [record.id in ids for _, record, _ in rows]
             else:
                 written = [
@@ -284,7 +284,7 @@ class PostgresStore(SQLStore):
 
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
         rows = [q.row_of(record, self.dialect) for record in records]
-        sql = q.insert(len(rows), ignore=True) + " RETURNING topic, status, dead_at, replays"
+        sql = q.insert(ignore=True) + " RETURNING topic, status, dead_at, replays"
         # An imported dead letter did not die now: take it out of the timeline again.
         undo = (
             "UPDATE redrive_dead_timeline AS t SET n = t.n - v.n, redead = t.redead - v.r "
@@ -294,7 +294,7 @@ class PostgresStore(SQLStore):
         )
 
         def work(conn: Any, _: int) -> int:
-            added = conn.execute(sql, q.flat(rows)).fetchall()
+            added = conn.execute(sql, q.columns(rows)).fetchall()
             first: Counter[tuple[str, datetime]] = Counter()
             again: Counter[tuple[str, datetime]] = Counter()
             for topic, status, dead_at, replays in added:
