@@ -530,6 +530,33 @@ class TestClaims:
         assert [r.id for r in again] == [r.id for r in first]
         assert again[0].lease_owner == "w2"
 
+    def test_expired_leases_come_first_and_share_the_limit(self, store: Store) -> None:
+        """A claim takes records whose lease expired before scheduled ones, and the limit
+        counts both: two expired and a limit of three leave room for the earliest due."""
+        now = utcnow()
+        early, mid, late = (
+            make_record(status=Status.SCHEDULED, next_attempt_at=now - timedelta(seconds=s))
+            for s in (30, 20, 10)
+        )
+        store.add([early, mid, late])
+        lapsed = store.claim_due(now=now, lease_until=now, owner="dead", limit=2)
+        assert {r.id for r in lapsed} == {early.id, mid.id}
+        due = [
+            make_record(status=Status.SCHEDULED, next_attempt_at=now - timedelta(seconds=s))
+            for s in (5, 1)
+        ]
+        store.add(due)
+        later = now + timedelta(seconds=1)
+        claimed = store.claim_due(
+            now=later, lease_until=later + timedelta(minutes=1), owner="w2", limit=3
+        )
+        assert {r.id for r in claimed} == {early.id, mid.id, late.id}
+        again = store.claim_due(
+            now=later, lease_until=later + timedelta(minutes=1), owner="w3", limit=3
+        )
+        assert [r.id for r in again] == [due[0].id, due[1].id]
+        assert store.claim_due(now=later, lease_until=later, owner="w4", limit=3) == []
+
     def test_save_needs_the_lease(self, store: Store) -> None:
         """Only the current lease owner can save the outcome of a retry."""
         now = utcnow()

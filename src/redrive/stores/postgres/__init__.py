@@ -195,19 +195,10 @@ class PostgresStore(SQLStore):
             only += " AND id <> ALL(%s)"
             params.append(list(exclude))
 
-        def work(conn: Conn, _: int) -> list[Any]:
-            rows = conn.execute(
-                q.claim("lease_expires_at", "retrying", only),
-                (now, *params, limit, owner, lease_until, now),
-            ).fetchall()
-            if len(rows) < limit:
-                rows += conn.execute(
-                    q.claim("next_attempt_at", "scheduled", only),
-                    (now, *params, limit - len(rows), owner, lease_until, now),
-                ).fetchall()
-            return rows
-
-        rows = self.connector.run(work)
+        # One statement, so no BEGIN and COMMIT: both kinds of due rows in one round trip.
+        sql = q.claim(only)
+        values = (now, *params, limit, now, *params, limit, owner, lease_until, now)
+        rows = self.connector.run_statement(lambda conn, _: conn.execute(sql, values).fetchall())
         records = [row_to_record(row, self.dialect) for row in rows]
         return sorted(records, key=lambda r: (r.next_attempt_at or now, r.id))
 
@@ -220,7 +211,9 @@ class PostgresStore(SQLStore):
             f"WHERE status = 'scheduled'{only}), (SELECT min(lease_expires_at) FROM {TABLE} "
             f"WHERE status = 'retrying'{only}))"
         )
-        row = self.connector.run(lambda conn, _: conn.execute(sql, (*params, *params)).fetchone())
+        row = self.connector.run_statement(
+            lambda conn, _: conn.execute(sql, (*params, *params)).fetchone()
+        )
         return self.dialect.decode_time(row[0]) if row else None
 
     def dead_timeline(

@@ -200,17 +200,22 @@ def saved_params(record: DeadLetter) -> tuple[Any, ...]:
     return (record.id, encode([{"kind": last.kind, "at": format_time(last.at)}]))
 
 
-def claim(order_by: str, status: str, only: str) -> str:
-    """Claim due rows of one kind (``scheduled`` by due time, or expired ``retrying``
-    leases), skipping rows another worker is claiming right now."""
-    assert order_by in ("next_attempt_at", "lease_expires_at")
-    assert status in ("scheduled", "retrying")
+def claim(only: str) -> str:
+    """Claim due rows in one statement: retrying rows whose lease expired first (by lease
+    time), then scheduled rows by due time, up to the limit, skipping rows another worker
+    is claiming right now. Its parameters: now, ``only``'s, the limit, now, ``only``'s,
+    the lease owner, the lease's end, now."""
     return (
-        f"WITH due AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = '{status}' "
-        f"AND {order_by} <= %s{only} ORDER BY {order_by} LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"WITH expired AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = 'retrying' "
+        f"AND lease_expires_at <= %s{only} ORDER BY lease_expires_at LIMIT %s "
+        "FOR UPDATE SKIP LOCKED), "
+        f"due AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = 'scheduled' "
+        f"AND next_attempt_at <= %s{only} ORDER BY next_attempt_at "
+        "LIMIT greatest(%s - (SELECT count(*) FROM expired), 0) FOR UPDATE SKIP LOCKED) "
         f"UPDATE {TABLE} AS d SET status = 'retrying', lease_owner = %s, "
         "lease_expires_at = %s, updated_at = %s, attempts = d.attempts + 1 "
-        "FROM due WHERE d.id = due.id "
+        "FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) AS chosen "
+        "WHERE d.id = chosen.id "
         f"RETURNING {', '.join(f'd.{c}' for c in COLUMNS)}"
     )
 
