@@ -112,10 +112,10 @@ class PostgresStore(SQLStore):
 
     # -- the primitives of SQLStore ----------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self.connector.run(lambda conn, _: conn.execute(sql, params).fetchall())
+        return self.connector.run_statement(lambda conn, _: conn.execute(sql, params).fetchall())
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return int(self.connector.run(lambda conn, _: conn.execute(sql, params).rowcount))
+        return int(self.connector.run_statement(lambda conn, _: conn.execute(sql, params).rowcount))
 
     def _write_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._rows(sql, params)
@@ -266,13 +266,15 @@ class PostgresStore(SQLStore):
     def groups(self, where: Filter, *, limit: int) -> list[Group]:
         clause, params = self._where(where)
         sql = q.groups(clause)
-        rows = self.connector.run(lambda conn, _: conn.execute(sql, (*params, limit)).fetchall())
+        rows = self.connector.run_statement(
+            lambda conn, _: conn.execute(sql, (*params, limit)).fetchall()
+        )
         return [group_from_row(row, self.dialect) for row in rows]
 
     # -- operator changes --------------------------------------------------------------
     def _transition(self, ids: Sequence[str], change: Change) -> list[str]:
         sql, params = q.transition(list(ids), change, self.dialect)
-        rows = self.connector.run(lambda conn, _: conn.execute(sql, params).fetchall())
+        rows = self.connector.run_statement(lambda conn, _: conn.execute(sql, params).fetchall())
         return [row[0] for row in rows]
 
     def _insert_ignore(self, records: list[DeadLetter]) -> int:
