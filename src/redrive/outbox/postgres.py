@@ -147,7 +147,7 @@ class PgOutbox:
             "SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) "
             "FROM redrive_outbox WHERE status = 'pending'"
         )
-        row = self.store.connector.run(lambda conn, _: conn.execute(query).fetchone())
+        row = self.store.connector.run_statement(lambda conn, _: conn.execute(query).fetchone())
         return parse_time(row[0]) if row else None
 
     def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
