@@ -31,6 +31,7 @@ from redrive.models import Status, utcnow
 from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
 from redrive.stores.postgres import queries as q
+from redrive.stores.sql import COLUMN_LIST, COLUMNS, TABLE
 
 
 def timed(fn: Callable[[], Any], runs: int = 30) -> float:
@@ -65,7 +66,7 @@ def raw_writes(url: str, total: int, batch: int) -> float:
     """Records/s of a raw executemany of equivalent rows, one transaction per batch."""
     dialect = q.PgDialect()
     rows = [q.row_of(make_record(topic="bench.raw"), dialect) for _ in range(total)]
-    sql = q.insert(1)
+    sql = f"INSERT INTO {TABLE} ({COLUMN_LIST}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     with psycopg.connect(url) as conn:
         conn.execute("SET search_path TO redrive, public")
         conn.commit()
