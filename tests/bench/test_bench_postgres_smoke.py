@@ -3,23 +3,15 @@ figures, so the script cannot break unnoticed (the figures themselves live in be
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import run_bench
 
 
+@pytest.mark.postgres
 def test_postgres_benchmark_runs_on_a_small_table() -> None:
     """Writes and reads at 2,000 rows: the write ratio and every read figure."""
-    result = subprocess.run(
-        [sys.executable, "bench_postgres.py", "--rows", "2000", "--writes", "400"],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench("bench_postgres.py", "--rows", "2000", "--writes", "400")
     assert result.returncode == 0, result.stderr
     assert "EventBus -> PostgresStore" in result.stdout
     assert "raw executemany, 8/transaction" in result.stdout

@@ -3,13 +3,10 @@ benchmark cannot rot unnoticed. No timing is asserted (speed lives in bench/).""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import run_bench
+
 SYSTEMS = (
     "redrive bus, SQLite",
     "redrive bus, PostgreSQL",
@@ -22,12 +19,7 @@ SYSTEMS = (
 def test_quick_pipeline_settles_and_verifies_every_redrive_system() -> None:
     """`bench_pipeline.py --quick --redrive-only` settles all four redrive systems, each
     verified in its store (poison events dead, transient ones resolved, handler calls)."""
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "bench_pipeline.py"), "--quick", "--redrive-only"],
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    done = run_bench("bench_pipeline.py", "--quick", "--redrive-only", timeout=100)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert "peers: not run (--redrive-only)" in lines

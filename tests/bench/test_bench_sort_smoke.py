@@ -3,24 +3,13 @@ figures, so the script cannot break unnoticed (the figures themselves live in be
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench import run_bench
 
 
 def test_sort_benchmark_runs_on_a_small_store() -> None:
     """Writes and pages at 3,000 records: a line per sort and filter, both write variants."""
     small = ["--rows", "3000", "--writes", "300", "--rounds", "1", "--calls", "3"]
-    result = subprocess.run(
-        [sys.executable, "bench_sort.py", *small],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench("bench_sort.py", *small)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("deepest page") == 18  # 6 sorts x 3 filters
     assert result.stdout.count("with the sort indexes") == 2  # synchronous FULL and OFF
