@@ -9,7 +9,9 @@ the same run, in interleaved rounds (medians).
    MINIMAL table (redrive's columns, its primary key and the three indexes a list page
    needs: status, topic and fingerprint, each with id; no triggers), same fsync setting,
    same server. For scale it also prints the same raw insert into redrive's own schema
-   (all its indexes and triggers), and without the triggers.
+   (all its indexes; on PostgreSQL also without its trigram indexes), and the ceiling of
+   any in-process bus: one failing publish's own Python (measured alone, its write already
+   durable) plus the raw insert of its row, into each table.
 2. Where one failure's time goes (SQLite): the same run with a store that writes nothing,
    one that only encodes the rows, and the real one; the difference is each stage's cost.
    Then a cProfile of the event loop (record build) and of the store's ``add`` (encoding,
@@ -274,6 +276,7 @@ def sqlite_writes(folder: Path, n: int, publishers: int, rounds: int) -> None:
             "store-add": lambda k: sqlite_store_add(
                 folder / f"bus-{k}.db", folder / f"store-add-{k}.db"
             ),
+            "alone": lambda k: asyncio.run(_one_by_one(n)),
         },
     )
     print(f"SQLite dead-letter writes ({n:,} per round, {rounds} rounds, medians):")
@@ -298,6 +301,21 @@ def sqlite_writes(folder: Path, n: int, publishers: int, rounds: int) -> None:
         base,
         "target >= 0.50",
     )
+    ceilings(
+        medians["alone"], base, {"the minimal table": base, "redrive's schema": medians["schema"]}
+    )
+
+
+def ceilings(alone_us: float, base: float, tables: dict[str, float]) -> None:
+    """The fastest any in-process bus could write dead letters into each table: a
+    failure's own Python (one failing publish alone, its write already durable) plus the
+    raw insert of its row, one after the other. They add up rather than overlap: each
+    publisher waits for its own record, so a commit releases the whole batch, and the loop
+    and the writer thread share one GIL."""
+    print(f"  ceiling of a bus: one failing publish alone ({alone_us:.1f} us) + a raw row")
+    for name, rate in tables.items():
+        ceiling = 1 / (alone_us / 1e6 + 1 / rate)
+        report(f"    into {name} ({1e6 / rate:.1f} us a row)", ceiling, "dl/s", base)
 
 
 def postgres_writes(n: int, publishers: int, rounds: int) -> None:
@@ -319,6 +337,7 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
                 "schema": lambda k: postgres_raw(urls[k], variant="schema"),
                 "no-payload-trgm": lambda k: postgres_raw(urls[k], variant="no-payload-trgm"),
                 "no-trgm": lambda k: postgres_raw(urls[k], variant="no-trgm"),
+                "alone": lambda k: asyncio.run(_one_by_one(n)),
             },
         )
     finally:
@@ -351,6 +370,8 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
         base,
         "target >= 0.50",
     )
+    tables = {"the minimal table": base, "redrive's schema": medians["schema"]}
+    ceilings(medians["alone"], base, {**tables, "the schema without trigram": medians["no-trgm"]})
 
 
 # -- the Python cost of one failure -------------------------------------------------------
