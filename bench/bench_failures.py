@@ -10,10 +10,10 @@ the same run, in interleaved rounds (medians).
    needs: status, topic and fingerprint, each with id; no triggers), same fsync setting,
    same server. For scale it also prints the same raw insert into redrive's own schema
    (all its indexes; on PostgreSQL also without its trigram indexes, and by COPY, which
-   fires the statement triggers once per transaction as the store's batch INSERT does, where
-   an executemany fires them once per row; a COPY into the minimal table too), and the ceiling of
-   any in-process bus: one failing publish's own Python (measured alone, its write already
-   durable) plus the raw insert of its row, into each table.
+   fires the statement triggers once per transaction as the store's batch INSERT does,
+   where an executemany fires them once per row; a COPY into the minimal table too), and
+   the ceiling of any in-process bus: one failing publish's own Python (measured alone,
+   its write already durable) plus the raw insert of its row, into each table.
 2. Where one failure's time goes (SQLite): the same run with a store that writes nothing,
    one that only encodes the rows, and the real one; the difference is each stage's cost.
    Then a cProfile of the event loop (record build) and of the store's ``add`` (encoding,
@@ -385,8 +385,15 @@ def postgres_writes(n: int, publishers: int, rounds: int) -> None:
         base,
         "target >= 0.50",
     )
-    tables = {"the minimal table": base, "redrive's schema": medians["schema"]}
-    ceilings(medians["alone"], base, {**tables, "the schema without trigram": medians["no-trgm"]})
+    ceilings(
+        medians["alone"],
+        base,
+        {
+            "the minimal table": base,
+            "redrive's schema": medians["schema"],
+            "the schema without trigram": medians["no-trgm"],
+        },
+    )
 
 
 # -- the Python cost of one failure -------------------------------------------------------
