@@ -314,11 +314,12 @@ async def test_a_live_attempt_keeps_its_lease_across_an_immediate_restart(
 async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
     server: PgServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Another transaction holds the record's row for 3.6 s, longer than its 3 s lease: the
-    heartbeat waiting for the lock gets it first, but writes the lease it computed when it
-    started, nearly over by then; the scheduler renews again at once (a slow extension is
-    followed by another), so a second worker polling for the record never finds its lease
-    lapsed: one run, its outcome accepted."""
+    """Another transaction holds the record's row for 4.5 s from just after a heartbeat, so
+    the next heartbeat waits 3.5 s for it, longer than the 3 s lease. The waiting heartbeat
+    gets the row first, and its lease runs from then, so a second worker polling for the
+    record never finds its lease lapsed: one run, its outcome accepted. (A lease computed
+    before the wait was written already lapsed, and the second worker could claim the
+    record before the scheduler's next heartbeat.)"""
     seed = seed_for("pg-heartbeat-behind-a-lock")
     lease = timedelta(seconds=3)
     workers = _TwoWorkers(server, lease)
@@ -330,7 +331,7 @@ async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
             conn.execute(
                 "SELECT 1 FROM redrive.redrive_dead_letters WHERE id = %s FOR UPDATE", (record_id,)
             )
-            time.sleep(lease.total_seconds() * 1.2)  # the lock's length: the fault itself
+            time.sleep(lease.total_seconds() * 1.5)  # the lock's length: the fault itself
         # the transaction ends here: the waiting heartbeat gets through
 
     def handler(who: str) -> Callable[[Event], Awaitable[None]]:
@@ -360,9 +361,9 @@ async def test_a_heartbeat_held_up_by_a_row_lock_renews_a_whole_lease(
             await released.wait()
             await workers.resolved()
     record, accepted, refused = workers.finish(
-        "postgres: a heartbeat 3.6 s behind a row lock",
+        "postgres: a heartbeat 3.5 s behind a row lock",
         seed,
-        "row lock on the record for 3.6 s",
+        "row lock on the record for 4.5 s",
         runs,
         caplog,
     )

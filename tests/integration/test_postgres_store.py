@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from redrive.stores.base import Filter
 from redrive.stores.postgres import PostgresStore
 from redrive.stores.postgres.schema import latest_version
 from tests.factories import make_record
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 from tests.pg_proxy import CuttingProxy
 from tests.pg_server import PgServer
 
@@ -305,6 +306,44 @@ def test_expired_lease_of_a_dead_worker_is_taken_over(pg: PostgresStore) -> None
     again = pg.claim_due(now=later, lease_until=later + timedelta(seconds=30), owner="b", limit=10)
     assert [r.id for r in again] == [r.id for r in first]
     assert again[0].lease_owner == "b"
+
+
+def test_a_heartbeat_queued_behind_a_row_lock_runs_its_lease_from_the_lock(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    """Another transaction holds the record's row: the extension waits for it, and the
+    lease it writes counts the wait (a plain UPDATE would write the lease it computed
+    before waiting, already lapsed after a lock as long as the lease)."""
+    now = utcnow()
+    pg.add([make_record(status=Status.SCHEDULED, next_attempt_at=now)])
+    (claimed,) = pg.claim_due(now=now, lease_until=now + timedelta(seconds=30), owner="w", limit=1)
+    held = timedelta(seconds=0.5)
+    until = utcnow() + timedelta(seconds=30)
+    extended: list[int] = []
+    with (
+        psycopg.connect(postgres_url) as locker,
+        psycopg.connect(postgres_url, autocommit=True) as watch,  # its own snapshots
+    ):
+        locker.execute(
+            "SELECT 1 FROM redrive.redrive_dead_letters WHERE id = %s FOR UPDATE", (claimed.id,)
+        )
+        beat = threading.Thread(
+            target=lambda: extended.append(pg.extend_leases([claimed.id], owner="w", until=until))
+        )
+        beat.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        wait_for(  # the extension waits for the row: from here on, the lock is held
+            lambda: watch.execute(waiting).fetchone()[0] == 1,  # type: ignore[index]
+            what="the extension waits for the lock",
+        )
+        time.sleep(held.total_seconds())  # the lock's length: the fault itself
+    beat.join(timeout=15)
+    assert extended == [1]
+    lease = pg.get(claimed.id).lease_expires_at  # type: ignore[union-attr]
+    assert lease is not None and lease - until >= held
 
 
 def test_migrate_command_prints_the_version_without_the_password(postgres_url: str) -> None:

@@ -262,7 +262,9 @@ class Store(AuditLog, MetaStore, Protocol):
 
     def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
         """Move the lease of those of ``ids`` that ``owner`` still holds to ``until`` (the
-        scheduler's heartbeat while their attempts run); return how many it holds."""
+        scheduler's heartbeat while their attempts run); return how many it holds. A store
+        that waits for a lock first adds the wait to ``until``: a heartbeat queued behind
+        another writer still grants a whole lease."""
 
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         """When the earliest scheduled record (or expiring lease) for ``handlers`` is due."""

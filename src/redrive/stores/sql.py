@@ -474,16 +474,6 @@ class SQLStore:
         return int(self._rows(f"SELECT COUNT(*) FROM {TABLE} WHERE {clause}", params)[0][0])
 
     # -- writes shared by every backend ---------------------------------------------------
-    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
-        if not ids:
-            return 0
-        p, (among, params) = self.dialect.param, self.dialect.in_("id", ids)
-        sql = (
-            f"UPDATE {TABLE} SET lease_expires_at = {p} "
-            f"WHERE {among} AND status = 'retrying' AND lease_owner = {p}"
-        )
-        return self._write(sql, (self.dialect.encode_time(until), *params, owner))
-
     def transition(self, ids: Sequence[str], change: Change) -> list[str]:
         changed: list[str] = []
         for chunk in chunks(ids, self.dialect.max_ids):

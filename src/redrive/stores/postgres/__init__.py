@@ -202,6 +202,12 @@ class PostgresStore(SQLStore):
         records = [row_to_record(row, self.dialect) for row in rows]
         return sorted(records, key=lambda r: (r.next_attempt_at or now, r.id))
 
+    def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
+        """As the protocol says; the lease runs from when the rows' locks are had."""
+        if not ids:
+            return 0
+        return self._write(q.EXTEND_LEASES, (list(ids), owner, until))
+
     def next_due_at(self, handlers: Collection[tuple[str, str]] | None = None) -> datetime | None:
         if handlers is not None and not handlers:
             return None

@@ -220,6 +220,19 @@ def claim(only: str) -> str:
     )
 
 
+EXTEND_LEASES = (  # its parameters: the ids, the lease owner, the lease's end
+    # The rows are locked first and the lease runs from then: a heartbeat queued behind
+    # another transaction's row lock still grants a whole lease. (A plain UPDATE computes
+    # its new values before it waits for the lock.) The id order keeps two of them from
+    # deadlocking.
+    f"WITH held AS MATERIALIZED (SELECT id FROM {TABLE} WHERE id = ANY(%s) "
+    "AND status = 'retrying' AND lease_owner = %s ORDER BY id FOR UPDATE) "
+    f"UPDATE {TABLE} AS d SET lease_expires_at = "
+    "%s::timestamptz + (clock_timestamp() - statement_timestamp()) "
+    "FROM held WHERE d.id = held.id"
+)
+
+
 def handler_clause(handlers: Collection[tuple[str, str]] | None) -> tuple[str, list[Any]]:
     """A condition limiting rows to these (topic, handler) pairs, and its parameters."""
     if handlers is None:

@@ -246,8 +246,7 @@ class SQLiteStore(SQLStore):
         return sorted((row_to_record(r, self.dialect) for r in rows), key=_due_order)
 
     def extend_leases(self, ids: Sequence[str], *, owner: str, until: datetime) -> int:
-        """As the base does, but the lease runs from when the write lock is had: a heartbeat
-        that waited behind other writers still grants a whole lease."""
+        """As the protocol says; the lease runs from when the write lock is had."""
         if not ids:
             return 0
         among, params = self.dialect.in_("id", ids)
